@@ -1,0 +1,57 @@
+"""Options shared by the subcommands that read the configuration, and the loader they call."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from phoenix_sidecar import config
+from phoenix_sidecar.config import LoadedConfig
+from phoenix_sidecar.errors import UsageError
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--workspace``, ``--config`` and ``--set KEY=VALUE``: the command-line layer of the config."""
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--workspace", "-w", metavar="DIR", help="the job's workspace (default: current directory)")
+    group.add_argument("--config", "-c", metavar="FILE", help="config file (default: <workspace>/phoenix.yaml)")
+    group.add_argument("--set", "-s", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="set any setting, e.g. --set heartbeat_min=0.5 (repeatable)")
+
+
+def flag_values(args: argparse.Namespace, **extra: object) -> tuple[dict[str, object], dict[str, str]]:
+    """The settings given on the command line, and how each was given.
+
+    ``--set`` pairs come first; dedicated flags (``extra``, by setting name) override them.
+    """
+    flags: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        name = key.strip().replace("-", "_")
+        flags[name] = value
+        sources[name] = f"flag --set {name}"
+    if args.workspace is not None:
+        flags["workspace"] = args.workspace
+    for name, value in extra.items():
+        if value is not None:
+            flags[name] = value
+            sources[name] = f"flag --{name.replace('_', '-')}"
+    return flags, sources
+
+
+def load_config(args: argparse.Namespace, **extra: object) -> LoadedConfig:
+    """Load the configuration for a command and print its warnings to stderr."""
+    flags, sources = flag_values(args, **extra)
+    loaded = config.load(flags=flags, flag_sources=sources, config_file=args.config)
+    for warning in loaded.warnings:
+        print(f"phoenix: warning: {warning}", file=sys.stderr)
+    return loaded
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="phoenix: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

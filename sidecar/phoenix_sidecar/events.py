@@ -1,0 +1,173 @@
+"""What the supervisor and the repair engine tell the rest of Phoenix, as plain event records.
+
+Listeners (metrics, the webhook notifier, the console) receive every event through `EventBus`.
+Producers never know who listens, so a listener that fails cannot break supervision: the bus logs
+the failure and carries on. Events carry bounded values only (categories, reasons, outcomes), so
+listeners can use them as metric labels.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class JobState(str, enum.Enum):
+    """Where the supervised job stands. Exactly one holds at a time.
+
+    STARTING -> RUNNING -> (exit 0) SUCCEEDED
+    RUNNING -> STOPPING (hang, safety gate, shutdown) -> BACKOFF | REPAIRING | SAFETY_STOP | GAVE_UP
+    RUNNING -> (crash) BACKOFF | REPAIRING | GAVE_UP
+    BACKOFF | REPAIRING -> STARTING;  SAFETY_STOP -> STARTING (condition cleared) | GAVE_UP
+    """
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    BACKOFF = "backoff"
+    REPAIRING = "repairing"
+    SAFETY_STOP = "safety_stop"
+    SUCCEEDED = "succeeded"
+    GAVE_UP = "gave_up"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    state: JobState
+
+
+@dataclass(frozen=True)
+class JobStarted(Event):
+    run: int  # 1 for the first start, 2 for the first restart, ...
+    target: str  # pid or container name
+
+
+@dataclass(frozen=True)
+class IncidentOpened(Event):
+    """A run ended badly: crash, hang, or safety stop."""
+
+    incident: int
+    kind: str  # crash | hang | safety
+    category: str
+    signature: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class DecisionMade(Event):
+    incident: int
+    action: str  # repair | restart | stop | wait (safety)
+    reason: str
+    delay_seconds: float
+    budget_remaining: int  # attempts left for this signature after this one
+
+
+@dataclass(frozen=True)
+class JobRestarted(Event):
+    reason: str  # the category, or "repair" / "safety"
+
+
+@dataclass(frozen=True)
+class GaveUp(Event):
+    category: str
+    reason: str  # budget_signature | budget_total | category_stop | repair_failed | safety | repair_disabled
+
+
+@dataclass(frozen=True)
+class JobSucceeded(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class SafetyTripped(Event):
+    gate: str  # gpu_temperature | gpu_power | disk_space | gpu_errors
+    detail: str
+
+
+@dataclass(frozen=True)
+class SafetyCleared(Event):
+    gate: str
+
+
+@dataclass(frozen=True)
+class RepairFinished(Event):
+    category: str
+    outcome: str  # promoted | dry_run | rejected | verify_failed | llm_failed | no_target | error
+
+
+@dataclass(frozen=True)
+class LlmCalled(Event):
+    client: str
+    seconds: float
+    ok: bool
+    error: str = ""  # bounded kind: timeout | http | rate_limited | process | parse | ""
+
+
+@dataclass(frozen=True)
+class PatchRejected(Event):
+    reason: str  # bounded: allowlist | denylist | outside_workspace | not_found | ambiguous | ...
+
+
+@dataclass(frozen=True)
+class VerificationFinished(Event):
+    seconds: float
+    ok: bool
+    stage: str  # py_compile | test_cmd
+
+
+@dataclass(frozen=True)
+class RepairPromoted(Event):
+    files: int
+
+
+@dataclass(frozen=True)
+class RepairRolledBack(Event):
+    automatic: bool
+
+
+class Listener(Protocol):
+    def handle(self, event: Event) -> None: ...
+
+
+class EventBus:
+    """Delivers each event to every listener, in order, from any thread."""
+
+    def __init__(self, listeners: list[Listener] | None = None) -> None:
+        self._listeners: list[Listener] = list(listeners or [])
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Listener | Callable[[Event], None]) -> None:
+        if not hasattr(listener, "handle"):
+            listener = _FunctionListener(listener)  # type: ignore[arg-type]
+        with self._lock:
+            self._listeners.append(listener)  # type: ignore[arg-type]
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener.handle(event)
+            except Exception:  # a broken listener must not stop supervision
+                log.exception("event listener %r failed on %s", listener, type(event).__name__)
+
+
+@dataclass
+class _FunctionListener:
+    fn: Callable[[Event], None]
+
+    def handle(self, event: Event) -> None:
+        self.fn(event)

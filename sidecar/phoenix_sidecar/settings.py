@@ -1,0 +1,166 @@
+"""The configuration schema: every setting, its type, default, environment variable and meaning.
+
+`Settings` is the frozen, typed result that the rest of Phoenix reads. `config.py` fills it from
+defaults, the YAML file, the environment and the command line. The environment variables of the
+original ``phoenix_cli_manager.py`` keep their names, meanings and defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Kinds understood by config.parse_value.
+INT, FLOAT, BOOL, STR, WORDS, OPT_WORDS, LIST, CHOICE, MAPPING, ADDR = (
+    "int", "float", "bool", "str", "words", "optional words", "list", "choice", "mapping", "address",
+)
+
+LLM_CLIENTS = ("gemini_cli", "gemini_api", "openai", "command")
+ACTIONS = ("repair", "restart", "stop")
+CATEGORIES = (
+    "code_bug", "config_error", "missing_dependency", "missing_file", "cuda_oom", "host_oom",
+    "disk_full", "nan_divergence", "dataloader", "nccl_timeout", "nccl_error",
+    "cuda_illegal_access", "gpu_hardware", "segfault", "hang", "unknown",
+)
+DEFAULT_ACTIONS: dict[str, str] = {
+    "code_bug": "repair", "config_error": "repair", "missing_file": "repair",
+    "nan_divergence": "repair", "cuda_oom": "repair",
+    "nccl_timeout": "restart", "nccl_error": "restart", "dataloader": "restart",
+    "segfault": "restart", "hang": "restart", "unknown": "restart",
+    "gpu_hardware": "stop", "cuda_illegal_access": "stop", "host_oom": "stop",
+    "disk_full": "stop", "missing_dependency": "stop",
+}
+DEFAULT_METRICS_PORT = 9479
+
+
+def setting(default: Any, kind: str, help: str, *, env: str | None = None, minimum: float | None = None,
+            choices: tuple[str, ...] | None = None, sep: str = ",", secret: bool = False,
+            group: str = "general") -> Any:
+    """Declare one setting. ``env=None`` means ``PHOENIX_<NAME>``; ``env=""`` means no variable."""
+    meta = {"kind": kind, "help": help, "env": env, "minimum": minimum, "choices": choices,
+            "sep": sep, "secret": secret, "group": group}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Phoenix can be configured with. Field order is the order `phoenix config` prints."""
+
+    # -- the job -------------------------------------------------------------------------------
+    workspace: str = setting(".", STR, "directory the job runs in; holds .phoenix_cli/ and phoenix.yaml")
+    train_cmd: list = setting(["python", "train.py"], WORDS, "training command (shell words)")
+    heartbeat_min: float = setting(15.0, FLOAT, "minutes of stdout and stderr silence that count as a hang; 0 turns it off", minimum=0)
+    heartbeat_initial_min: float | None = setting(None, FLOAT, "silence allowed before the job's first output (minutes); unset: heartbeat_min", minimum=0)
+    kill_grace_seconds: float = setting(10.0, FLOAT, "seconds between SIGTERM and SIGKILL when stopping the job", minimum=0)
+    stack_dump: str = setting("auto", CHOICE, "how to take a hung job's stack before killing it", choices=("auto", "py-spy", "signal", "off"))
+    stack_dump_timeout_seconds: float = setting(5.0, FLOAT, "time allowed for the stack dump of a hung job", minimum=0)
+    log_max_bytes: int = setting(5242880, INT, "run log size before rotation (bytes); 0 never rotates", minimum=0)
+    log_backups: int = setting(5, INT, "rotated run logs kept", minimum=0)
+    lock_stale: float = setting(3600.0, FLOAT, "seconds after which a pid-file lock whose holder is dead may be taken over; 0 never", minimum=0)
+
+    # -- policy --------------------------------------------------------------------------------
+    max_retries: int = setting(3, INT, "attempts (repairs or restarts) per error signature", minimum=0, group="policy")
+    max_total_restarts: int = setting(20, INT, "restarts of the job in all, whatever the signature", minimum=0, group="policy")
+    backoff_initial_seconds: float = setting(5.0, FLOAT, "first delay before a restart; doubles on each failure", minimum=0, group="policy")
+    backoff_max_seconds: float = setting(300.0, FLOAT, "cap on the restart delay", minimum=0, group="policy")
+    stable_run_seconds: float = setting(600.0, FLOAT, "a run this long resets the backoff and the per-signature attempts", minimum=0, group="policy")
+    cooldown_seconds: float = setting(0.0, FLOAT, "wait before stopping when a failure cannot be repaired", minimum=0, group="policy")
+    actions: dict = setting({}, MAPPING, "category -> repair|restart|stop, over the defaults", group="policy")
+
+    # -- repair --------------------------------------------------------------------------------
+    repair: bool = setting(True, BOOL, "ask an LLM to repair code failures; off: such failures give up", group="repair")
+    primary: str = setting("gemini_cli", CHOICE, "LLM client tried first", choices=LLM_CLIENTS, group="repair")
+    fallback: list = setting([], LIST, "further LLM clients, tried in order when the primary fails", group="repair")
+    dry_run: bool = setting(False, BOOL, "run every repair step but never overwrite workspace files", group="repair")
+    gemini_api_key_env: str = setting("GEMINI_API_KEY", STR, "name of the variable that holds the Gemini API key", env="GEMINI_API_KEY_ENV", group="repair")
+    gemini_model: str = setting("gemini-2.0-flash", STR, "Gemini model", env="GEMINI_MODEL", group="repair")
+    gemini_cli_bin: str = setting("gemini", STR, "the Gemini CLI program", env="GEMINI_CLI_BIN", group="repair")
+    gemini_api_base_url: str = setting("https://generativelanguage.googleapis.com", STR, "Gemini API base URL (proxies, tests)", env="GEMINI_API_BASE_URL", group="repair")
+    openai_url: str = setting("", STR, "base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1", group="repair")
+    openai_model: str = setting("", STR, "model name for the OpenAI-compatible server", group="repair")
+    openai_api_key_env: str = setting("OPENAI_API_KEY", STR, "name of the variable that holds the OpenAI-compatible key (optional)", group="repair")
+    llm_cmd: list = setting([], WORDS, "command that reads the prompt on stdin and prints the answer", group="repair")
+    llm_timeout_seconds: float = setting(180.0, FLOAT, "time allowed for one LLM call", minimum=1, group="repair")
+    tail: int = setting(200, INT, "log lines given to the LLM", minimum=1, group="repair")
+    max_file_chars: int = setting(120000, INT, "source characters per file in the prompt", minimum=1000, group="repair")
+    max_prompt_chars: int = setting(180000, INT, "characters in the whole prompt", minimum=2000, group="repair")
+    test_cmd: list | None = setting(None, OPT_WORDS, "test command run in the repair worktree after a patch", group="repair")
+    test_timeout_seconds: float = setting(600.0, FLOAT, "time allowed for the test command", minimum=1, group="repair")
+    allowlist: list = setting(["*.py"], LIST, "files a repair may change (glob patterns)", sep=";", group="repair")
+    max_patch_files: int = setting(5, INT, "files one answer may change", minimum=1, group="repair")
+    max_patch_lines: int = setting(200, INT, "lines one answer may change", minimum=1, group="repair")
+    max_backups: int = setting(20, INT, "backup generations kept per file", minimum=1, group="repair")
+    auto_rollback: bool = setting(True, BOOL, "roll a repair back when the repaired job fails sooner than before", group="repair")
+
+    # -- docker sidecar ------------------------------------------------------------------------
+    container: str = setting("", STR, "name or id of the training container to watch", group="docker")
+    container_label: str = setting("", STR, "label that finds the training container, e.g. phoenix.role=trainer", group="docker")
+    log_file: str = setting("", STR, "log file the job writes on the shared volume; unset: the Docker log stream", group="docker")
+    dump_signal: str = setting("", STR, "signal sent to a hung container for a stack dump before stopping it, e.g. SIGUSR1", group="docker")
+    docker_timeout_seconds: float = setting(30.0, FLOAT, "timeout of one Docker API call", minimum=1, group="docker")
+
+    # -- metrics and hardware safety -----------------------------------------------------------
+    metrics_addr: str = setting(f"127.0.0.1:{DEFAULT_METRICS_PORT}", ADDR, "host:port of /metrics and /healthz; empty turns them off", group="metrics")
+    gpu_poll_seconds: float = setting(5.0, FLOAT, "interval of the background NVML reads", minimum=0.1, group="metrics")
+    gpu_max_temp_c: float = setting(85.0, FLOAT, "GPU temperature that stops the job; 0 turns it off", minimum=0, group="metrics")
+    gpu_max_power_ratio: float = setting(0.0, FLOAT, "GPU power as a fraction of its limit that stops the job; 0 turns it off", minimum=0, group="metrics")
+    min_free_disk_gb: float = setting(10.0, FLOAT, "free space on the workspace and log volumes below which the job stops; 0 turns it off", minimum=0, group="metrics")
+    stop_on_gpu_errors: bool = setting(True, BOOL, "new ECC errors or Xid events stop the job", group="metrics")
+    safety_resume: bool = setting(True, BOOL, "after a safety stop, resume once the condition clears; off: stay stopped for a human", group="metrics")
+    webhook_url: str = setting("", STR, "URL that receives incidents and repairs as JSON", secret=True, group="metrics")
+    webhook_format: str = setting("generic", CHOICE, "payload shape of the webhook", choices=("generic", "slack", "discord"), group="metrics")
+
+    def action_for(self, category: str) -> str:
+        """The configured action for a failure category."""
+        return {**DEFAULT_ACTIONS, **self.actions}.get(category, "restart")
+
+    @property
+    def heartbeat_seconds(self) -> float | None:
+        """The hang threshold in seconds, or None when hang detection is off."""
+        return self.heartbeat_min * 60.0 if self.heartbeat_min > 0 else None
+
+    @property
+    def heartbeat_initial_seconds(self) -> float | None:
+        """The threshold before the first output, or None when hang detection is off."""
+        if self.heartbeat_min <= 0:
+            return None
+        base = self.heartbeat_initial_min if self.heartbeat_initial_min is not None else self.heartbeat_min
+        return base * 60.0 if base > 0 else None
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """The declaration of one setting, read from the dataclass field's metadata."""
+
+    name: str
+    kind: str
+    default: Any
+    env: str
+    help: str
+    minimum: float | None
+    choices: tuple[str, ...] | None
+    sep: str
+    secret: bool
+    group: str
+
+
+def key_specs() -> dict[str, KeySpec]:
+    """Every setting's declaration, in declaration order."""
+    specs: dict[str, KeySpec] = {}
+    for f in dataclasses.fields(Settings):
+        m = f.metadata
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        env = m["env"] if m["env"] is not None else f"PHOENIX_{f.name.upper()}"
+        specs[f.name] = KeySpec(f.name, m["kind"], default, env, m["help"], m["minimum"], m["choices"],
+                                m["sep"], m["secret"], m["group"])
+    return specs
+
+
+SECRET_VARIABLES = {
+    # Secrets are never read from the config file: they come from the variable the settings name.
+    "gemini_api_key": "gemini_api_key_env",
+    "openai_api_key": "openai_api_key_env",
+}

@@ -33,6 +33,9 @@ EXIT_RUNTIME, EXIT_REFUSED, EXIT_STATE, EXIT_INTERNAL = 5, 6, 7, 70
 COMMANDS = [
     "phoenix_sidecar.commands.show_config",
     "phoenix_sidecar.commands.lock",
+    "phoenix_sidecar.commands.patch",
+    "phoenix_sidecar.commands.history",
+    "phoenix_sidecar.commands.rollback",
 ]
 
 

@@ -22,7 +22,7 @@ from phoenix_sidecar.errors import AnswerRejected
 from phoenix_sidecar.repair.lines import Edit, minimize
 
 LEVELS = ("exact", "rstrip", "normalized", "indent", "blanks")
-MIN_ANCHOR_CHARS = 10  # a trimmed block must keep this much non-blank text to be placed at all
+MIN_ANCHOR_CHARS = 6  # a trimmed block must keep this much non-blank text to be placed at all
 
 _TYPO = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
@@ -94,7 +94,11 @@ def _lead(line: str) -> str:
 
 
 def _shift(pairs: list[tuple[str, str]]) -> tuple[str, str] | None | bool:
-    """The one indentation change turning every old line into its file line; False if not uniform."""
+    """The one indentation change turning every old line into its file line; False if there is none.
+
+    Either a whitespace prefix added or removed on every line, or tabs for spaces (or the reverse)
+    at one width throughout.
+    """
     found: tuple[str, str] | None = None
     for old, actual in pairs:
         if not old.strip():
@@ -105,14 +109,24 @@ def _shift(pairs: list[tuple[str, str]]) -> tuple[str, str] | None | bool:
         elif lo.startswith(lf):
             delta = ("remove", lo[len(lf):])
         else:
-            return False
+            return _retab(pairs)
         if delta[1] == "":
             delta = ("add", "")
         if found is None:
             found = delta
         elif found != delta:
-            return False
+            return _retab(pairs)
     return None if found is None or found[1] == "" else found
+
+
+def _retab(pairs: list[tuple[str, str]]) -> tuple[str, str] | bool:
+    leads = [(_lead(o), _lead(a)) for o, a in pairs if o.strip()]
+    for width in (4, 2, 8):
+        if all(set(lo) <= {" "} and set(lf) <= {"\t"} and len(lo) == width * len(lf) for lo, lf in leads):
+            return ("tabs", str(width))
+        if all(set(lo) <= {"\t"} and set(lf) <= {" "} and len(lf) == width * len(lo) for lo, lf in leads):
+            return ("spaces", str(width))
+    return False
 
 
 def _find(keys: _Keys, old: list[str], level: str) -> list[_Match]:
@@ -151,27 +165,40 @@ def _find(keys: _Keys, old: list[str], level: str) -> list[_Match]:
     return matches
 
 
-def _ladder(keys: _Keys, old: list[str]) -> list[_Match]:
+def _ladder(keys: _Keys, old: list[str], *, removes_blank: bool = False) -> list[_Match]:
     """The matches on the first rung that has any (several means ambiguous)."""
     if not any(line.strip() for line in old):
         return []
     for level in LEVELS:
+        if level == "blanks" and removes_blank:
+            continue  # a removed blank line must be a real line of the file, not one skipped over
         found = _find(keys, old, level)
         if found:
             return found
     return []
 
 
-def _reindent(line: str, shift: tuple[str, str] | None) -> str:
+def _reindent(line: str, shift: tuple[str, str] | None) -> str | None:
+    """``line`` with the block's indentation change applied; None when it cannot be (inconsistent)."""
     if shift is None or not line.strip():
         return line
-    mode, ws = shift
+    mode, arg = shift
+    lead = _lead(line)
     if mode == "add":
-        return ws + line
-    return line[len(ws):] if line.startswith(ws) else line.lstrip()
+        return arg + line
+    if mode == "remove":
+        return line[len(arg):] if line.startswith(arg) else None
+    width = int(arg)
+    if mode == "tabs":
+        if set(lead) <= {" "} and len(lead) % width == 0:
+            return "\t" * (len(lead) // width) + line[len(lead):]
+        return None
+    if set(lead) <= {"\t"}:
+        return " " * (len(lead) * width) + line[len(lead):]
+    return None
 
 
-def _transfer(lines: list[str], block: Block, m: _Match) -> Edit:
+def _transfer(lines: list[str], block: Block, m: _Match) -> Edit | None:
     """The file region of ``m`` rewritten as the block says, keeping the file's own context text."""
     out: list[str] = []
     pos = m.start
@@ -179,7 +206,10 @@ def _transfer(lines: list[str], block: Block, m: _Match) -> Edit:
     prev_tag = ""
     for tag, text in block.lines:
         if tag == "+":
-            out.append(_reindent(text, m.shift))
+            added = _reindent(text, m.shift)
+            if added is None:
+                return None
+            out.append(added)
         else:
             j = m.mapping[oi]
             oi += 1
@@ -220,6 +250,11 @@ class Locator:
     def block(self, block: Block, *, trim: bool = True) -> list[Edit]:
         """The edits that carry out ``block``; [] when the file already has its result.
 
+        Args:
+            trim: the block is a diff hunk, whose context may be misquoted: it may be split, lose
+                context at its edges, and have lines the model forgot to mark ``+`` recognised.
+                Search texts (``trim=False``) must match whole.
+
         Raises:
             AnswerRejected: ``no_match`` (nowhere), ``ambiguous`` (more than one place).
         """
@@ -229,14 +264,14 @@ class Locator:
             if not self.lines:  # an empty file: the only place there is
                 return [Edit(0, 0, tuple(block.new), block.origin)]
             raise AnswerRejected("no_match", f"{_label(block)}adds lines without any context line to place them by")
-        for variant in self._variants(block):
+        for variant in self._variants(block, hunk=trim):
             edit = self._place(variant)
             if edit is not None:
                 return [] if edit == "applied" else [edit]  # type: ignore[list-item]
         if self._already_applied(block):
             return []
         if trim:
-            for variant in self._variants(block):
+            for variant in self._variants(block, hunk=True):
                 runs = _split(variant)
                 if len(runs) > 1:
                     try:
@@ -251,7 +286,8 @@ class Locator:
         raise AnswerRejected("no_match", f"{_label(block)}the lines to change were not found{_hint(self.lines, block)}")
 
     def _place(self, block: Block) -> Edit | str | None:
-        matches = _ladder(self._keys, block.old)
+        removes_blank = any(tag == "-" and not t.strip() for tag, t in block.lines)
+        matches = _ladder(self._keys, block.old, removes_blank=removes_blank)
         if len(matches) > 1:
             raise AnswerRejected("ambiguous", f"{_label(block)}the lines to change occur at "
                                               f"{_describe(self.lines, matches)}; add context lines that "
@@ -261,7 +297,10 @@ class Locator:
         m = matches[0]
         if not any(tag == "-" for tag, _ in block.lines) and self._insertion_present(block, m):
             return "applied"
-        edit = minimize(self.lines, _transfer(self.lines, block, m))
+        transferred = _transfer(self.lines, block, m)
+        if transferred is None:
+            return None  # the block's own indentation is inconsistent: no safe placement
+        edit = minimize(self.lines, transferred)
         return "applied" if edit is None else edit
 
     def _insertion_present(self, block: Block, m: _Match) -> bool:
@@ -276,11 +315,13 @@ class Locator:
             return False
         return len(_ladder(self._keys, block.new)) == 1
 
-    def _variants(self, block: Block) -> Iterator[Block]:
+    def _variants(self, block: Block, *, hunk: bool) -> Iterator[Block]:
         yield block
         numbered = _strip_line_numbers(block)
         if numbered is not None:
             yield numbered
+        if not hunk:
+            return
         for base in (block, numbered):
             if base is not None:
                 explicit = self._mark_new_lines(base)
@@ -301,7 +342,10 @@ class Locator:
         if not changed:
             return None
         new = Block(tuple(out), block.origin)
-        if _substance(new.old) < MIN_ANCHOR_CHARS:
+        before = sum(1 for t in block.old if t.strip())
+        after = sum(1 for t in new.old if t.strip())
+        # Aider's guard: most of what the model quoted must be real, or this is not what happened.
+        if _substance(new.old) < MIN_ANCHOR_CHARS or after * 3 < before * 2:
             return None
         return new
 

@@ -209,13 +209,14 @@ def expand(patches: list[Patch], workspace: Path) -> list[Patch]:
             files = udiff.parse(patch.diff)
         except AnswerRejected as exc:
             raise AnswerRejected(exc.reason, exc.detail, file_path=patch.file_path) from None
+        for fd in files:  # what a diff does to files (create, delete, chmod, link) is refused before paths
+            for flag, (reason, detail) in FLAG_REASONS.items():
+                if flag in fd.flags:
+                    raise AnswerRejected(reason, detail, file_path=patch.file_path)
         if len(files) == 1:
             out.append(patch)
             continue
         for fd in files:
-            for flag, (reason, detail) in FLAG_REASONS.items():
-                if flag in fd.flags:
-                    raise AnswerRejected(reason, detail, file_path=fd.path or patch.file_path)
             path = _pick(fd.path, workspace) if fd.path else patch.file_path
             body = "".join("@@ @@\n" + "".join(f"{tag}{text}\n" for tag, text in h.lines) for h in fd.hunks)
             out.append(Patch(path, "unified_diff", diff=body))

@@ -97,6 +97,9 @@ class PathPolicy:
             AnswerRejected: with the reason code of the first rule it breaks.
         """
         rel = self._relative(raw)
+        rule = self.denied(os.path.normpath(rel))  # before touching the file system: the name alone decides
+        if rule:
+            raise AnswerRejected("denylist", f"{rule}; Phoenix never patches it", file_path=raw)
         target = self._resolve(raw, rel)
         self._check_rules(raw, target.rel)
         return target

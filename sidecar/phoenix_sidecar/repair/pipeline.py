@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -168,10 +169,13 @@ class Pipeline:
 
 
 def _verify_reason(stage: str, output: str, timed_out: bool) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("[phoenix]")]
+    lines = [line.strip() for line in output.splitlines()
+             if line.strip() and not line.startswith("[phoenix]") and set(line.strip()) != {"^"}]
     last = lines[-1][:200] if lines else ""
     if stage == "py_compile":
-        return f"the patched code does not compile: {last}".rstrip(": ")
+        where = next((m for m in (re.search(r'File "([^"]+)", line (\d+)', line) for line in lines) if m), None)
+        at = f"{Path(where.group(1)).name} line {where.group(2)}: " if where else ""
+        return f"the patched code does not compile: {at}{last}".rstrip(": ")
     if timed_out:
         return "the test command timed out"
     return f"the test command failed: {last}".rstrip(": ")

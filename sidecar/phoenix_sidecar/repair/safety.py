@@ -217,11 +217,14 @@ class PathPolicy:
         """Directories the test command names (test suites); a script it runs is the job's own code."""
         out = []
         for word in words[1:]:
-            if word.startswith("-"):
+            if word.startswith("-") or "\n" in word or len(word) > 1024:
+                continue  # an option or inline code, not a path
+            try:
+                candidate = Path(os.path.realpath(self.workspace / word.split("::", 1)[0]))
+                if candidate != self.workspace and candidate.is_relative_to(self.workspace) and candidate.is_dir():
+                    out.append(candidate.relative_to(self.workspace).as_posix())
+            except (OSError, ValueError):
                 continue
-            candidate = Path(os.path.realpath(self.workspace / word.split("::", 1)[0]))
-            if candidate != self.workspace and candidate.is_relative_to(self.workspace) and candidate.is_dir():
-                out.append(candidate.relative_to(self.workspace).as_posix())
         return out
 
 

@@ -73,9 +73,10 @@ def _compile(iso: Isolated, files: list[str], env: Mapping[str, str], bus: Event
     python = [f for f in files if f.endswith((".py", ".pyw"))]
     if python:
         try:
-            result = proc.run([sys.executable, "-m", "py_compile", *python], cwd=iso.workspace, env=env,
-                              timeout=COMPILE_TIMEOUT, merge_stderr=True, keep="tail", max_output=MAX_LOG_BYTES,
-                              on_start=iso.track)
+            # "./" keeps a file named like an option from being read as one.
+            result = proc.run([sys.executable, "-m", "py_compile", *(f"./{f}" for f in python)],
+                              cwd=iso.workspace, env=env, timeout=COMPILE_TIMEOUT, merge_stderr=True, keep="tail",
+                              max_output=MAX_LOG_BYTES, on_start=iso.track)
         except OSError as exc:
             result = None
             problems.append(f"cannot run {sys.executable}: {exc.strerror or exc}")
@@ -101,7 +102,7 @@ def _parse_config(path: Path, rel: str) -> str | None:
         elif suffix == ".toml":
             tomllib.loads(path.read_text(encoding="utf-8"))
     except (ValueError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        return f"{rel}: not valid {suffix[1:].upper()}: {exc}"
+        return f"{rel}: not valid {suffix[1:].upper()}: {' '.join(str(exc).split())[:300]}"
     except OSError as exc:
         return f"{rel}: cannot read: {exc.strerror}"
     return None

@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -29,7 +28,7 @@ from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecor
 from phoenix_sidecar.repair.pipeline import Pipeline
 from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
 from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines
-from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso
+from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
 from phoenix_sidecar.repair.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
 from phoenix_sidecar.settings import Settings
@@ -273,10 +272,9 @@ class RepairEngine:
             return RollbackResult(repair_id, False, f"{', '.join(changed)} changed since repair {repair_id} was "
                                                     f"promoted; use --force to discard those edits",
                                   tuple(files), tuple(changed))
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for rel in changed:  # keep what --force discards
             data = (self.workspace / rel).read_bytes() if (self.workspace / rel).is_file() else b""
-            self.promoter.backup(rel, data, f"{stamp}-before-rollback-of-{repair_id}")
+            self.promoter.backup(rel, data, f"{time_id()}-before-rollback-of-{repair_id}")
         if steps:
             self.promoter.restore(repair_id, steps)
         writer.update_outcome(rolled_back={"at": now_iso(), "automatic": automatic, "forced": bool(changed)})

@@ -7,9 +7,9 @@ by promotion and rollback). Every text passes the redactor before it is written.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
-import secrets
 import shutil
 import time
 from datetime import datetime, timezone
@@ -66,16 +66,18 @@ class RepairStore:
         self.redactor = redactor
 
     def create(self, *, signature: str, category: str, source: str) -> RecordWriter:
-        """A new record, with its meta written."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        for _ in range(10):
-            repair_id = f"{stamp}-{secrets.token_hex(3)}"
+        """A new record, with its meta written. Ids sort in creation order, even within a second."""
+        ids = self.ids()
+        last = _id_time(ids[-1]) if ids else 0
+        micros = max(time.time_ns() // 1000, last + 1)
+        for _ in range(100):
+            repair_id = time_id(micros)
             folder = self.paths.repairs / repair_id
             try:
                 folder.mkdir(parents=True)
                 break
             except FileExistsError:
-                continue
+                micros += 1
             except OSError as exc:
                 raise StateError(fsutil.describe_os_error(exc, folder)) from exc
         else:
@@ -145,6 +147,20 @@ class RepairStore:
         ids = self.ids()
         for repair_id in ids[: max(0, len(ids) - keep)]:
             shutil.rmtree(self.paths.repairs / repair_id, ignore_errors=True)
+
+
+def time_id(micros: int | None = None) -> str:
+    """``20250101T120000-123456``: UTC time to the microsecond, sortable as text."""
+    micros = time.time_ns() // 1000 if micros is None else micros
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(micros // 1_000_000)) + f"-{micros % 1_000_000:06d}"
+
+
+def _id_time(repair_id: str) -> int:
+    try:
+        stamp, frac = repair_id[:15], int(repair_id[16:22])
+        return int(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%S"))) * 1_000_000 + frac
+    except (ValueError, IndexError):
+        return 0
 
 
 def _load(path: Path) -> dict[str, Any]:

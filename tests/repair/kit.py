@@ -112,3 +112,149 @@ def fingerprint(workspace: Path) -> dict[str, Any]:
         state["hooks"] = sorted(p.name for p in (git_dir / "hooks").iterdir())
         state["config"] = (git_dir / "config").read_text()
     return state
+
+
+class ScriptedServer:
+    """A real HTTP server on 127.0.0.1 answering from a script of responses, recording each request.
+
+    Each script entry is ``(status, body, headers)`` or a callable ``handler(request) -> entry``;
+    the last entry repeats. ``request`` is a dict with method, path, headers and the parsed JSON body.
+    """
+
+    def __init__(self, script: list[Any]) -> None:
+        import http.server
+        import json as _json
+        import threading
+
+        self.script = list(script)
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = _json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                request = {"method": "POST", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                           "body": body, "raw": raw}
+                outer.requests.append(request)
+                entry = outer.script[min(len(outer.requests) - 1, len(outer.script) - 1)]
+                if callable(entry):
+                    entry = entry(request)
+                status, payload, headers = (entry + ({},))[:3] if len(entry) == 2 else entry
+                data = payload if isinstance(payload, bytes) else _json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def gemini_reply(text: str) -> tuple[int, dict[str, Any]]:
+    """A generateContent success response carrying ``text``."""
+    return 200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+                 "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}}
+
+
+def openai_reply(text: str) -> tuple[int, dict[str, Any]]:
+    return 200, {"id": "chatcmpl-1", "object": "chat.completion", "model": "local",
+                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+
+
+def quota_error(retry: str | None = None, message: str = "You exceeded your current quota.",
+                quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier") -> tuple[int, dict[str, Any]]:
+    """A Gemini 429 RESOURCE_EXHAUSTED body, as the API sends it."""
+    details: list[dict[str, Any]] = [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+         "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                         "quotaId": quota_id}]},
+        {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more",
+                                                                    "url": "https://ai.google.dev/gemini-api/docs"}]},
+    ]
+    if retry:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry})
+    return 429, {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}}
+
+
+FAKE_GEMINI = r'''#!/usr/bin/env python3
+"""A stand-in for the Gemini CLI: records how it was run, then answers (or misbehaves) as told by env."""
+import json, os, subprocess, sys, time
+mode = os.environ.get("FAKE_GEMINI_MODE", "answer")
+help_kind = os.environ.get("FAKE_GEMINI_HELP", "plan")
+if "--help" in sys.argv:
+    opts = ["  -m, --model                Model  [string]",
+            "  -p, --prompt               Prompt. Appended to input on stdin (if any).  [string]",
+            "  -y, --yolo                 Automatically accept all actions  [boolean] [default: false]"]
+    if help_kind in ("plan", "noplan"):
+        choices = '"default", "auto_edit", "yolo"' + (', "plan"' if help_kind == "plan" else "")
+        opts.append(f"      --approval-mode        Set the approval mode: default (prompt for approval), auto_edit,\n"
+                    f"                             yolo{', plan (read-only mode)' if help_kind == 'plan' else ''}"
+                    f"  [string] [choices: {choices}]")
+        opts.append("  -o, --output-format        The format of the CLI output.  [string] [choices: \"text\", \"json\"]")
+        opts.append("      --skip-trust           Trust the current workspace for this session.  [boolean]")
+    opts.append("  -s, --sandbox              Run in sandbox?  [boolean]")
+    print("Usage: gemini [options] [command]\n\nOptions:\n" + "\n".join(opts))
+    sys.exit(0)
+prompt = sys.stdin.read()
+record = {"argv": sys.argv[1:], "cwd": os.getcwd(), "cwd_entries": sorted(os.listdir(".")),
+          "env": {k: v for k, v in os.environ.items()}, "stdin": prompt, "pid": os.getpid()}
+log = os.environ.get("FAKE_GEMINI_LOG")
+if log:
+    with open(log, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+if mode == "plan_disabled" and "plan" in sys.argv:
+    sys.stderr.write('Error: Approval mode "plan" is only available when experimental.plan is enabled.\n')
+    sys.exit(1)
+if mode == "sleep":
+    child = subprocess.Popen(["sleep", "300"])
+    with open(os.environ["FAKE_GEMINI_PIDS"], "w") as fh:
+        fh.write(f"{os.getpid()} {child.pid}")
+    time.sleep(300)
+if mode.startswith("exit"):
+    sys.stderr.write("Error authenticating: please set an auth method\n")
+    sys.exit(int(mode[4:]))
+answer = os.environ.get("FAKE_GEMINI_ANSWER", '{"patches": []}')
+if "json" in sys.argv:
+    print("Loaded cached credentials.")
+    print(json.dumps({"session_id": "s1", "response": answer, "stats": {}}))
+else:
+    print(answer)
+'''
+
+
+def install_fake_gemini(bin_dir: Path) -> Path:
+    """Install FAKE_GEMINI as an executable named ``gemini`` in ``bin_dir``."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    exe = bin_dir / "gemini"
+    exe.write_text(FAKE_GEMINI.replace("#!/usr/bin/env python3", f"#!{__import__('sys').executable}", 1))
+    exe.chmod(0o755)
+    return exe

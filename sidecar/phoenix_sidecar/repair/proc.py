@@ -73,6 +73,7 @@ def run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, s
                 raise
             kill_group(child.pid)
             child.wait()
+            wait_group_gone(child.pid)
         stdout, truncated = _read(out_path, max_output, keep)
         stderr, _ = _read(err_path, max_output, "tail")
     return ProcResult(None if timed_out else child.returncode, stdout, stderr, timed_out,
@@ -111,10 +112,14 @@ def start_token(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-def group_members(pgid: int, *, since: int) -> list[int]:
-    """Live processes in group ``pgid`` that started at or after ``since`` (clock ticks since boot)."""
+def group_members(pgid: int, *, since: int = 0) -> list[int]:
+    """Live (not zombie) processes in group ``pgid`` that started at or after ``since`` (ticks since boot)."""
     members = []
-    for entry in Path("/proc").iterdir():
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return []
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -122,6 +127,14 @@ def group_members(pgid: int, *, since: int) -> list[int]:
         except OSError:
             continue
         fields = raw[raw.rfind(")") + 2:].split()
-        if len(fields) > 19 and fields[2] == str(pgid) and int(fields[19]) >= since:
+        if len(fields) > 19 and fields[2] == str(pgid) and fields[0] != "Z" and int(fields[19]) >= since:
             members.append(int(entry.name))
     return members
+
+
+def wait_group_gone(pgid: int, timeout: float = 2.0) -> None:
+    """Return once no process of the group is left (a SIGKILL is delivered asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while group_members(pgid) and time.monotonic() < deadline:
+        kill_group(pgid)
+        time.sleep(0.01)

@@ -68,41 +68,52 @@ def build_prompt(diagnosis: Diagnosis, log_tail: str, sources: Sequence[PromptSo
         return _cut(redactor.text(clean_log(text or "")), n)
 
     allowed = ", ".join(s.path for s in sources)
-    head = _rules(allowed, nonce) + "\n\n" + _failure(diagnosis, scrub) + "\n\n"
-    tail = "\n\n" + _answer_format(sources[0].path if sources else "train.py", limits)
-    budget = limits.max_prompt_chars - len(head) - len(tail)
-    parts: list[str] = []
-    if previous:
-        prev = scrub(previous, max(0, min(4000, budget // 6)))
-        section = "## Your previous answer for this same failure\n" + _fence("NOTE", nonce, prev)
+    rules = _rules(allowed, nonce)
+    failure = _cut(_failure(diagnosis, scrub), max(800, limits.max_prompt_chars // 4))
+    tail = _answer_format(sources[0].path if sources else "train.py", limits)
+    budget = limits.max_prompt_chars - len(rules) - len(failure) - len(tail) - 8
+    parts: list[str] = []  # in order of importance: the log gives way first
+
+    def add(section: str) -> None:
+        nonlocal budget
         parts.append(section)
         budget -= len(section) + 2
-    if stack:
-        stack_text = _tail_chars(redactor.text(clean_log(stack)), max(0, budget // 4))
-        section = "## Stack dump of the hung job\n" + _fence("STACK", nonce, stack_text)
-        parts.append(section)
-        budget -= len(section) + 2
+
+    if previous and budget > 300:
+        add("## Your previous answer for this same failure\n"
+            + _fence("NOTE", nonce, scrub(previous, min(4000, budget // 6))))
+    if stack and budget > 300:
+        add("## Stack dump of the hung job\n"
+            + _fence("STACK", nonce, _tail_chars(redactor.text(clean_log(stack)), budget // 4)))
     shown: dict[str, str] = {}
     source_budget = int(budget * 0.65)
     for src in sources:
-        cap = min(limits.max_file_chars, source_budget)
+        cap = min(limits.max_file_chars, source_budget - 200)
         if cap < 200:
             break
         body = render_source(redactor.text(reveal_invisible(src.text), code=True), src.focus, cap)
-        section = f"## Source of {src.path} (line numbers are not part of the file)\n" + _fence("SOURCE", nonce, body)
-        parts.append(section)
+        before = budget
+        add(f"## Source of {src.path} (line numbers are not part of the file)\n" + _fence("SOURCE", nonce, body))
+        source_budget -= before - budget
         shown[src.path] = hashlib.sha256(src.text.encode("utf-8", "surrogatepass")).hexdigest()
-        source_budget -= len(section) + 2
-        budget -= len(section) + 2
     log_lines = (log_tail or "").splitlines()[-limits.tail_lines:]
     log_intro = f"## Last {len(log_lines)} lines of the job's output\n"
     log_room = budget - len(log_intro) - len(_fence("LOG", nonce, "")) - 2
-    if log_room > 0:
-        log_text = _tail_chars(redactor.text(clean_log("\n".join(log_lines))), log_room)
-        parts.append(log_intro + _fence("LOG", nonce, log_text))
-    text = head + "\n\n".join(parts) + tail
-    if len(text) > limits.max_prompt_chars:  # only when the fixed parts alone are too long
-        text = text[: limits.max_prompt_chars]
+    if log_room > 100 and log_lines:
+        add(log_intro + _fence("LOG", nonce, _tail_chars(redactor.text(clean_log("\n".join(log_lines))), log_room)))
+
+    def assemble() -> str:
+        return "\n\n".join([rules, failure, *parts, tail])
+
+    text = assemble()
+    while len(text) > limits.max_prompt_chars and parts:
+        dropped = parts.pop()
+        if dropped.startswith("## Source of "):
+            shown.pop(dropped[len("## Source of "):].split(" ", 1)[0], None)
+        text = assemble()
+    if len(text) > limits.max_prompt_chars:
+        failure = _cut(failure, max(0, limits.max_prompt_chars - len(rules) - len(tail) - 8))
+        text = assemble()[: limits.max_prompt_chars]
     return Prompt(text, shown)
 
 

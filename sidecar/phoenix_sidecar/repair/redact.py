@@ -43,6 +43,8 @@ _ASSIGN_QUOTED = re.compile(
 _ASSIGN_BARE = re.compile(
     r"(?i)(\b[\w.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
     r"credentials?)\s*[:=]\s*)([^\s'\"(),;\[\]{}]{6,})")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ASCII_CONTROL_CODE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b]*\x1b\\|\x1b[@-Z\\-_]")
 
 
@@ -112,6 +114,8 @@ def clean_log(text: str) -> str:
     """Untrusted output made plain: no ANSI escapes, CR progress redraws, control or invisible characters."""
     text = _ANSI.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii():
+        return _ASCII_CONTROL.sub("", text)
     out = []
     for ch in text:
         if ch in "\n\t":
@@ -128,6 +132,8 @@ def clean_log(text: str) -> str:
 
 def reveal_invisible(text: str) -> str:
     """Source code with format and bidi characters shown as ``\\uXXXX`` so the model sees them."""
+    if text.isascii():
+        return _ASCII_CONTROL_CODE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     out = []
     for ch in text:
         if ch not in "\n\t\r\f" and unicodedata.category(ch) in ("Cf", "Cc"):

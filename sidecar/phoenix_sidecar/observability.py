@@ -82,7 +82,7 @@ class Observability:
             self._reader.read, interval, name="phoenix-nvml", deadline=deadline, on_sample=self._on_gpu_sample,
             current_call=lambda: self._reader.current_call,
             on_stall=lambda call: self._reader.count_error(call or "unknown"))
-        self._xid = XidWatcher(module, on_event=self._on_xid)
+        self._xid = XidWatcher(module, on_event=self._on_xid, wait_ms=250)
         paths = [p for p in disk_paths if p]
         self._disk: Sampler[DiskSnapshot] | None = None
         if paths:

@@ -44,3 +44,44 @@ def _no_thread_left_behind() -> Iterator[None]:
     while (left := _phoenix_threads() - before) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not left, f"threads left running after the test: {sorted(t.name for t in left)}"
+
+
+@pytest.fixture(scope="session")
+def exposed_metric_names() -> set[str]:
+    """Every sample name a fully exercised Phoenix exposes (8 fake GPUs, every event, an Xid, a disk).
+
+    Rules and dashboards are checked against this real scrape, so a renamed metric breaks them here.
+    """
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from phoenix_sidecar import events as ev
+    from phoenix_sidecar.observability import Observability
+    from phoenix_sidecar.settings import Settings
+    from phoenix_watchdog.heartbeat import Heartbeat
+
+    nv = load_fakenvml().eight_gpus()
+    bus, hb = ev.EventBus(), Heartbeat(60.0)
+    obs = Observability(Settings(metrics_addr="", gpu_poll_seconds=0.1, gpu_max_power_ratio=0.95), bus, hb,
+                        target="t", disk_paths=[str(Path(__file__).parent)], nvml=nv)
+    obs.start()
+    try:
+        hb.beat("stdout")
+        hb.beat("stderr")
+        for event in (ev.JobStarted(1, "pid 1"), ev.IncidentOpened(1, "crash", "code_bug", "s", "x"),
+                      ev.LlmCalled("gemini_cli", 1.0, True), ev.VerificationFinished(1.0, True, "test_cmd")):
+            bus.emit(event)
+        obs.loop_tick()
+        deadline = time.monotonic() + 5
+        while not obs._xid.state().watching:  # noqa: SLF001 (test helper)
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        nv.emit_xid(0, 79)
+        while obs.registry.get_sample_value("phoenix_gpu_xid_last_code", {"gpu": "0", "uuid": nv.gpus[0].uuid}) != 79 \
+                or obs.registry.get_sample_value("phoenix_disk_free_bytes", {"path": str(Path(__file__).parent)}) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        text = generate_latest(obs.registry).decode()
+    finally:
+        obs.stop()
+    return {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}

@@ -142,6 +142,7 @@ class NvmlReader:
         self._error_counts: dict[str, int] = {}
         self._poll_errors: list[tuple[str, str]] = []
         self._last_success: float | None = None
+        self._seen_calls: set[str] = set()  # calls made at least once: their error counts start at 0
         self._lock = threading.Lock()
         # Read by other threads to name a call that never returns (a wedged driver).
         self.current_call: str | None = None
@@ -317,7 +318,7 @@ class NvmlReader:
         if fn is None:
             self._skip.add((index, feature))
             return None
-        self.current_call = call
+        self._seen(call)
         try:
             return fn(*args)
         except Exception as exc:
@@ -334,12 +335,19 @@ class NvmlReader:
             return None
 
     def _call(self, call: str, fn: Callable[..., Any], *args: Any) -> Any:
-        self.current_call = call
+        self._seen(call)
         try:
             return fn(*args)
         except Exception as exc:
             self._record_error(call, exc)
             return None
+
+    def _seen(self, call: str) -> None:
+        self.current_call = call
+        if call not in self._seen_calls:  # so `increase()` over the error counter sees the first failure
+            self._seen_calls.add(call)
+            with self._lock:
+                self._error_counts.setdefault(call, 0)
 
     def _record_error(self, call: str, exc: BaseException) -> None:
         self.count_error(call)

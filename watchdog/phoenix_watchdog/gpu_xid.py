@@ -186,6 +186,8 @@ class XidWatcher:
             return _NOTHING_TO_WATCH
         with self._lock:
             self._watching = True
+            for call in ("nvmlDeviceRegisterEvents", "nvmlEventSetWait"):
+                self._errors.setdefault(call, 0)  # counted from 0, so `increase()` sees the first failure
         return event_set
 
     def _watch(self, event_set: Any) -> None:

@@ -25,7 +25,6 @@ from phoenix_sidecar.policy import Action, Decision, PolicySpec
 from phoenix_sidecar.runtime import RunEnd, Runtime
 from phoenix_sidecar.settings import Settings
 from phoenix_sidecar.state import Incident, StateStore
-from phoenix_watchdog.diagnose import diagnose as default_diagnose
 from phoenix_watchdog.failure import Diagnosis, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
@@ -63,7 +62,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, runtime: Runtime, heartbeat: Heartbeat, store: StateStore,
                  bus: EventBus, paths: StatePaths, *, repair: Repairer | None = None, gates: Gates | None = None,
-                 diagnose: Callable[..., Diagnosis] = default_diagnose,
+                 diagnose: Callable[..., Diagnosis] | None = None,
                  make_repair_request: Callable[[Diagnosis, str, str | None], Any] | None = None,
                  tick_seconds: float | None = None) -> None:
         self.settings = settings
@@ -74,6 +73,8 @@ class Supervisor:
         self.paths = paths
         self.repair = repair
         self.gates = gates
+        if diagnose is None:
+            from phoenix_watchdog.diagnose import diagnose
         self.diagnose = diagnose
         self.make_repair_request = make_repair_request
         self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)

@@ -97,9 +97,9 @@ class _shutdown_on_signals:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.supervisor.shutdown_requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the grace period
-        self.supervisor.request_shutdown(signum)
+        # A second signal changes nothing: interrupting the stop half-way would orphan the job.
+        if not self.supervisor.shutdown_requested:
+            self.supervisor.request_shutdown(signum)
 
 
 def _observability(loaded: LoadedConfig, bus: EventBus, heartbeat: Heartbeat, target: str,

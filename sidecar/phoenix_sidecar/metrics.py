@@ -33,7 +33,7 @@ from phoenix_watchdog.gpu_xid import XidState
 from phoenix_watchdog.heartbeat import Heartbeat
 
 INCIDENT_KINDS = ("crash", "hang", "safety")
-DECISIONS = ("repair", "restart", "stop", "wait")
+DECISIONS = ("repair", "restart", "stop", "wait", "rollback")
 GIVE_UP_REASONS = ("budget_signature", "budget_total", "category_stop", "repair_failed", "safety", "repair_disabled")
 REPAIR_OUTCOMES = ("promoted", "dry_run", "rejected", "verify_failed", "llm_failed", "no_target", "error")
 LLM_ERRORS = ("timeout", "http", "rate_limited", "process", "parse", "other")
@@ -69,6 +69,7 @@ class PhoenixMetrics:
     def __init__(self, registry: CollectorRegistry, settings: Settings, *, target: str) -> None:
         r = registry
         self.run_started_at: float | None = None
+        self._safety_incidents: set[int] = set()  # their decisions say nothing about the retry budget
         Gauge("phoenix_build_info", "Phoenix version (always 1)", ["version"], registry=r).labels(__version__).set(1)
         Gauge("phoenix_target_info", "What this Phoenix supervises (always 1)", ["target"],
               registry=r).labels(target[:80]).set(1)
@@ -165,17 +166,23 @@ class PhoenixMetrics:
         self.run_started_at = e.at
         self.last_start.set(e.at)
 
+    def _on_hang(self, e: ev.HangDetected) -> None:
+        self.hangs.inc()
+
     def _on_incident(self, e: ev.IncidentOpened) -> None:
         kind = e.kind if e.kind in INCIDENT_KINDS else "crash"
         self.incidents.labels(kind).inc()
-        if kind == "hang":
-            self.hangs.inc()
-        elif kind == "crash":
+        if kind == "crash":
             self.crashes.labels(self._categories(e.category)).inc()
+        elif kind == "safety":
+            if len(self._safety_incidents) > 100:
+                self._safety_incidents.clear()
+            self._safety_incidents.add(e.incident)
 
     def _on_decision(self, e: ev.DecisionMade) -> None:
         self.decisions.labels(e.action if e.action in DECISIONS else "other").inc()
-        self.budget.set(e.budget_remaining)
+        if e.incident not in self._safety_incidents:
+            self.budget.set(e.budget_remaining)
 
     def _on_restart(self, e: ev.JobRestarted) -> None:
         self.restarts.labels(self._restart_reasons(e.reason)).inc()
@@ -209,7 +216,7 @@ class PhoenixMetrics:
         self.rollbacks.labels("automatic" if e.automatic else "manual").inc()
 
     _HANDLERS: dict[type, Callable[[Any, Any], None]] = {
-        ev.StateChanged: _on_state, ev.JobStarted: _on_started, ev.IncidentOpened: _on_incident,
+        ev.StateChanged: _on_state, ev.JobStarted: _on_started, ev.HangDetected: _on_hang, ev.IncidentOpened: _on_incident,
         ev.DecisionMade: _on_decision, ev.JobRestarted: _on_restart, ev.GaveUp: _on_gave_up,
         ev.RepairFinished: _on_repair, ev.LlmCalled: _on_llm, ev.PatchRejected: _on_rejected,
         ev.VerificationFinished: _on_verified, ev.RepairPromoted: _on_promoted,

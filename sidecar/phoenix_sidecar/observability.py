@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from phoenix_sidecar import config
-from phoenix_sidecar.events import EventBus
+from phoenix_sidecar.events import Event, EventBus, JobState, StateChanged
 from phoenix_sidecar.metrics import DiskCollector, GpuCollector, HeartbeatCollector, PhoenixMetrics
 from phoenix_sidecar.metrics_server import MetricsServer
 from phoenix_sidecar.notify import WebhookNotifier
@@ -98,6 +98,11 @@ class Observability:
         # is the longest thing it does between two ticks.
         self.tick_timeout = 3 * interval + settings.kill_grace_seconds + settings.stack_dump_timeout_seconds
         self._metrics.tick_timeout.set(self.tick_timeout)
+        # A repair runs on the supervisor thread: LLM calls (each client in turn) and the test command.
+        self.repair_allowance = (settings.llm_timeout_seconds * (1 + len(settings.fallback))
+                                 + settings.test_timeout_seconds + 60.0)
+        self._repairing = False
+        bus.subscribe(self._track_state)
         self._last_tick: float | None = None
         self._tick_limit = self.tick_timeout
         self._server: MetricsServer | None = None
@@ -178,9 +183,15 @@ class Observability:
         with self._lock:
             return self._gates.current()
 
+    def _track_state(self, event: Event) -> None:
+        if isinstance(event, StateChanged):
+            self._repairing = event.state == JobState.REPAIRING
+
     def _health(self) -> tuple[bool, str]:
         with self._lock:
             last, limit = self._last_tick, self._tick_limit
+        if self._repairing:
+            limit += self.repair_allowance
         if self._stopped:
             return False, "shutting down"
         if last is None:

@@ -75,11 +75,13 @@ def test_job_events(registry):
     m = metrics_for(registry)
     m.handle(ev.StateChanged(ev.JobState.RUNNING))
     m.handle(ev.JobStarted(run=1, target="pid 10", at=1000.0))
+    m.handle(ev.HangDetected(silent_seconds=900.0))
     m.handle(ev.IncidentOpened(1, "hang", "hang", "sig-abc", "silent for 15 min"))
     m.handle(ev.DecisionMade(1, "restart", "hang", 5.0, budget_remaining=2))
     m.handle(ev.JobRestarted("hang"))
     m.handle(ev.IncidentOpened(2, "crash", "cuda_oom", "sig-def", "CUDA out of memory"))
-    m.handle(ev.IncidentOpened(3, "safety", "gpu_hardware", "sig-x", "too hot"))
+    m.handle(ev.IncidentOpened(3, "safety", "gpu_temperature", "safety-gpu_temperature", "too hot"))
+    m.handle(ev.DecisionMade(3, "wait", "too hot: waiting", 0.0, budget_remaining=0))
     m.handle(ev.GaveUp("cuda_oom", "budget_signature"))
     m.handle(ev.StateChanged(ev.JobState.GAVE_UP))
     assert value(registry, "phoenix_job_state", state="gave_up") == 1
@@ -93,7 +95,8 @@ def test_job_events(registry):
     assert value(registry, "phoenix_crashes_total", category="cuda_oom") == 1
     assert value(registry, "phoenix_crashes_total", category="hang") == 0, "a hang is not a crash"
     assert value(registry, "phoenix_decisions_total", action="restart") == 1
-    assert value(registry, "phoenix_budget_remaining") == 2
+    assert value(registry, "phoenix_decisions_total", action="wait") == 1
+    assert value(registry, "phoenix_budget_remaining") == 2, "a safety wait says nothing about the retry budget"
     assert value(registry, "phoenix_job_restarts_total", reason="hang") == 1
     assert value(registry, "phoenix_gave_up_total", reason="budget_signature") == 1
 

@@ -107,6 +107,26 @@ def test_healthz_fails_when_the_supervisor_stops_ticking(fakenvml):
         obs.stop()
 
 
+def test_a_repair_on_the_supervisor_thread_gets_its_configured_time(fakenvml):
+    now = [1000.0]
+    obs, bus, _ = make(fakenvml.FakeNvml([]), clock=lambda: now[0], llm_timeout_seconds=100, fallback=["openai"],
+                       test_timeout_seconds=300)
+    obs.start()
+    try:
+        assert obs.repair_allowance == 100 * 2 + 300 + 60
+        bus.emit(ev.StateChanged(ev.JobState.REPAIRING))
+        now[0] += obs.tick_timeout + obs.repair_allowance - 1
+        assert get(obs, "/healthz")[0] == 200
+        now[0] += 2
+        assert get(obs, "/healthz")[0] == 503, "a repair stuck past every timeout is a stuck supervisor"
+        bus.emit(ev.StateChanged(ev.JobState.STARTING))
+        obs.loop_tick()
+        now[0] += obs.tick_timeout + 1
+        assert get(obs, "/healthz")[0] == 503, "outside a repair the normal limit applies"
+    finally:
+        obs.stop()
+
+
 def test_healthz_with_real_time_turns_503_when_ticks_stop(fakenvml):
     obs, _, _ = make(fakenvml.eight_gpus(), kill_grace_seconds=0, stack_dump_timeout_seconds=0)
     obs.start()

@@ -21,7 +21,7 @@ METRIC = re.compile(r"\b(phoenix_[a-z0-9_]+|up)\b(?!\s*\()")
 def promtool(*args: str, cwd: Path = DEPLOY) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("promtool")
     if exe is None:
-        pytest.fail("promtool not found: `apt-get install -y prometheus`, or deselect with -m 'not prometheus'")
+        pytest.skip("promtool not found: `apt-get install -y prometheus` (scripts/test.sh does)")
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 

@@ -147,6 +147,10 @@ def _make_handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPR
         server_version = "phoenix"
         sys_version = ""
         timeout = 30  # an idle keep-alive connection ends its thread after this
+        # Headers and body leave in one write, without Nagle: otherwise the client's delayed ACK
+        # adds 40 ms to every scrape.
+        disable_nagle_algorithm = True
+        wbufsize = -1
 
         def do_GET(self) -> None:  # noqa: N802 (http.server naming)
             self._respond(head=False)

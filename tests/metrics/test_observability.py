@@ -292,3 +292,34 @@ def test_stop_is_idempotent_and_safe_before_start(fakenvml):
     obs.start()
     obs.stop()
     obs.stop()
+
+
+@pytest.mark.needs_gpu
+def test_real_gpus_through_the_real_driver():
+    """Where an NVIDIA driver is present: every GPU is read, polls succeed, Xid events are watched."""
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        pytest.skip(f"no NVIDIA driver here: {exc}")
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+    finally:
+        pynvml.nvmlShutdown()
+    obs, _, _ = make(None, gpu_poll_seconds=0.5)
+    obs.start()
+    try:
+        wait_for(lambda: obs.registry.get_sample_value("phoenix_gpu_devices") == count, timeout=15)
+        samples = scrape(obs)
+        assert samples[("phoenix_gpu_up", frozenset())] == 1
+        assert samples[("phoenix_gpu_collect_success", frozenset())] == 1, obs._gpu.latest.errors  # noqa: SLF001
+        temps = [v for (name, _), v in samples.items() if name == "phoenix_gpu_temperature_celsius"]
+        assert len(temps) == count and all(0 < t < 120 for t in temps)
+        memory = [v for (name, _), v in samples.items() if name == "phoenix_gpu_memory_total_bytes"]
+        assert len(memory) == count and all(m > 2**30 for m in memory)
+        models = [dict(labels)["model"] for (name, labels), _ in samples.items() if name == "phoenix_gpu_info"]
+        assert len(models) == count and all(m and m != "unknown" for m in models)
+        assert obs.safety_trip() is None or obs.safety_trip().gate != "gpu_errors"
+    finally:
+        obs.stop()

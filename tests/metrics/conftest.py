@@ -47,13 +47,9 @@ def _no_thread_left_behind() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def exposed_metric_names() -> set[str]:
-    """Every sample name a fully exercised Phoenix exposes (8 fake GPUs, every event, an Xid, a disk).
-
-    Rules and dashboards are checked against this real scrape, so a renamed metric breaks them here.
-    """
+def full_scrape() -> str:
+    """The exposition of a fully exercised Phoenix (8 fake GPUs, every event, an Xid, a disk)."""
     from prometheus_client import generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
 
     from phoenix_sidecar import events as ev
     from phoenix_sidecar.observability import Observability
@@ -81,7 +77,15 @@ def exposed_metric_names() -> set[str]:
                 or obs.registry.get_sample_value("phoenix_disk_free_bytes", {"path": str(Path(__file__).parent)}) is None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        text = generate_latest(obs.registry).decode()
+        return generate_latest(obs.registry).decode()
     finally:
         obs.stop()
-    return {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+@pytest.fixture(scope="session")
+def exposed_metric_names(full_scrape: str) -> set[str]:
+    """Every sample name in `full_scrape`: rules and dashboards are checked against it, so a renamed
+    metric breaks them here."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {s.name for fam in text_string_to_metric_families(full_scrape) for s in fam.samples}

@@ -241,3 +241,31 @@ def test_threads_are_daemons_so_a_stuck_one_cannot_block_exit(fakenvml):
     thread = next(t for t in threading.enumerate() if t.name == "phoenix-test-daemon")
     assert thread.daemon
     assert sampler.stop()
+
+
+def test_a_gpu_whose_handle_fails_once_is_not_lost_and_is_read_later(fakenvml):
+    nv = fakenvml.FakeNvml([fakenvml.FakeGpu(0), fakenvml.FakeGpu(1)])
+    real = nv.nvmlDeviceGetHandleByIndex
+    failures = {1: 2}  # the enumeration at init and its retry in the same poll
+
+    def flaky(index):
+        if failures.get(index):
+            failures[index] -= 1
+            raise pynvml.NVMLError_Unknown()
+        return real(index)
+
+    nv.nvmlDeviceGetHandleByIndex = flaky
+    reader = NvmlReader(nv)
+    first = reader.read()
+    assert not first.ok and len(first.gpus) == 2
+    assert not first.gpus[1].lost and first.gpus[1].temperature_c is None
+    second = reader.read()
+    assert second.ok and second.gpus[1].temperature_c == 45 and second.gpus[1].identity.uuid == nv.gpus[1].uuid
+
+
+def test_a_gpu_lost_before_enumeration(fakenvml):
+    nv = fakenvml.eight_gpus()
+    nv.gpus[6].lost = True
+    snap = NvmlReader(nv).read()
+    assert snap.gpus[6].lost and snap.gpus[6].identity.uuid == "unknown-6"
+    assert [g.lost for g in snap.gpus].count(True) == 1 and snap.ok

@@ -18,11 +18,11 @@ TESTS = sorted((DEPLOY / "tests").glob("*.test.yml"))
 METRIC = re.compile(r"\b(phoenix_[a-z0-9_]+|up)\b(?!\s*\()")
 
 
-def promtool(*args: str, cwd: Path = DEPLOY) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str, cwd: Path = DEPLOY, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("promtool")
     if exe is None:
         pytest.skip("promtool not found: `apt-get install -y prometheus` (scripts/test.sh does)")
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60, input=stdin)
 
 
 def alerts() -> list[dict]:
@@ -92,3 +92,9 @@ def test_the_unit_tests_catch_a_broken_rule(tmp_path):
     result = promtool("test", "rules", *[str(tmp_path / "tests" / p.name) for p in TESTS], cwd=tmp_path)
     assert result.returncode != 0
     assert "PhoenixGpuUncorrectableEcc" in result.stdout + result.stderr
+
+
+def test_the_exposition_passes_promtool_lint(full_scrape):
+    result = promtool("check", "metrics", stdin=full_scrape)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
+        result.stdout + result.stderr

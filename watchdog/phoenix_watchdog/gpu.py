@@ -142,6 +142,7 @@ class NvmlReader:
         self._error_counts: dict[str, int] = {}
         self._poll_errors: list[tuple[str, str]] = []
         self._last_success: float | None = None
+        self._enumerate_again = False
         self._seen_calls: set[str] = set()  # calls made at least once: their error counts start at 0
         self._lock = threading.Lock()
         # Read by other threads to name a call that never returns (a wedged driver).
@@ -186,6 +187,8 @@ class NvmlReader:
                 if count is not None and count != len(self._handles):
                     log.warning("NVML now reports %d GPUs (was %d); enumerating again", count, len(self._handles))
                     self._enumerate(count)
+                elif self._enumerate_again:
+                    self._enumerate(len(self._handles))
                 gpus = tuple(self._read_gpu(i) for i in range(len(self._handles)))
         finally:
             self.current_call = None
@@ -233,26 +236,41 @@ class NvmlReader:
         self._handles, self._identities = [], []
         self._lost.clear()
         self._skip.clear()
+        self._enumerate_again = False
         for index in range(count):
-            handle = self._call("nvmlDeviceGetHandleByIndex", self._nvml.nvmlDeviceGetHandleByIndex, index)
-            uuid = name = bus = None
+            handle = uuid = name = bus = None
             try:
-                if handle is None:
-                    raise _GpuLost()  # no handle: nothing can be read from it
-                uuid = self._optional(index, "uuid", "nvmlDeviceGetUUID", handle)
-                name = self._optional(index, "name", "nvmlDeviceGetName", handle)
-                pci = self._optional(index, "pci", "nvmlDeviceGetPciInfo", handle)
-                bus = getattr(pci, "busId", None) if pci is not None else None
+                handle = self._handle(index)
+                if handle is not None:
+                    uuid = self._optional(index, "uuid", "nvmlDeviceGetUUID", handle)
+                    name = self._optional(index, "name", "nvmlDeviceGetName", handle)
+                    pci = self._optional(index, "pci", "nvmlDeviceGetPciInfo", handle)
+                    bus = getattr(pci, "busId", None) if pci is not None else None
             except _GpuLost:
                 self._lost.add(index)
+            if index not in self._lost and (handle is None or uuid is None):
+                self._enumerate_again = True  # a transient failure: try again next poll
             self._handles.append(handle)
             self._identities.append(GpuIdentity(index, as_text(uuid) or f"unknown-{index}",
                                                 as_text(name) or "unknown", as_text(bus) or ""))
+
+    def _handle(self, index: int) -> Any:
+        call = "nvmlDeviceGetHandleByIndex"
+        self._seen(call)
+        try:
+            return self._nvml.nvmlDeviceGetHandleByIndex(index)
+        except Exception as exc:
+            if is_nvml_error(exc, ("NVMLError_GpuIsLost",)):
+                raise _GpuLost() from exc
+            self._record_error(call, exc)
+            return None
 
     def _read_gpu(self, index: int) -> GpuReading:
         ident, handle = self._identities[index], self._handles[index]
         if index in self._lost:
             return GpuReading(ident, lost=True)
+        if handle is None:
+            return GpuReading(ident)  # present but unreadable this time: no values, not lost
         try:
             return self._read_device(index, ident, handle)
         except _GpuLost:

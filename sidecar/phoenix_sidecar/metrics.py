@@ -27,7 +27,7 @@ from phoenix_sidecar import events as ev
 from phoenix_sidecar.safety import GATES, GateChange
 from phoenix_sidecar.settings import CATEGORIES, Settings
 from phoenix_watchdog.disk import DiskSnapshot
-from phoenix_watchdog.gpu import CLOCK_EVENT_REASONS, GpuReading, GpuSnapshot
+from phoenix_watchdog.gpu import GpuReading, GpuSnapshot
 from phoenix_watchdog.gpu_poller import SamplerHealth
 from phoenix_watchdog.gpu_xid import XidState
 from phoenix_watchdog.heartbeat import Heartbeat

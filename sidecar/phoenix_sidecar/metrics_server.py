@@ -121,7 +121,8 @@ class MetricsServer:
         try:
             self._server = _Server(self._bind, _make_handler(self._registry, self._health))
         except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {self._bind[0]}:{self._bind[1]}: {exc.strerror or exc}",
+            raise ConfigError(f"cannot serve metrics on {self._bind[0]}:{self._bind[1]}: {exc.strerror or exc}; "
+                              "choose another port (port 0: any free one) or an empty address to turn metrics off",
                               key="metrics_addr") from None
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="phoenix-metrics", daemon=True)

@@ -224,6 +224,7 @@ class WebhookNotifier:
                 resp.read(65536)
             return False, None
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the connection
             return exc.code == 429 or exc.code >= 500, f"HTTP {exc.code} {exc.reason}"
         except urllib.error.URLError as exc:
             reason = exc.reason

@@ -27,7 +27,7 @@ def wait_for(condition, timeout: float = 5.0):
     return result
 
 
-def make(nvml=None, *, disk_paths=(), clock=time.time, **settings) -> tuple[Observability, EventBusLike, Heartbeat]:
+def make(nvml=None, *, disk_paths=(), clock=time.time, **settings) -> tuple[Observability, ev.EventBus, Heartbeat]:
     settings.setdefault("metrics_addr", "127.0.0.1:0")
     settings.setdefault("gpu_poll_seconds", 0.1)
     bus = ev.EventBus()
@@ -36,8 +36,6 @@ def make(nvml=None, *, disk_paths=(), clock=time.time, **settings) -> tuple[Obse
                         nvml=nvml, registry=CollectorRegistry(), clock=clock)
     return obs, bus, hb
 
-
-EventBusLike = ev.EventBus
 
 
 def get(obs: Observability, path: str, timeout: float = 5.0) -> tuple[int, str]:

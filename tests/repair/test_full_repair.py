@@ -15,7 +15,7 @@ import pytest
 from phoenix_sidecar.events import LlmCalled, RepairFinished, RepairPromoted, VerificationFinished
 from phoenix_sidecar.repair import RepairRequest
 from phoenix_watchdog.failure import Diagnosis, Frame
-from repair.kit import ScriptedServer, build_harness, gemini_reply, make_repo, openai_reply
+from repair.kit import ScriptedServer, build_harness, make_repo, openai_reply
 
 TRAIN = textwrap.dedent('''\
     """A tiny training loop."""

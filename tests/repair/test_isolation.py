@@ -251,3 +251,22 @@ def test_prune_leaves_the_users_own_worktrees_alone(ws: Path, tmp_path: Path) ->
     before = git(ws, "worktree", "list", "--porcelain")
     build_harness(ws).engine.prune_stale()
     assert git(ws, "worktree", "list", "--porcelain") == before
+
+
+def test_without_a_test_command_only_the_changed_files_are_checked_out(ws: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoenix_sidecar.repair import pipeline
+
+    seen: list[list[str]] = []
+    real = pipeline.verify
+
+    def spy(iso, files, *args):  # type: ignore[no-untyped-def]
+        seen.append(sorted(str(p.relative_to(iso.root)) for p in iso.root.rglob("*") if ".git" not in p.parts))
+        return real(iso, files, *args)
+
+    monkeypatch.setattr(pipeline, "verify", spy)
+    report = build_harness(ws).engine.apply_answer(FIX)
+    assert report.promoted
+    assert seen == [["train.py"]]  # model.py was never written: compiling train.py is all verification does
+    assert sorted(git(ws, "ls-tree", "--name-only", "phoenix/repairs").split()) == ["model.py", "train.py"]
+    assert git(ws, "show", "phoenix/repairs:model.py") == "LAYERS = 2\n"

@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("patch", help="apply a saved LLM answer through the verified repair pipeline",
                               description=__doc__.split("\n\n")[0])
     add_config_options(p)
-    p.add_argument("--response", "-r", required=True, metavar="FILE", help="the LLM answer (JSON patches); - reads stdin")
+    p.add_argument("--response", "-r", required=True, metavar="FILE",
+                   help="the LLM answer (JSON patches); - reads stdin")
     p.add_argument("--dry-run", action="store_true", help="verify, but leave the workspace files unchanged")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)

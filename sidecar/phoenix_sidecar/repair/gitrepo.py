@@ -137,8 +137,21 @@ def _size(path: Path) -> int:
         return 0
 
 
-def worktree_add(repo: Repo, path: Path, commit: str) -> None:
-    git(repo.toplevel, "worktree", "add", "--detach", str(path), commit)
+def worktree_add(repo: Repo, path: Path, commit: str, *, only: Sequence[str] | None = None) -> None:
+    """A detached worktree of ``commit``; with ``only``, just those files (repository paths) are written.
+
+    Its index always holds the whole tree, so a commit made from it is complete.
+    """
+    if only is not None:
+        git(repo.toplevel, "worktree", "add", "--no-checkout", "--detach", str(path), commit)
+        git(path, "read-tree", commit)
+        if only:
+            git(path, "checkout-index", "--", *only)
+        return
+    # Writing thousands of files is the bulk of a repair's cost; parallel checkout (git >= 2.32,
+    # ignored by older versions) spreads it over the cores.
+    workers = str(min(8, max(2, os.cpu_count() or 2)))
+    git(repo.toplevel, "-c", f"checkout.workers={workers}", "worktree", "add", "--detach", str(path), commit)
 
 
 def worktree_remove(repo: Repo, path: Path) -> None:

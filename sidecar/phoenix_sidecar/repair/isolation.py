@@ -94,8 +94,12 @@ class Isolated:
         self.close()
 
 
-def isolate(paths: StatePaths, repair_id: str, repo: Repo | None) -> Isolated:
+def isolate(paths: StatePaths, repair_id: str, repo: Repo | None, *, only: list[str] | None = None) -> Isolated:
     """Make the isolated copy for one repair.
+
+    Args:
+        only: workspace files that are all verification needs (no test command runs): only those
+            are written, so the cost does not grow with the size of the repository.
 
     Raises:
         RepairError: git failed, the repository has submodules, or the workspace is too big to copy.
@@ -107,14 +111,20 @@ def isolate(paths: StatePaths, repair_id: str, repo: Repo | None) -> Isolated:
                       encoding="utf-8")
     try:
         if repo is None:
-            _copy_tree(paths.workspace, root, paths.root)
+            if only is None:
+                _copy_tree(paths.workspace, root, paths.root)
+            else:
+                for rel in only:
+                    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(paths.workspace / rel, root / rel, follow_symlinks=False)
             return Isolated(root, root, ledger)
         gitlinks = gitrepo.submodules(repo)
         if gitlinks:
             raise RepairError(f"the repository has submodules ({', '.join(gitlinks[:3])}); Phoenix cannot verify "
                               f"a patch in isolation there, so it does not repair such workspaces")
         snap = gitrepo.snapshot(repo, paths.root / "tmp" / repair_id, f"phoenix: snapshot for repair {repair_id}")
-        gitrepo.worktree_add(repo, root, snap.commit)
+        gitrepo.worktree_add(repo, root, snap.commit,
+                             only=None if only is None else [repo.prefix + rel for rel in only])
         return Isolated(root, root / repo.prefix, ledger, repo=repo, snapshot=snap)
     except BaseException:
         if repo is not None:

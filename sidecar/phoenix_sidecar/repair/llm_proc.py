@@ -54,8 +54,8 @@ class GeminiCliClient:
                                       f"(its process group was killed)", client=self.name)
         if result.returncode != 0:
             meaning = EXIT_MEANINGS.get(result.returncode or 0, "error")
-            raise LlmError("process", f"gemini exited {result.returncode} ({meaning}): {_last_line(result.text('stderr'))}",
-                           client=self.name)
+            detail = _last_line(result.text("stderr"))
+            raise LlmError("process", f"gemini exited {result.returncode} ({meaning}): {detail}", client=self.name)
         return self._answer(result.text(), json_mode="json" in flags)
 
     def _flags(self) -> list[str]:
@@ -94,7 +94,8 @@ class GeminiCliClient:
                             timeout=self.settings.llm_timeout_seconds, stdin=prompt.encode("utf-8"),
                             max_output=MAX_ANSWER_BYTES)
         except OSError as exc:
-            raise config_error(self.name, f"cannot run {self.settings.gemini_cli_bin!r}: {exc.strerror or exc}") from None
+            raise config_error(self.name, f"cannot run {self.settings.gemini_cli_bin!r}: "
+                                          f"{exc.strerror or exc}") from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

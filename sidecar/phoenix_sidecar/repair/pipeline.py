@@ -99,7 +99,9 @@ class Pipeline:
                             extra: dict[str, Any]) -> None:
         repo = gitrepo.discover(self.paths.workspace)
         files = [rel for rel, _, _ in changes]
-        with isolation.isolate(self.paths, record.repair_id, repo) as iso:
+        # Without a test command, verification compiles the changed files only: nothing else is checked out.
+        only = None if self.settings.test_cmd else files
+        with isolation.isolate(self.paths, record.repair_id, repo, only=only) as iso:
             for rel, old, new in changes:
                 if iso.read(rel) != old:
                     raise RepairError(f"{rel} changed in the workspace while the repair was prepared; try again")

@@ -23,7 +23,8 @@ _PREFIXES = ("a/", "b/", "c/", "i/", "o/", "w/", "1/", "2/")
 _HUNK = re.compile(r"^@@+\s*(?:-(\d+)(?:,(\d+))?\s+\+(\d+)(?:,(\d+))?)?")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEREDOC = re.compile(r"""^\s*(?:[\w./-]+\s+)*<<-?\s*(['"]?)([A-Za-z_][A-Za-z0-9_]*)\1\s*(?:[>|].*)?$""")
-_V4A = re.compile(r"^\s*\*\*\*\s*(Begin Patch|End Patch|Update File:|Add File:|Delete File:|Move to:|End of File)\s*(.*?)\s*\**\s*$")
+_V4A = re.compile(r"^\s*\*\*\*\s*(Begin Patch|End Patch|Update File:|Add File:|Delete File:|Move to:|End of File)"
+                  r"\s*(.*?)\s*\**\s*$")
 _TIMESTAMP = re.compile(r"\s+\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[+-]\d{4})?\s*$")
 _GIT = re.compile(r'^diff --git "?a/(.+?)"? "?b/(.+?)"?$')
 

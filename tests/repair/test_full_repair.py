@@ -240,3 +240,31 @@ def test_all_llm_clients_failing_is_recorded_as_llm_failed(job: tuple[Path, Path
     record = ws / ".phoenix_cli" / "repairs" / outcome.repair_id
     assert (record / "answer-1-command.txt").read_text().strip() == "no idea"
     assert (ws / "train.py").read_text() == TRAIN
+
+
+def test_an_llm_answer_may_only_touch_the_files_it_was_shown(job: tuple[Path, Path]) -> None:
+    ws, state = job
+    (ws / "helpers.py").write_text("SCALE = 1\n")
+    log, line = _crash(ws)
+    sneaky = {"file_path": "helpers.py", "mode": "search_replace", "search": "SCALE = 1", "replace": "SCALE = 2"}
+    outcome = _engine(ws, state, [sneaky]).engine.repair(RepairRequest(_diagnosis(ws, line), log))
+    assert outcome.outcome == "rejected" and "not one of the files shown" in outcome.reason
+    assert (ws / "helpers.py").read_text() == "SCALE = 1\n"
+
+
+def test_a_hang_is_repaired_from_its_stack_dump(job: tuple[Path, Path]) -> None:
+    ws, state = job
+    (ws / "train.py").write_text(TRAIN.replace("total_loss += los\n", "total_loss += loss\n"))
+    stack = ('Thread 0x7F3A2C1B4740 (active): "MainThread"\n'
+             "    _wait_for_tstate_lock (threading.py:1132)\n"
+             "    join (threading.py:1112)\n"
+             "    train (train.py:19)\n"
+             "    main (train.py:30)\n"
+             "    <module> (train.py:35)\n")
+    fix = {"file_path": "train.py", "mode": "search_replace", "search": '    w, total_loss = 0.0, 0.0\n',
+           "replace": '    w, total_loss = 0.0, 0.0  # no lock held here\n',
+           "_needs": ["## Stack dump of the hung job", "train (train.py:19)", "   19 | "]}
+    hang = Diagnosis(signature="hang0001", category="hang", patchable=True, exception=None, message=None,
+                     frame=None, summary="no output for 15 min")
+    outcome = _engine(ws, state, [fix]).engine.repair(RepairRequest(hang, "step 3 loss 0.1\n", stack))
+    assert outcome.outcome == "promoted", outcome

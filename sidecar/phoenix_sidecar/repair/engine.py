@@ -27,7 +27,7 @@ from phoenix_sidecar.repair.llm import LlmChain, build_clients
 from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
 from phoenix_sidecar.repair.pipeline import Pipeline
 from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
-from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines
+from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines, mentions
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
 from phoenix_sidecar.repair.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
@@ -117,7 +117,7 @@ class RepairEngine:
 
     def _repair(self, request: RepairRequest, record: RecordWriter) -> RepairOutcome:
         d = request.diagnosis
-        sources, aliases = self._sources(d, request.log_tail)
+        sources, aliases = self._sources(d, request.log_tail, request.stack)
         if not sources:
             return self._finish(record, "no_target", "nothing the traceback names is a workspace file a repair may "
                                                      f"change (allowlist: {'; '.join(self.settings.allowlist)})")
@@ -140,12 +140,12 @@ class RepairEngine:
         if not result.ok or result.parsed is None:
             return self._finish(record, "llm_failed", f"no usable answer: {result.failure()}")
         record.text("answer.txt", result.answer or "")
-        report = self._pipeline(aliases).run(result.parsed, record, shown=prompt.shown, client=result.client)
+        policy = self.policy.narrowed([src.path for src in sources], aliases)
+        report = self._pipeline(policy).run(result.parsed, record, shown=prompt.shown, client=result.client)
         return RepairOutcome(record.repair_id, report.outcome, _one_line(report.reason), report.files)
 
-    def _pipeline(self, aliases: Mapping[str, str] | None = None) -> Pipeline:
-        policy = self.policy.with_aliases(aliases) if aliases else self.policy
-        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy, self.promoter)
+    def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
+        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
 
     def _finish(self, record: RecordWriter, outcome: str, reason: str) -> RepairOutcome:
         try:
@@ -156,12 +156,17 @@ class RepairEngine:
         return RepairOutcome(record.repair_id, outcome, _one_line(self.redactor.text(reason)))
 
     # -- targets -------------------------------------------------------------------------------
-    def _sources(self, d: Diagnosis, log_tail: str) -> tuple[list[PromptSource], dict[str, str]]:
-        """The files to show and allow: traceback files a repair may change, innermost first."""
+    def _sources(self, d: Diagnosis, log_tail: str,
+                 stack: str | None = None) -> tuple[list[PromptSource], dict[str, str]]:
+        """The files to show and allow: traceback files a repair may change, innermost first.
+
+        A hung job has no traceback: the frames of its stack dump (most recent call first) stand in.
+        """
         names: list[str] = []
         if d.frame is not None:
             names.append(d.frame.file)
         names.extend(reversed(d.files))
+        names.extend(path for path, _ in mentions(stack or ""))
         aliases: dict[str, str] = {}
         found: list[str] = []
         for name in dict.fromkeys(names):
@@ -184,7 +189,7 @@ class RepairEngine:
                 text = path.read_bytes().decode("utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail)
+            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail, stack or "")
             sources.append(PromptSource(rel, text, focus))
         return sources, aliases
 

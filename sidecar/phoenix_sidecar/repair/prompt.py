@@ -19,7 +19,8 @@ from phoenix_sidecar.repair.redact import Redactor, clean_log, reveal_invisible
 
 _HEAD_LINES = 25
 _RADII = (80, 40, 20, 10, 5, 2, 0)
-_TRACE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+_TRACE_LINE = re.compile(r'File "([^"]+)", line (\d+)')  # Python tracebacks and faulthandler dumps
+_PYSPY_LINE = re.compile(r"^\s+\S.*? \((\S+?):(\d+)\)\s*$", re.M)  # py-spy: "    main (train.py:42)"
 
 GUIDANCE = {
     "cuda_oom": "The job ran out of GPU memory. Reduce memory use in an allowed file: lower the batch size "
@@ -205,14 +206,22 @@ def _windows(numbered: list[str], keep: list[int]) -> str:
     return "\n".join(out)
 
 
-def focus_lines(path_matches, diagnosis: Diagnosis, log_tail: str) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+def mentions(text: str) -> list[tuple[str, int]]:
+    """``(file, line)`` of every frame a traceback or stack dump in ``text`` names, in order."""
+    found = [(m.start(), m.group(1), int(m.group(2))) for m in _TRACE_LINE.finditer(text or "")]
+    found += [(m.start(), m.group(1), int(m.group(2))) for m in _PYSPY_LINE.finditer(text or "")]
+    return [(path, line) for _, path, line in sorted(found)]
+
+
+def focus_lines(path_matches, diagnosis: Diagnosis, *texts: str) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
     """Lines of one file the failure points at: the diagnosed frame and every traceback mention."""
     lines: set[int] = set()
     if diagnosis.frame and path_matches(diagnosis.frame.file):
         lines.add(diagnosis.frame.line)
-    for m in _TRACE_LINE.finditer(log_tail or ""):
-        if path_matches(m.group(1)):
-            lines.add(int(m.group(2)))
+    for text in texts:
+        for path, line in mentions(text):
+            if path_matches(path):
+                lines.add(line)
     return tuple(sorted(lines))
 
 

@@ -74,21 +74,25 @@ class PathPolicy:
         config_file: Phoenix's loaded config file, never patchable.
         test_cmd: the verification command; files it names, and test files, are then protected.
         aliases: exact absolute paths (as the job saw them, e.g. in a container) -> workspace paths.
+        only: when set, the files an answer may change at all (those the prompt showed).
     """
 
     def __init__(self, workspace: Path, allowlist: Iterable[str], *, config_file: Path | None = None,
-                 test_cmd: Iterable[str] | None = None, aliases: Mapping[str, str] | None = None) -> None:
+                 test_cmd: Iterable[str] | None = None, aliases: Mapping[str, str] | None = None,
+                 only: Iterable[str] | None = None) -> None:
         self.workspace = Path(os.path.realpath(workspace))
         self.workspace_given = Path(os.path.abspath(workspace))
         self.allowlist = [p.strip() for p in allowlist if p.strip()]
         self.config_file = Path(os.path.realpath(config_file)) if config_file else None
         self.aliases = dict(aliases or {})
         self.test_cmd = list(test_cmd or [])
+        self.only = None if only is None else sorted(set(only))
         self._protected = self._test_paths(self.test_cmd)
 
-    def with_aliases(self, aliases: Mapping[str, str]) -> PathPolicy:
+    def narrowed(self, only: Iterable[str], aliases: Mapping[str, str] | None = None) -> PathPolicy:
+        """The same policy, limited to ``only`` (the files an LLM was shown), knowing ``aliases``."""
         return PathPolicy(self.workspace_given, self.allowlist, config_file=self.config_file,
-                          test_cmd=self.test_cmd, aliases={**self.aliases, **aliases})
+                          test_cmd=self.test_cmd, aliases={**self.aliases, **(aliases or {})}, only=only)
 
     def check(self, raw: str) -> Target:
         """Resolve ``raw`` to an existing, regular, allowlisted file inside the workspace.
@@ -175,6 +179,9 @@ class PathPolicy:
         if not self.is_allowlisted(rel):
             raise AnswerRejected("allowlist", f"not in the allowlist ({'; '.join(self.allowlist) or 'empty'})",
                                  file_path=raw)
+        if self.only is not None and rel not in self.only:
+            raise AnswerRejected("allowlist", f"not one of the files shown for this failure "
+                                              f"({', '.join(self.only)})", file_path=raw)
 
     def denied(self, rel: str) -> str | None:
         """The denylist rule ``rel`` breaks, as a phrase, or None."""

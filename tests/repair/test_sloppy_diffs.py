@@ -363,3 +363,10 @@ def test_property_unique_lines_always_apply(n: int, data: st.DataObject) -> None
     old, new = "\n".join(lines) + "\n", "\n".join(new_lines) + "\n"
     diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "a/x.py", "b/x.py"))
     assert apply(re.sub(r"(?m)^@@.*@@$", "@@ -1,1 +1,1 @@", diff), old) == new
+
+
+def test_a_reindenting_change_is_not_mistaken_for_an_applied_one() -> None:
+    text = "if ready:\n    pass\nx = compute_value(1)\n"
+    # The old line is misquoted, and the new line equals a file line but for its indentation:
+    # that is not "already applied", it is not found.
+    rejected("no_match", "@@ @@\n-x = compute_value(2)\n+    x = compute_value(1)\n", text)

@@ -131,7 +131,7 @@ class RepairEngine:
 
         def keep(client: str, answer: str) -> None:
             answers.append(client)
-            record.text(f"answer-{len(answers)}-{client}.txt", answer)
+            record.text(f"answer-{len(answers)}-{client}.txt", answer, code=True)
 
         chain = LlmChain(build_clients(s, self.environ, self.workspace), self.bus, parse_answer,
                          scrub=self.redactor.text, on_answer=keep)
@@ -139,7 +139,7 @@ class RepairEngine:
         record.json("llm.json", {"attempts": [a.__dict__ for a in result.attempts]})
         if not result.ok or result.parsed is None:
             return self._finish(record, "llm_failed", f"no usable answer: {result.failure()}")
-        record.text("answer.txt", result.answer or "")
+        record.text("answer.txt", result.answer or "", code=True)
         policy = self.policy.narrowed([src.path for src in sources], aliases)
         report = self._pipeline(policy).run(result.parsed, record, shown=prompt.shown, client=result.client)
         return RepairOutcome(record.repair_id, report.outcome, _one_line(report.reason), report.files)
@@ -229,7 +229,7 @@ class RepairEngine:
     def apply_answer(self, answer: str, *, source: str = "phoenix patch") -> PatchReport:
         """Run a saved LLM answer through the pipeline, with no job and no LLM."""
         record = self.store.create(signature="", category="", source=source)
-        record.text("answer.txt", answer)
+        record.text("answer.txt", answer, code=True)
         pipeline = self._pipeline()
         try:
             patches = parse_answer(answer)

@@ -311,9 +311,14 @@ class Locator:
         return False
 
     def _already_applied(self, block: Block) -> bool:
+        """The block's result is in the file, to the letter (not modulo indentation: that may be the change)."""
         if block.old == block.new or not any(t.strip() for t in block.new):
             return False
-        return len(_ladder(self._keys, block.new)) == 1
+        for level in ("exact", "rstrip"):
+            found = _find(self._keys, block.new, level)
+            if found:
+                return len(found) == 1
+        return False
 
     def _variants(self, block: Block, *, hunk: bool) -> Iterator[Block]:
         yield block

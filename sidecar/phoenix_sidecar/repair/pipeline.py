@@ -54,7 +54,7 @@ class Pipeline:
             return self._rejected(record, report, patches, exc, extra)
         report.accepted = True
         report.files = tuple(rel for rel, _, _ in changes)
-        record.text("patch.diff", render_diff(changes))
+        record.text("patch.diff", render_diff(changes), code=True)
         try:
             self._verify_and_promote(changes, record, report, extra)
         except PhoenixError as exc:

@@ -41,8 +41,9 @@ class RecordWriter:
     def repair_id(self) -> str:
         return self.folder.name
 
-    def text(self, name: str, text: str) -> None:
-        text = self.redactor.text(text)
+    def text(self, name: str, text: str, *, code: bool = False) -> None:
+        """Write a text artefact, redacted (``code``: as source code, see `Redactor.text`)."""
+        text = self.redactor.text(text, code=code)
         if len(text) > MAX_ARTEFACT_CHARS:
             text = text[:MAX_ARTEFACT_CHARS] + f"\n[phoenix] cut at {MAX_ARTEFACT_CHARS} characters\n"
         fsutil.atomic_write_text(self.folder / name, text)

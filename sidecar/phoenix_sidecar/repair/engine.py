@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from phoenix_sidecar import config
+from phoenix_sidecar import config, fsutil
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
@@ -61,7 +61,10 @@ class RepairEngine:
     # -- start-up ------------------------------------------------------------------------------
     def prune_stale(self) -> None:
         """Complete (or report) an interrupted promotion and remove leftover isolated copies."""
-        self.paths.ensure()
+        try:
+            self.paths.ensure()
+        except OSError as exc:
+            raise StateError(fsutil.describe_os_error(exc, self.paths.root)) from exc
         recovered = self.promoter.recover()
         if recovered is not None:
             log.warning("%s", recovered.message)
@@ -101,7 +104,11 @@ class RepairEngine:
     def repair(self, request: RepairRequest) -> RepairOutcome:
         """Ask for a fix of ``request.diagnosis``, verify it in isolation and promote it."""
         d = request.diagnosis
-        record = self.store.create(signature=d.signature, category=d.category, source="llm")
+        try:
+            record = self.store.create(signature=d.signature, category=d.category, source="llm")
+        except PhoenixError as exc:  # no record can be kept (disk full): no repair without one
+            self.bus.emit(RepairFinished(category=d.category, outcome="error"))
+            return RepairOutcome("", "error", f"cannot record the repair: {exc}")
         outcome = RepairOutcome(record.repair_id, "error", "the repair did not finish")
         try:
             record.json("diagnosis.json", d.to_json())

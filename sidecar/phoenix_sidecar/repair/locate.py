@@ -265,9 +265,9 @@ class Locator:
                 return [Edit(0, 0, tuple(block.new), block.origin)]
             raise AnswerRejected("no_match", f"{_label(block)}adds lines without any context line to place them by")
         for variant in self._variants(block, hunk=trim):
-            edit = self._place(variant)
-            if edit is not None:
-                return [] if edit == "applied" else [edit]  # type: ignore[list-item]
+            placed = self._place(variant)
+            if placed is not None:
+                return placed
         if self._already_applied(block):
             return []
         if trim:
@@ -280,12 +280,13 @@ class Locator:
                         if exc.reason == "ambiguous":
                             raise
                         continue
-                edit = self._trimmed(variant)
-                if edit is not None:
-                    return [edit]
+                placed = self._trimmed(variant)
+                if placed is not None:
+                    return placed
         raise AnswerRejected("no_match", f"{_label(block)}the lines to change were not found{_hint(self.lines, block)}")
 
-    def _place(self, block: Block) -> Edit | str | None:
+    def _place(self, block: Block) -> list[Edit] | None:
+        """The edit placing ``block`` ([] when its result is already there), or None when it fits nowhere."""
         removes_blank = any(tag == "-" and not t.strip() for tag, t in block.lines)
         matches = _ladder(self._keys, block.old, removes_blank=removes_blank)
         if len(matches) > 1:
@@ -296,12 +297,12 @@ class Locator:
             return None
         m = matches[0]
         if not any(tag == "-" for tag, _ in block.lines) and self._insertion_present(block, m):
-            return "applied"
+            return []
         transferred = _transfer(self.lines, block, m)
         if transferred is None:
             return None  # the block's own indentation is inconsistent: no safe placement
         edit = minimize(self.lines, transferred)
-        return "applied" if edit is None else edit
+        return [] if edit is None else [edit]
 
     def _insertion_present(self, block: Block, m: _Match) -> bool:
         for level in ("exact", "rstrip"):
@@ -354,13 +355,14 @@ class Locator:
             return None
         return new
 
-    def _trimmed(self, block: Block) -> Edit | None:
+    def _trimmed(self, block: Block) -> list[Edit] | None:
+        """Place the block with context dropped from its edges, least dropped first; never two ways."""
         lines = list(block.lines)
         lead = next((i for i, (tag, _) in enumerate(lines) if tag != " "), len(lines))
         trail = next((i for i, (tag, _) in enumerate(reversed(lines)) if tag != " "), len(lines))
         pure_insert = not any(tag == "-" for tag, _ in lines)
         for total in range(1, lead + trail + 1):
-            found: list[Edit | str] = []
+            found: list[list[Edit]] = []
             for a in range(max(0, total - trail), min(lead, total) + 1):
                 b = total - a
                 sub = Block(tuple(lines[a:len(lines) - b]), block.origin)
@@ -375,7 +377,7 @@ class Locator:
                 if any(f != found[0] for f in found):
                     raise AnswerRejected("ambiguous", f"{_label(block)}the change fits more than one place once "
                                                       f"its unmatched context is dropped")
-                return None if found[0] == "applied" else found[0]  # type: ignore[return-value]
+                return found[0]
         return None
 
 

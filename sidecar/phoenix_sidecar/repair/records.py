@@ -43,9 +43,11 @@ class RecordWriter:
 
     def text(self, name: str, text: str, *, code: bool = False) -> None:
         """Write a text artefact, redacted (``code``: as source code, see `Redactor.text`)."""
-        text = self.redactor.text(text, code=code)
-        if len(text) > MAX_ARTEFACT_CHARS:
-            text = text[:MAX_ARTEFACT_CHARS] + f"\n[phoenix] cut at {MAX_ARTEFACT_CHARS} characters\n"
+        cut = len(text) > MAX_ARTEFACT_CHARS
+        # Cut first (redaction costs per byte), with a margin so no secret is cut in two unredacted.
+        text = self.redactor.text(text[:MAX_ARTEFACT_CHARS + 4096], code=code)[:MAX_ARTEFACT_CHARS]
+        if cut:
+            text += f"\n[phoenix] cut at {MAX_ARTEFACT_CHARS} characters\n"
         fsutil.atomic_write_text(self.folder / name, text)
 
     def json(self, name: str, data: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import RepairEngine
+from phoenix_sidecar.repair import PatchReport, RepairEngine
 from phoenix_sidecar.repair.answer import MAX_ANSWER_CHARS
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -45,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         report = engine.apply_answer(answer)
     ok = report.promoted or (settings.dry_run and report.verified)
     if args.json:
-        print(json.dumps({"accepted": report.accepted, "verified": report.verified, "promoted": report.promoted,
-                          **report.to_json()}, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     else:
         _print_human(report)
     return 0 if ok else 1
@@ -67,7 +66,7 @@ def _read_response(name: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _print_human(report) -> None:  # type: ignore[no-untyped-def]
+def _print_human(report: PatchReport) -> None:
     for p in report.patches:
         note = f": {p.reason}" if p.reason and p.status != "applied" else ""
         print(f"  {p.status:<16} {p.file_path} ({p.mode}){note}")

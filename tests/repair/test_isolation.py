@@ -156,7 +156,7 @@ def test_a_workspace_outside_git_is_verified_in_a_copy(tmp_path: Path) -> None:
     assert list((ws / ".phoenix_cli" / "worktrees").iterdir()) == []
 
 
-def _engine_script(ws: Path, marker: Path) -> str:
+def _engine_script(ws: Path, marker: Path, leader_lives: float = 300) -> str:
     return textwrap.dedent(f'''
         import sys
         from pathlib import Path
@@ -165,8 +165,9 @@ def _engine_script(ws: Path, marker: Path) -> str:
         from phoenix_sidecar.repair import RepairEngine
         from phoenix_sidecar.settings import Settings
         test = [sys.executable, "-c",
-                "import os, subprocess, sys, time; subprocess.Popen(['sleep', '300']); "
-                "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(300)", {str(marker)!r}]
+                "import os, subprocess, sys, time; child = subprocess.Popen(['sleep', '300']); "
+                "open(sys.argv[1], 'w').write(f'{{os.getpid()}} {{child.pid}}'); time.sleep({leader_lives})",
+                {str(marker)!r}]
         settings = Settings(workspace={str(ws)!r}, test_cmd=test, test_timeout_seconds=600)
         engine = RepairEngine(settings, StatePaths(Path({str(ws)!r})).ensure(), EventBus())
         engine.apply_answer(sys.stdin.read())
@@ -182,24 +183,29 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
-def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("leader_lives", [300, 1], ids=["test-still-running", "only-its-child-left"])
+def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: Path, tmp_path: Path,
+                                                                          leader_lives: float) -> None:
     before = fingerprint(ws)
     marker = tmp_path / "test-started"
-    phoenix = subprocess.Popen([sys.executable, "-c", _engine_script(ws, marker)], stdin=subprocess.PIPE,
-                               env=clean_env(), start_new_session=True)
+    phoenix = subprocess.Popen([sys.executable, "-c", _engine_script(ws, marker, leader_lives)],
+                               stdin=subprocess.PIPE, env=clean_env(), start_new_session=True)
     phoenix.stdin.write(FIX.encode())  # type: ignore[union-attr]
     phoenix.stdin.close()  # type: ignore[union-attr]
     deadline = time.monotonic() + 30
     while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         assert phoenix.poll() is None, "the engine ended before its test command started"
         time.sleep(0.05)
-    test_pid = int(marker.read_text())
+    test_pid, child_pid = map(int, marker.read_text().split())
     group = os.getpgid(test_pid)
     phoenix.send_signal(signal.SIGKILL)
     phoenix.wait()
     try:
         assert "phoenix_cli/worktrees" in git(ws, "worktree", "list")  # the crash left it behind
-        assert _alive(test_pid)
+        deadline = time.monotonic() + 10
+        while leader_lives < 300 and _alive(test_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the test command ends by itself, leaving its child behind
+        assert _alive(child_pid) and _alive(test_pid) == (leader_lives == 300)
 
         build_harness(ws).engine.prune_stale()
 
@@ -207,9 +213,9 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
         assert not any((ws / ".phoenix_cli" / "worktrees").iterdir())
         assert not (ws / ".git" / "worktrees").exists() or not any((ws / ".git" / "worktrees").iterdir())
         deadline = time.monotonic() + 5
-        while _alive(test_pid) and time.monotonic() < deadline:
+        while (_alive(test_pid) or _alive(child_pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(test_pid), "the orphaned test command still runs"
+        assert not _alive(test_pid) and not _alive(child_pid), "the orphaned test command still runs"
         assert fingerprint(ws) == before
         assert (ws / "train.py").read_text() == TRAIN  # never promoted
         assert build_harness(ws).engine.history()[-1].outcome == "interrupted"

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import stat
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class Isolated:
         return gitrepo.tree_with(self.root, [prefix + f for f in files])
 
     def close(self) -> None:
-        _end_groups(self.ledger)
+        # Every process group started here is already gone (`proc.run` waits for that).
         if self.repo is not None:
             gitrepo.worktree_remove(self.repo, self.root)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -141,7 +142,7 @@ def prune_stale(paths: StatePaths, repo: Repo | None) -> list[str]:
     removed: list[str] = []
     if paths.worktrees.is_dir():
         for ledger in paths.worktrees.glob("*.json"):
-            _end_groups(ledger)
+            _end_groups(ledger, paths.worktrees / ledger.stem)
     if repo is not None:
         for _admin, wt in gitrepo.admin_dirs(repo, paths.worktrees):
             gitrepo.worktree_remove(repo, wt)
@@ -165,16 +166,27 @@ def _read_ledger(ledger: Path) -> dict:  # type: ignore[type-arg]
     return data if isinstance(data, dict) else {}
 
 
-def _end_groups(ledger: Path) -> None:
+def _end_groups(ledger: Path, copy: Path) -> None:
+    """End what a crashed Phoenix left running in ``copy``: the groups its ledger names, and no other."""
     for group in _read_ledger(ledger).get("groups", []):
         pgid, token = group.get("pgid"), group.get("token")
         if not isinstance(pgid, int) or pgid <= 1 or token is None:
             continue
-        # Ours are the processes of that group that started no earlier than its leader did; a pid
-        # recycled since then belongs to a process that started later but in another group.
-        leader = proc.start_token(pgid)
-        if leader == token or (leader is None and proc.group_members(pgid, since=int(token))):
+        if proc.start_token(pgid) == token:  # the leader we started is alive: the group is ours
             proc.kill_group(pgid)
+            continue
+        # The leader is gone: only members that started after it and still work inside the copy are
+        # ours (a recycled group id would have neither property).
+        for pid in proc.group_members(pgid, since=int(token)):
+            try:
+                cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+            except OSError:
+                continue
+            if cwd == copy or cwd.is_relative_to(copy):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 def _copy_tree(src: Path, dst: Path, state_root: Path) -> None:

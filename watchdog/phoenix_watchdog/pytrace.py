@@ -1,0 +1,302 @@
+"""Reading Python tracebacks out of cleaned log lines, one stream (rank) at a time.
+
+A *traceback* here is what the interpreter prints for an uncaught exception: a chain of one or
+more exceptions (``raise ... from``: "direct cause"; an exception inside ``except``: "during
+handling"), each with its frames (outermost first) and its message. Two embedded forms are read
+too: the worker traceback that PyTorch's DataLoader re-raises in the main process ("Original
+Traceback") becomes the first link of the chain, and torchrun's ``ChildFailedError`` summary keeps
+its message lines for `launcher` to read.
+
+The parser is a small state machine per stream. It tolerates foreign lines interleaved into a
+traceback (another rank writing without a prefix), tracebacks whose header was cut off by the tail
+(it starts at the first ``File "..."`` line), and Python 3.11 caret lines. Tracebacks without an
+exception line (a truncated log, anomaly-mode warnings that print frames) are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from phoenix_watchdog.logtext import LogLine
+
+CAUSE = "The above exception was the direct cause of the following exception:"
+CONTEXT = "During handling of the above exception, another exception occurred:"
+_HEADER = re.compile(r"^(\s*)Traceback \(most recent call last\):\s*$")
+_FRAME = re.compile(r'^(\s*)File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
+_EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?P<last>[A-Za-z_]\w*))(?::(?: (?P<msg>.*))?)?$")
+_THREAD = re.compile(r"^Exception in thread (?P<name>.+?):?\s*$")
+# Lines written by a logger or the runtime, never part of an exception message.
+_LOG_RECORD = re.compile(
+    r"^(?:[IWEF]\d{4} \d{2}:\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|terminate called|Fatal Python error"
+    r"|Traceback \(most recent|\*{5,}|\S+:\d+:\d+ \[\d+\] NCCL )"
+)
+MAX_FOREIGN = 40          # interleaved lines tolerated inside one traceback
+MAX_DETAIL_LINES = 400    # message lines kept after the exception line (torchrun summaries are long)
+RULE_DETAIL_LINES = 8     # message lines the category rules look at
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """One traceback frame as printed; ``source`` is the code line shown under it, if any."""
+
+    file: str
+    line: int
+    function: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PyError:
+    """One exception of a chain: type as printed, first message line, following message lines."""
+
+    type: str
+    message: str
+    details: tuple[str, ...]
+    frames: tuple[SourceFrame, ...]  # outermost first
+
+    @property
+    def short_type(self) -> str:
+        return self.type.rsplit(".", 1)[-1]
+
+    @property
+    def text(self) -> str:
+        """Message plus its first continuation lines: what category rules match against."""
+        return "\n".join((self.message, *self.details[:RULE_DETAIL_LINES]))
+
+
+@dataclass(frozen=True)
+class Traceback:
+    """A complete uncaught-exception report.
+
+    Attributes:
+        chain: the exceptions, original cause first, the one that ended the program last.
+        links: how each link led to the next: "cause", "context" or "worker" (DataLoader re-raise).
+        stream: the rank prefix the lines carried, None when unprefixed.
+        start, end: indices of its first and last line in the cleaned log.
+        thread: the thread name when Python printed "Exception in thread ..." (not fatal by itself).
+    """
+
+    chain: tuple[PyError, ...]
+    links: tuple[str, ...]
+    stream: str | None
+    start: int
+    end: int
+    thread: str | None = None
+
+    @property
+    def final(self) -> PyError:
+        return self.chain[-1]
+
+
+@dataclass
+class _Builder:
+    indent: int
+    start: int
+    thread: str | None
+    frames: list[SourceFrame] = field(default_factory=list)
+    exc: re.Match[str] | None = None
+    details: list[str] = field(default_factory=list)
+    foreign: int = 0
+    end: int = 0
+    blank_run: int = 0
+    embedded: bool = False  # the message holds a traceback of its own (DataLoader, torchrun summary)
+
+
+@dataclass
+class _Stream:
+    """Parser state of one stream."""
+
+    chain: list[PyError] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    chain_start: int = 0
+    chain_thread: str | None = None
+    pending_link: str | None = None
+    chain_end: int = 0
+    current: _Builder | None = None
+    thread: str | None = None
+
+
+def looks_like_exception(text: str) -> re.Match[str] | None:
+    """Match an exception line (``pkg.mod.SomeError: message``), rejecting log-level words."""
+    m = _EXC.match(text)
+    if not m:
+        return None
+    last = m["last"]
+    if last[0].isupper():
+        return m if any(c.islower() for c in last) else None  # "INFO: ..." is a logger, not a class
+    return m if "." in m["type"] and last[0] != "_" or m["type"].startswith("_") else None
+
+
+def parse_tracebacks(lines: Iterable[LogLine], code_lines: set[int] | None = None) -> list[Traceback]:
+    """Every complete traceback in the log, in order of their first line.
+
+    ``code_lines``, when given, receives the indices of frame and source-code lines: pattern scans
+    must not mistake ``raise RuntimeError("loss is nan")`` shown as source for the error itself.
+    """
+    streams: dict[str | None, _Stream] = {}
+    done: list[Traceback] = []
+    sink = code_lines if code_lines is not None else set()
+    for ln in lines:
+        st = streams.get(ln.stream)
+        if st is None:
+            st = streams[ln.stream] = _Stream()
+        _feed(st, ln, done, ln.stream, sink)
+    for key, st in streams.items():
+        _close_builder(st, done, key)
+        _close_chain(st, done, key)
+    done.sort(key=lambda tb: tb.start)
+    return done
+
+
+def _feed(st: _Stream, ln: LogLine, done: list[Traceback], key: str | None, code: set[int]) -> None:
+    text = ln.text
+    b = st.current
+    if b is None:
+        if st.chain or st.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:
+            _idle(st, ln, done, key, code)
+        return  # the common case: an ordinary line between tracebacks
+    stripped_len = len(text) - len(text.lstrip())
+    if b.exc is None:  # reading frames
+        fm = _FRAME.match(text) if 'File "' in text else None
+        if fm:
+            b.frames.append(SourceFrame(fm["file"], int(fm["line"]), fm["func"] or "<module>"))
+            b.end = ln.index
+            code.add(ln.index)
+            return
+        if not text.strip():
+            return
+        if stripped_len > b.indent + 2 and b.frames:
+            _add_source(b, text)
+            b.end = ln.index
+            code.add(ln.index)
+            return
+        em = looks_like_exception(text[b.indent:]) if stripped_len == b.indent else None
+        if em:
+            b.exc, b.end = em, ln.index
+            return
+        if _HEADER.match(text):  # a new traceback while this one never finished: drop it
+            st.current = None
+            _idle(st, ln, done, key, code)
+            return
+        b.foreign += 1
+        if b.foreign > MAX_FOREIGN:
+            st.current = None
+        return
+    # reading the message
+    if text in (CAUSE, CONTEXT):
+        _close_builder(st, done, key)
+        st.pending_link = "cause" if text == CAUSE else "context"
+        return
+    if _LOG_RECORD.match(text) or text.startswith("Exception in thread") or len(b.details) >= MAX_DETAIL_LINES:
+        _close_builder(st, done, key)
+        _close_chain(st, done, key)
+        _idle(st, ln, done, key, code)
+        return
+    if not text.strip():
+        b.blank_run += 1
+        if b.blank_run >= 2:
+            _close_builder(st, done, key)
+            _close_chain(st, done, key)
+        else:
+            b.details.append("")
+        return
+    if not b.embedded and 'File "' in text and _FRAME.match(text):
+        # A frame after the message: another process's traceback interleaved without prefixes, or
+        # one whose header was lost. The message is over; a new traceback starts here.
+        _close_builder(st, done, key)
+        _close_chain(st, done, key)
+        _idle(st, ln, done, key, code)
+        return
+    if "Traceback (most recent call last):" in text:
+        b.embedded = True
+    b.blank_run = 0
+    b.details.append(text)
+    b.end = ln.index
+
+
+def _idle(st: _Stream, ln: LogLine, done: list[Traceback], key: str | None, code: set[int]) -> None:
+    text = ln.text
+    hm = _HEADER.match(text) if "Traceback (" in text else None
+    fm = _FRAME.match(text) if not hm and 'File "' in text else None
+    if hm or fm:
+        if st.pending_link is None:
+            _close_chain(st, done, key)
+        indent = len(hm[1]) if hm else max(len(fm[1]) - 2, 0)  # type: ignore[index]
+        st.current = _Builder(indent=indent, start=ln.index, thread=st.thread)
+        st.thread = None
+        if fm:
+            st.current.frames.append(SourceFrame(fm["file"], int(fm["line"]), fm["func"] or "<module>"))
+            code.add(ln.index)
+        st.current.end = ln.index
+        return
+    if text in (CAUSE, CONTEXT):
+        if st.chain:
+            st.pending_link = "cause" if text == CAUSE else "context"
+        return
+    if not text.strip():
+        return
+    tm = _THREAD.match(text) if text.startswith("Exception in thread") else None
+    if st.pending_link is None:
+        _close_chain(st, done, key)
+    st.thread = tm["name"] if tm else None
+
+
+def _add_source(b: _Builder, text: str) -> None:
+    code = text.strip()
+    last = b.frames[-1]
+    if last.source or set(code) <= set("^~ ") or code.startswith("[Previous line repeated"):
+        return
+    b.frames[-1] = SourceFrame(last.file, last.line, last.function, code[:300])
+
+
+def _close_builder(st: _Stream, done: list[Traceback], key: str | None) -> None:
+    b = st.current
+    st.current = None
+    if b is None or b.exc is None:
+        return
+    details = list(b.details)
+    while details and not details[-1].strip():
+        details.pop()
+    err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), tuple(b.frames))
+    if not st.chain:
+        st.chain_start, st.chain_thread = b.start, b.thread
+    else:
+        st.links.append(st.pending_link or "context")
+    st.pending_link = None
+    origin = _worker_origin(err)
+    if origin is not None and not st.links and len(st.chain) == 0:
+        st.chain.append(origin)
+        st.links.append("worker")
+    st.chain.append(err)
+    st.chain_end = b.end
+
+
+def _close_chain(st: _Stream, done: list[Traceback], key: str | None) -> None:
+    if st.current is not None:
+        return
+    if st.chain:
+        done.append(Traceback(tuple(st.chain), tuple(st.links), key, st.chain_start, st.chain_end,
+                              st.chain_thread))
+    st.chain, st.links, st.pending_link = [], [], None
+
+
+def _worker_origin(err: PyError) -> PyError | None:
+    """The worker-side exception embedded in a DataLoader re-raise ("Original Traceback")."""
+    for i, line in enumerate(err.details):
+        if line.lstrip().startswith("Original Traceback (most recent call last):"):
+            return parse_embedded(err.details[i:], header="Original Traceback")
+    return None
+
+
+def parse_embedded(lines: Iterable[str], *, header: str = "Traceback") -> PyError | None:
+    """Parse a traceback that is part of a message (its lines as printed, header first)."""
+    rows = list(lines)
+    if not rows:
+        return None
+    first = rows[0]
+    indent = len(first) - len(first.lstrip())
+    rows[0] = " " * indent + "Traceback (most recent call last):" if header in first else first
+    found = parse_tracebacks(LogLine(i, r, None) for i, r in enumerate(rows))
+    return found[0].chain[0] if found else None

@@ -23,7 +23,7 @@ from phoenix_watchdog import classify as C
 from phoenix_watchdog.failure import Diagnosis, ExitStatus, Frame, HangInfo
 from phoenix_watchdog.logtext import LogLine
 from phoenix_watchdog.pytrace import SourceFrame
-from phoenix_watchdog.signature import make_signature
+from phoenix_watchdog.signature import make_signature, normalise
 from phoenix_watchdog.stackdump import main_thread, parse_stacks
 from phoenix_watchdog.usercode import display_path, is_user_path, stable_path, under
 
@@ -151,10 +151,13 @@ def _frame(fr: SourceFrame | None, workspace: str | None) -> Frame | None:
 def _evidence(winner: Candidate, source: Candidate | None, candidates: list[Candidate],
               exit: ExitStatus | None) -> tuple[str, ...]:
     out: list[str] = []
+    seen: set[str] = set()
 
     def add(line: str) -> None:
         line = _one_line(line, 300)
-        if line and line not in out and len(out) < MAX_EVIDENCE:
+        key = normalise(line)  # the same line from eight ranks is one piece of evidence
+        if line and key not in seen and len(out) < MAX_EVIDENCE:
+            seen.add(key)
             out.append(line)
 
     add(winner.finding.line)

@@ -155,7 +155,7 @@ def classify_line(ln: LogLine) -> Finding | None:
         return hit("segfault", C.ABORT, "signal:SIGABRT", fatal=True)
     if C.NCCL_TEXT.search(text) and _nccl_failure(text):
         return hit("nccl_error", C.NCCL, C.nccl_key(text))
-    if C.NAN_TEXT.search(text):
+    if C.NAN_LINE_TEXT.search(text):
         return hit("nan_divergence", C.LINE, normalise(text))
     if _ARGPARSE.search(text):
         return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))
@@ -191,5 +191,7 @@ def exit_findings(exit: ExitStatus | None, at: int) -> list[Finding]:
         # SIGKILL without OOM evidence: the kernel OOM killer is the usual sender, but `docker kill`,
         # a preemption or a human send it too. Calling it host_oom would stop a job a restart could
         # carry on; calling it unknown restarts it, and the per-signature budget bounds the cost.
-        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc, at, None, True))
+        why = " (no OOM evidence in the log: the kernel OOM killer, docker kill or a preemption)" \
+            if sig == signal.SIGKILL else ""
+        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None, True))
     return out

@@ -75,6 +75,8 @@ class Traceback:
         links: how each link led to the next: "cause", "context" or "worker" (DataLoader re-raise).
         stream: the rank prefix the lines carried, None when unprefixed.
         start, end: indices of its first and last line in the cleaned log.
+        raised: index of the final exception's own line. Message lines may follow it, and where a
+            message ends cannot be told from the text, so what came after is measured from here.
         thread: the thread name when Python printed "Exception in thread ..." (not fatal by itself).
     """
 
@@ -83,6 +85,7 @@ class Traceback:
     stream: str | None
     start: int
     end: int
+    raised: int
     thread: str | None = None
 
     @property
@@ -97,6 +100,7 @@ class _Builder:
     thread: str | None
     frames: list[SourceFrame] = field(default_factory=list)
     exc: re.Match[str] | None = None
+    exc_index: int = 0
     details: list[str] = field(default_factory=list)
     foreign: int = 0
     end: int = 0
@@ -114,6 +118,7 @@ class _Stream:
     chain_thread: str | None = None
     pending_link: str | None = None
     chain_end: int = 0
+    chain_raised: int = 0
     current: _Builder | None = None
     thread: str | None = None
 
@@ -174,7 +179,7 @@ def _feed(st: _Stream, ln: LogLine, done: list[Traceback], key: str | None, code
             return
         em = looks_like_exception(text[b.indent:]) if stripped_len == b.indent else None
         if em:
-            b.exc, b.end = em, ln.index
+            b.exc, b.end, b.exc_index = em, ln.index, ln.index
             return
         if _HEADER.match(text):  # a new traceback while this one never finished: drop it
             st.current = None
@@ -270,7 +275,7 @@ def _close_builder(st: _Stream, done: list[Traceback], key: str | None) -> None:
         st.chain.append(origin)
         st.links.append("worker")
     st.chain.append(err)
-    st.chain_end = b.end
+    st.chain_end, st.chain_raised = b.end, b.exc_index
 
 
 def _close_chain(st: _Stream, done: list[Traceback], key: str | None) -> None:
@@ -278,7 +283,7 @@ def _close_chain(st: _Stream, done: list[Traceback], key: str | None) -> None:
         return
     if st.chain:
         done.append(Traceback(tuple(st.chain), tuple(st.links), key, st.chain_start, st.chain_end,
-                              st.chain_thread))
+                              st.chain_raised, st.chain_thread))
     st.chain, st.links, st.pending_link = [], [], None
 
 

@@ -36,6 +36,7 @@ _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, f), r) fo
     (r"(?<![\w/])/(?:tmp|var/tmp|dev/shm|run/user)(?:/[^\s'\":,)/]+)*/", 0, "<tmp>/"),  # keep the name
     (r"\b[\w.-]+<\d+>", 0, "<host>"),                              # NCCL: node-b03<47861>
     (r"\b(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{8,}\b", re.I, "<id>"),  # run ids, hashes
+    (r"\b\d+(?:\.\d+)?\s?(?:[KMGTP]i?B|bytes)\b", 0, "<size>"),  # 2.00 GiB vs 512.00 MiB
     (r"\d+(?:\.\d+)?(?:e[+-]?\d+)?", re.I, "N"),
 ))
 _SPACE = re.compile(r"\s+")
@@ -45,7 +46,7 @@ def normalise(text: str, workspace: str | None = None) -> str:
     """Fold the run-specific parts of a message, keeping the words that name the failure.
 
     >>> normalise("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 3; 79.11 GiB total)")
-    'CUDA out of memory. Tried to allocate N GiB (<GPU n>; N GiB total)'
+    'CUDA out of memory. Tried to allocate <size> (GPU N; <size> total)'
     """
     if workspace:
         text = text.replace(workspace.rstrip("/") + "/", "")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# Only the tail matters, and the work must stay bounded whatever the caller hands in.
-MAX_CHARS = 1 << 20
+# Only the tail matters, and the work must stay bounded whatever the caller hands in: the last
+# 512 KiB hold thousands of lines (64 ranks' NCCL watchdog reports fit), and reading them costs
+# at most a few tens of milliseconds (bench/bench_diagnose.py).
+MAX_CHARS = 512 * 1024
 MAX_LINE_CHARS = 4000
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -32,7 +34,8 @@ _BRACKET = re.compile(
     re.VERBOSE,
 )
 _DIGIT = re.compile(
-    r"""(?:\d{4}-\d{2}-\d{2}[T\ ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\s+  # timestamp
+    r"""(?:\d{4}-\d{2}-\d{2}[T\ ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?[\ \t]  # timestamp: one
+                                              # separator only, the line's own indentation follows
       | \ {0,3}(?P<task>\d{1,4}):\                                                     # srun --label
     )""",
     re.VERBOSE,

@@ -60,7 +60,10 @@ def trie_regex(words: tuple[str, ...]) -> re.Pattern[str]:
 
 
 _TRIGGER = trie_regex(TRIGGERS)
-_NOISE = ("frame #", "Exception raised from ")  # C++ stack frames under a c10 error: never evidence
+_NOISE = ("frame #",)  # C++ stack frames under a c10 error: never evidence
+# Where a c10 error was raised names its kind even when the message scrolled out of the tail.
+_RAISED_FROM = re.compile(r"^Exception raised from (?P<fn>\w+) at \S*ProcessGroupNCCL\.cpp")
+_DIST_ABORT = re.compile(r"DistBackendError|DistNetworkError|NCCL|nccl")
 
 _XID = re.compile(r"NVRM: Xid \((?P<bus>[^)]*)\): (?P<code>\d+)")
 _XID_IGNORED = frozenset({43, 45})  # app stopped / preemptive cleanup: consequences of any crash
@@ -95,25 +98,37 @@ class Finding:
 
 def scan_markers(lines: list[LogLine], skip: set[int]) -> list[Finding]:
     """Every line-level finding, in log order. ``skip``: indices of traceback frame/source lines."""
-    joined = "\n".join(ln.text for ln in lines)
+    # C++ frame lines are blanked before the scan: an NCCL storm prints dozens per rank.
+    texts = ["" if ln.text.startswith(_NOISE) else ln.text for ln in lines]
+    joined = "\n".join(texts)
     starts = [0]
-    for ln in lines[:-1]:
-        starts.append(starts[-1] + len(ln.text) + 1)
+    for text in texts[:-1]:
+        starts.append(starts[-1] + len(text) + 1)
     found: list[Finding] = []
-    last_line = -1
-    for m in _TRIGGER.finditer(joined):
+    pos = 0
+    while (m := _TRIGGER.search(joined, pos)) is not None:
         i = bisect.bisect_right(starts, m.start()) - 1
-        if i == last_line or i in skip:
-            continue
-        last_line = i
-        f = classify_line(lines[i])
-        if f is not None:
+        pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
+        if i not in skip and (f := classify_line(lines[i])) is not None:
             found.append(f)
     return found
 
 
+def _has(text: str, needles: tuple[str, ...]) -> bool:
+    return any(n in text for n in needles)
+
+
+# Substrings without which a rule's regex cannot match: cheap guards that spare most searches.
+_HW_NEEDLES = ("ECC", "GPU", "fallen off", "launch failure", "NVLink", "NVIDIA driver", "CUDA-capable")
+_OOM_NEEDLES = ("oom", "OOM", "ut of memory")
+_DISK_NEEDLES = ("No space", "Errno 28", "Errno 122", "ENOSPC", "quota", "PytorchStreamWriter", "write failed",
+                 "unexpected pos", "iostream error")
+_ILLEGAL_NEEDLES = ("illegal", "misaligned", "program counter", "IllegalAddress", "ILLEGAL_ADDRESS")
+_NATIVE_NEEDLES = ("Segmentation fault", "Bus error", "Illegal instruction", "Floating point exception", "Signal ")
+
+
 def classify_line(ln: LogLine) -> Finding | None:
-    """The marker rule one cleaned line matches, if any."""
+    """The marker rule one cleaned line matches, if any (rules in priority order)."""
     text = ln.text
     if text.startswith(_NOISE):
         return None
@@ -122,44 +137,52 @@ def classify_line(ln: LogLine) -> Finding | None:
     def hit(category: str, strength: int, key: str, fatal: bool = False) -> Finding:
         return Finding(category, strength, key, shown, ln.index, ln.stream, fatal)
 
-    if m := _XID.search(text):
+    if "Xid" in text and (m := _XID.search(text)):
         code = int(m["code"])
         if code in _XID_IGNORED:
             return None
         if code in _XID_APPLICATION:
             return hit("cuda_illegal_access", C.LINE - 5, f"xid:{code}")
         return hit("gpu_hardware", C.HARDWARE, f"xid:{code}")
-    if m := C.HARDWARE_TEXT.search(text):
+    if _has(text, _HW_NEEDLES) and (m := C.HARDWARE_TEXT.search(text)):
         return hit("gpu_hardware", C.HARDWARE, C.hardware_key(m.group(0)))
-    if _OOM_KILL.search(text):
+    oomish = _has(text, _OOM_NEEDLES)
+    if oomish and _OOM_KILL.search(text):
         return hit("host_oom", C.HOST_OOM, "host_oom")
-    if C.DISK_TEXT.search(text):
+    if _has(text, _DISK_NEEDLES) and C.DISK_TEXT.search(text):
         return hit("disk_full", C.DISK, "disk_full")
-    if C.HOST_OOM_TEXT.search(text):
+    if ("allocate" in text or "Errno 12" in text) and C.HOST_OOM_TEXT.search(text):
         return hit("host_oom", C.LINE, "host_oom")
-    if C.CUDA_OOM_TEXT.search(text):
+    if (oomish or "ALLOC_FAILED" in text or "MemoryAllocation" in text) and C.CUDA_OOM_TEXT.search(text):
         return hit("cuda_oom", C.LINE, "cuda_oom")
-    if C.DEVICE_ASSERT_TEXT.search(text):
+    if ("assert" in text or "Assertion" in text) and C.DEVICE_ASSERT_TEXT.search(text):
         return hit("code_bug", C.LINE - 5, "device-side assert")
-    if m := C.ILLEGAL_TEXT.search(text):
+    if _has(text, _ILLEGAL_NEEDLES) and (m := C.ILLEGAL_TEXT.search(text)):
         return hit("cuda_illegal_access", C.LINE, m.group(0).lower())
-    if m := C.DATALOADER_TEXT.search(text):
+    if ("DataLoader" in text or "worker" in text or "shared memory" in text) and (m := C.DATALOADER_TEXT.search(text)):
         return hit("dataloader", C.LINE, normalise(m.group(0)))
-    if C.NCCL_TIMEOUT_TEXT.search(text):
+    if "collective operation timeout" in text:
         return hit("nccl_timeout", C.NCCL_TIMEOUT, "nccl_timeout")
-    if m := _NATIVE.search(text):
+    if text.startswith("Exception raised from "):
+        if m := _RAISED_FROM.search(text):
+            return hit(*(("nccl_timeout", C.NCCL_TIMEOUT, "nccl_timeout") if m["fn"] == "checkTimeout"
+                         else ("nccl_error", C.NCCL, "nccl")))
+        return None
+    if _has(text, _NATIVE_NEEDLES) and (m := _NATIVE.search(text)):
         kind = m["fatal"] or m["shell"]
         name = _NATIVE_NAMES[kind] if kind else signal_name(int(m["sig"]))
         return hit("segfault", C.NATIVE_CRASH, f"signal:{name}", fatal=True)
-    if m := _ABORT.search(text):
+    if ("terminate called" in text or "Aborted" in text) and (m := _ABORT.search(text)):
+        if m["what"] and _DIST_ABORT.search(m["what"]):  # the NCCL watchdog takes the process down
+            return hit("nccl_error", C.NCCL, "nccl", fatal=True)
         return hit("segfault", C.ABORT, "signal:SIGABRT", fatal=True)
-    if C.NCCL_TEXT.search(text) and _nccl_failure(text):
+    if ("NCCL" in text or "nccl" in text) and C.NCCL_TEXT.search(text) and _nccl_failure(text):
         return hit("nccl_error", C.NCCL, C.nccl_key(text))
     if C.NAN_LINE_TEXT.search(text):
         return hit("nan_divergence", C.LINE, normalise(text))
-    if _ARGPARSE.search(text):
+    if ": error: " in text and _ARGPARSE.search(text):
         return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))
-    if _KILLED.search(text):
+    if "Killed" in text and _KILLED.search(text):
         return hit("unknown", C.KILLED, "signal:SIGKILL", fatal=True)
     return None
 

@@ -131,3 +131,12 @@ def test_nothing_to_go_on() -> None:
     assert d.evidence == ("the log is empty", "no exit status")
     assert diagnose("\x00\ufffd garbage \x1b[", ExitStatus(code=1)).category == "unknown"
     assert diagnose("", ExitStatus(code=1)).signature != diagnose("", ExitStatus(code=2)).signature
+
+
+def test_a_hang_outside_user_code_has_no_user_frame_and_no_patch() -> None:
+    stack = 'Thread 1 (active): "MainThread"\n    all_reduce (torch/distributed/distributed_c10d.py:2501)\n' \
+            '    <module> (torchrun:8)\n'
+    d = diagnose("step 9 loss 0.1\n", None, HangInfo(600, stack), workspace=WS)
+    assert (d.category, d.patchable, d.frame, d.files) == ("hang", False, None, ())
+    assert "all_reduce" in d.summary and "last output: step 9 loss 0.1" in d.evidence
+    assert d.signature == diagnose("", None, HangInfo(900, stack.replace("2501", "2510")), workspace=WS).signature

@@ -133,6 +133,15 @@ def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVe
     return ChainVerdict(v.category, v.key, v.secondary or verdicts[-1].secondary, chain[root_i], chain[chosen])
 
 
+def traceback_strength(v: ChainVerdict) -> int:
+    """The rank of a traceback that ended a process: infrastructure categories rank as their facts do."""
+    if v.category is None:
+        return SECONDARY  # a launcher's summary or an interrupt says nothing by itself
+    strength = {"gpu_hardware": HARDWARE, "disk_full": DISK, "nccl_timeout": NCCL_TIMEOUT,
+                "nccl_error": NCCL}.get(v.category, EXCEPTION)
+    return min(strength, SECONDARY + 5) if v.secondary else strength
+
+
 def classify_error(err: PyError, workspace: str | None, strict: bool = True) -> Verdict:
     """The category rule that matches one exception; code_bug when none does."""
     t, full, text = err.short_type, err.type, err.text

@@ -93,7 +93,6 @@ class Finding:
     line: str
     index: int           # line index in the cleaned log; len(lines) for exit-status evidence
     stream: str | None
-    fatal: bool = False  # the process ended here (native crash, abort, kill)
 
 
 def scan_markers(lines: list[LogLine], skip: set[int]) -> list[Finding]:
@@ -134,8 +133,8 @@ def classify_line(ln: LogLine) -> Finding | None:
         return None
     shown = text.strip()[:MAX_EVIDENCE_CHARS]
 
-    def hit(category: str, strength: int, key: str, fatal: bool = False) -> Finding:
-        return Finding(category, strength, key, shown, ln.index, ln.stream, fatal)
+    def hit(category: str, strength: int, key: str) -> Finding:
+        return Finding(category, strength, key, shown, ln.index, ln.stream)
 
     if "Xid" in text and (m := _XID.search(text)):
         code = int(m["code"])
@@ -171,11 +170,11 @@ def classify_line(ln: LogLine) -> Finding | None:
     if _has(text, _NATIVE_NEEDLES) and (m := _NATIVE.search(text)):
         kind = m["fatal"] or m["shell"]
         name = _NATIVE_NAMES[kind] if kind else signal_name(int(m["sig"]))
-        return hit("segfault", C.NATIVE_CRASH, f"signal:{name}", fatal=True)
+        return hit("segfault", C.NATIVE_CRASH, f"signal:{name}")
     if ("terminate called" in text or "Aborted" in text) and (m := _ABORT.search(text)):
         if m["what"] and _DIST_ABORT.search(m["what"]):  # the NCCL watchdog takes the process down
-            return hit("nccl_error", C.NCCL, "nccl", fatal=True)
-        return hit("segfault", C.ABORT, "signal:SIGABRT", fatal=True)
+            return hit("nccl_error", C.NCCL, "nccl")
+        return hit("segfault", C.ABORT, "signal:SIGABRT")
     if ("NCCL" in text or "nccl" in text) and C.NCCL_TEXT.search(text) and _nccl_failure(text):
         return hit("nccl_error", C.NCCL, C.nccl_key(text))
     if C.NAN_LINE_TEXT.search(text):
@@ -183,7 +182,7 @@ def classify_line(ln: LogLine) -> Finding | None:
     if ": error: " in text and _ARGPARSE.search(text):
         return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))
     if "Killed" in text and _KILLED.search(text):
-        return hit("unknown", C.KILLED, "signal:SIGKILL", fatal=True)
+        return hit("unknown", C.KILLED, "signal:SIGKILL")
     return None
 
 
@@ -204,17 +203,17 @@ def exit_findings(exit: ExitStatus | None, at: int) -> list[Finding]:
     out: list[Finding] = []
     desc = exit.describe()
     if exit.oom_killed:
-        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", f"container {desc}", at, None, True))
+        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", desc, at, None))
     sig = exit.effective_signal
     if sig in _NATIVE_SIGNALS:
-        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None, True))
+        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None))
     elif sig == signal.SIGABRT:
-        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None, True))
+        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None))
     elif sig is not None:
         # SIGKILL without OOM evidence: the kernel OOM killer is the usual sender, but `docker kill`,
         # a preemption or a human send it too. Calling it host_oom would stop a job a restart could
         # carry on; calling it unknown restarts it, and the per-signature budget bounds the cost.
         why = " (no OOM evidence in the log: the kernel OOM killer, docker kill or a preemption)" \
             if sig == signal.SIGKILL else ""
-        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None, True))
+        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None))
     return out

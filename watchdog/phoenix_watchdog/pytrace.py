@@ -95,6 +95,8 @@ class Traceback:
 
 @dataclass
 class _Builder:
+    """One traceback being read: its frames, then its exception line and message lines."""
+
     indent: int
     start: int
     thread: str | None
@@ -106,21 +108,6 @@ class _Builder:
     end: int = 0
     blank_run: int = 0
     embedded: bool = False  # the message holds a traceback of its own (DataLoader, torchrun summary)
-
-
-@dataclass
-class _Stream:
-    """Parser state of one stream."""
-
-    chain: list[PyError] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-    chain_start: int = 0
-    chain_thread: str | None = None
-    pending_link: str | None = None
-    chain_end: int = 0
-    chain_raised: int = 0
-    current: _Builder | None = None
-    thread: str | None = None
 
 
 def looks_like_exception(text: str) -> re.Match[str] | None:
@@ -140,112 +127,153 @@ def parse_tracebacks(lines: Iterable[LogLine], code_lines: set[int] | None = Non
     ``code_lines``, when given, receives the indices of frame and source-code lines: pattern scans
     must not mistake ``raise RuntimeError("loss is nan")`` shown as source for the error itself.
     """
-    streams: dict[str | None, _Stream] = {}
     done: list[Traceback] = []
-    sink = code_lines if code_lines is not None else set()
+    code = code_lines if code_lines is not None else set()
+    parsers: dict[str | None, _StreamParser] = {}
     for ln in lines:
-        st = streams.get(ln.stream)
-        if st is None:
-            st = streams[ln.stream] = _Stream()
-        _feed(st, ln, done, ln.stream, sink)
-    for key, st in streams.items():
-        _close_builder(st, done, key)
-        _close_chain(st, done, key)
+        parser = parsers.get(ln.stream)
+        if parser is None:
+            parser = parsers[ln.stream] = _StreamParser(ln.stream, done, code)
+        parser.feed(ln)
+    for parser in parsers.values():
+        parser.finish()
     done.sort(key=lambda tb: tb.start)
     return done
 
 
-def _feed(st: _Stream, ln: LogLine, done: list[Traceback], key: str | None, code: set[int]) -> None:
-    text = ln.text
-    b = st.current
-    if b is None:
-        if st.chain or st.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:
-            _idle(st, ln, done, key, code)
-        return  # the common case: an ordinary line between tracebacks
-    stripped_len = len(text) - len(text.lstrip())
-    if b.exc is None:  # reading frames
-        fm = _FRAME.match(text) if 'File "' in text else None
-        if fm:
-            b.frames.append(SourceFrame(fm["file"], int(fm["line"]), fm["func"] or "<module>"))
-            b.end = ln.index
-            code.add(ln.index)
+class _StreamParser:
+    """The traceback state machine of one stream: idle, reading frames, reading the message."""
+
+    def __init__(self, key: str | None, done: list[Traceback], code: set[int]) -> None:
+        self.key, self.done, self.code = key, done, code
+        self.current: _Builder | None = None
+        self.chain: list[PyError] = []
+        self.links: list[str] = []
+        self.pending_link: str | None = None  # a chain separator was read; the next traceback continues it
+        self.thread: str | None = None         # "Exception in thread X:" was the last line
+        self.chain_start = self.chain_end = self.chain_raised = 0
+        self.chain_thread: str | None = None
+
+    def feed(self, ln: LogLine) -> None:
+        text, b = ln.text, self.current
+        if b is None:
+            if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:
+                self._idle(ln)
+            return  # the common case: an ordinary line between tracebacks
+        if b.exc is None:
+            self._frames(b, ln)
+        else:
+            self._message(b, ln)
+
+    def finish(self) -> None:
+        self._close_builder()
+        self._close_chain()
+
+    def _idle(self, ln: LogLine) -> None:
+        text = ln.text
+        hm = _HEADER.match(text) if "Traceback (" in text else None
+        fm = _FRAME.match(text) if not hm and 'File "' in text else None
+        if hm or fm:
+            if self.pending_link is None:
+                self._close_chain()
+            indent = len(hm[1]) if hm else max(len(fm[1]) - 2, 0)  # type: ignore[index]
+            self.current = _Builder(indent=indent, start=ln.index, end=ln.index, thread=self.thread)
+            self.thread = None
+            if fm:
+                self._add_frame(self.current, fm, ln.index)
+            return
+        if text in (CAUSE, CONTEXT):
+            if self.chain:
+                self.pending_link = "cause" if text == CAUSE else "context"
             return
         if not text.strip():
             return
-        if stripped_len > b.indent + 2 and b.frames:
+        if self.pending_link is None:
+            self._close_chain()
+        tm = _THREAD.match(text) if text.startswith("Exception in thread") else None
+        self.thread = tm["name"] if tm else None
+
+    def _frames(self, b: _Builder, ln: LogLine) -> None:
+        text = ln.text
+        fm = _FRAME.match(text) if 'File "' in text else None
+        if fm:
+            self._add_frame(b, fm, ln.index)
+            return
+        if not text.strip():
+            return
+        indent = len(text) - len(text.lstrip())
+        if indent > b.indent + 2 and b.frames:
             _add_source(b, text)
             b.end = ln.index
-            code.add(ln.index)
+            self.code.add(ln.index)
             return
-        em = looks_like_exception(text[b.indent:]) if stripped_len == b.indent else None
+        em = looks_like_exception(text[b.indent:]) if indent == b.indent else None
         if em:
             b.exc, b.end, b.exc_index = em, ln.index, ln.index
-            return
-        if _HEADER.match(text):  # a new traceback while this one never finished: drop it
-            st.current = None
-            _idle(st, ln, done, key, code)
-            return
-        b.foreign += 1
-        if b.foreign > MAX_FOREIGN:
-            st.current = None
-        return
-    # reading the message
-    if text in (CAUSE, CONTEXT):
-        _close_builder(st, done, key)
-        st.pending_link = "cause" if text == CAUSE else "context"
-        return
-    if _LOG_RECORD.match(text) or text.startswith("Exception in thread") or len(b.details) >= MAX_DETAIL_LINES:
-        _close_builder(st, done, key)
-        _close_chain(st, done, key)
-        _idle(st, ln, done, key, code)
-        return
-    if not text.strip():
-        b.blank_run += 1
-        if b.blank_run >= 2:
-            _close_builder(st, done, key)
-            _close_chain(st, done, key)
+        elif _HEADER.match(text):  # a new traceback while this one never finished: drop it
+            self.current = None
+            self._idle(ln)
         else:
-            b.details.append("")
-        return
-    if not b.embedded and 'File "' in text and _FRAME.match(text):
-        # A frame after the message: another process's traceback interleaved without prefixes, or
-        # one whose header was lost. The message is over; a new traceback starts here.
-        _close_builder(st, done, key)
-        _close_chain(st, done, key)
-        _idle(st, ln, done, key, code)
-        return
-    if "Traceback (most recent call last):" in text:
-        b.embedded = True
-    b.blank_run = 0
-    b.details.append(text)
-    b.end = ln.index
+            b.foreign += 1  # a line from some other writer
+            if b.foreign > MAX_FOREIGN:
+                self.current = None
 
+    def _message(self, b: _Builder, ln: LogLine) -> None:
+        text = ln.text
+        if text in (CAUSE, CONTEXT):
+            self._close_builder()
+            self.pending_link = "cause" if text == CAUSE else "context"
+            return
+        if (_LOG_RECORD.match(text) or text.startswith("Exception in thread") or len(b.details) >= MAX_DETAIL_LINES
+                or (not b.embedded and 'File "' in text and _FRAME.match(text))):
+            # The message is over. A frame here is another process's traceback interleaved
+            # without prefixes, or one whose header was lost: it starts a traceback of its own.
+            self.finish()
+            self._idle(ln)
+            return
+        if not text.strip():
+            b.blank_run += 1
+            if b.blank_run >= 2:
+                self.finish()
+            else:
+                b.details.append("")
+            return
+        if "Traceback (most recent call last):" in text:
+            b.embedded = True
+        b.blank_run = 0
+        b.details.append(text)
+        b.end = ln.index
 
-def _idle(st: _Stream, ln: LogLine, done: list[Traceback], key: str | None, code: set[int]) -> None:
-    text = ln.text
-    hm = _HEADER.match(text) if "Traceback (" in text else None
-    fm = _FRAME.match(text) if not hm and 'File "' in text else None
-    if hm or fm:
-        if st.pending_link is None:
-            _close_chain(st, done, key)
-        indent = len(hm[1]) if hm else max(len(fm[1]) - 2, 0)  # type: ignore[index]
-        st.current = _Builder(indent=indent, start=ln.index, thread=st.thread)
-        st.thread = None
-        if fm:
-            st.current.frames.append(SourceFrame(fm["file"], int(fm["line"]), fm["func"] or "<module>"))
-            code.add(ln.index)
-        st.current.end = ln.index
-        return
-    if text in (CAUSE, CONTEXT):
-        if st.chain:
-            st.pending_link = "cause" if text == CAUSE else "context"
-        return
-    if not text.strip():
-        return
-    tm = _THREAD.match(text) if text.startswith("Exception in thread") else None
-    if st.pending_link is None:
-        _close_chain(st, done, key)
-    st.thread = tm["name"] if tm else None
+    def _add_frame(self, b: _Builder, fm: re.Match[str], index: int) -> None:
+        b.frames.append(SourceFrame(fm["file"], int(fm["line"]), fm["func"] or "<module>"))
+        b.end = index
+        self.code.add(index)
+
+    def _close_builder(self) -> None:
+        b, self.current = self.current, None
+        if b is None or b.exc is None:
+            return
+        details = list(b.details)
+        while details and not details[-1].strip():
+            details.pop()
+        err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), tuple(b.frames))
+        if self.chain:
+            self.links.append(self.pending_link or "context")
+        else:
+            self.chain_start, self.chain_thread = b.start, b.thread
+            origin = _worker_origin(err)
+            if origin is not None:
+                self.chain.append(origin)
+                self.links.append("worker")
+        self.pending_link = None
+        self.chain.append(err)
+        self.chain_end, self.chain_raised = b.end, b.exc_index
+
+    def _close_chain(self) -> None:
+        if self.chain:
+            self.done.append(Traceback(tuple(self.chain), tuple(self.links), self.key, self.chain_start,
+                                       self.chain_end, self.chain_raised, self.chain_thread))
+        self.chain, self.links, self.pending_link = [], [], None
 
 
 def _add_source(b: _Builder, text: str) -> None:
@@ -256,52 +284,20 @@ def _add_source(b: _Builder, text: str) -> None:
     b.frames[-1] = SourceFrame(last.file, last.line, last.function, code[:300])
 
 
-def _close_builder(st: _Stream, done: list[Traceback], key: str | None) -> None:
-    b = st.current
-    st.current = None
-    if b is None or b.exc is None:
-        return
-    details = list(b.details)
-    while details and not details[-1].strip():
-        details.pop()
-    err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), tuple(b.frames))
-    if not st.chain:
-        st.chain_start, st.chain_thread = b.start, b.thread
-    else:
-        st.links.append(st.pending_link or "context")
-    st.pending_link = None
-    origin = _worker_origin(err)
-    if origin is not None and not st.links and len(st.chain) == 0:
-        st.chain.append(origin)
-        st.links.append("worker")
-    st.chain.append(err)
-    st.chain_end, st.chain_raised = b.end, b.exc_index
-
-
-def _close_chain(st: _Stream, done: list[Traceback], key: str | None) -> None:
-    if st.current is not None:
-        return
-    if st.chain:
-        done.append(Traceback(tuple(st.chain), tuple(st.links), key, st.chain_start, st.chain_end,
-                              st.chain_raised, st.chain_thread))
-    st.chain, st.links, st.pending_link = [], [], None
-
-
 def _worker_origin(err: PyError) -> PyError | None:
     """The worker-side exception embedded in a DataLoader re-raise ("Original Traceback")."""
     for i, line in enumerate(err.details):
         if line.lstrip().startswith("Original Traceback (most recent call last):"):
-            return parse_embedded(err.details[i:], header="Original Traceback")
+            return parse_embedded(err.details[i:])
     return None
 
 
-def parse_embedded(lines: Iterable[str], *, header: str = "Traceback") -> PyError | None:
-    """Parse a traceback that is part of a message (its lines as printed, header first)."""
+def parse_embedded(lines: Iterable[str]) -> PyError | None:
+    """The original exception of a traceback quoted in a message (header line first, any wording)."""
     rows = list(lines)
     if not rows:
         return None
-    first = rows[0]
-    indent = len(first) - len(first.lstrip())
-    rows[0] = " " * indent + "Traceback (most recent call last):" if header in first else first
+    indent = len(rows[0]) - len(rows[0].lstrip())
+    rows[0] = " " * indent + "Traceback (most recent call last):"
     found = parse_tracebacks(LogLine(i, r, None) for i, r in enumerate(rows))
     return found[0].chain[0] if found else None

@@ -99,9 +99,13 @@ def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None
     located = user or (frames[-1] if frames else None)
     location = f"{stable_path(located.file, workspace)}:{located.function}" if located else "no-stack"
     silent = f"no output for {hang.silent_seconds:.0f} s"
-    frame = _frame(user or located, workspace)
-    where = f"; main thread in {frame.function} ({frame.file}:{frame.line})" if frame else "; no stack dump"
+    frame = _frame(user, workspace)
+    shown = _frame(located, workspace)
+    where = f"; main thread in {shown.function} ({shown.file}:{shown.line})" if shown else "; no stack dump"
     evidence = [silent] + [f"{fr.function} ({display_path(fr.file, workspace)}:{fr.line})" for fr in reversed(frames[-5:])]
+    last = next((ln.text.strip() for ln in reversed(lines) if ln.text.strip()), None)
+    if last:
+        evidence.append(f"last output: {last}")
     if exit is not None:
         evidence.append(exit.describe())
     innermost = frames[-1] if frames else None

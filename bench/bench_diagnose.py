@@ -81,8 +81,8 @@ def main() -> None:
     for name, text in inputs().items():
         exit = ExitStatus(code=1)
         diagnose(text, exit, workspace="/workspace")  # warm the regex cache
-        times = timed(lambda: diagnose(text, exit, workspace="/workspace"), runs)
-        base = timed(lambda: [line.strip() for line in text.splitlines()], runs)
+        times = timed(lambda t=text, e=exit: diagnose(t, e, workspace="/workspace"), runs)
+        base = timed(lambda t=text: [line.strip() for line in t.splitlines()], runs)
         d = diagnose(text, exit, workspace="/workspace")
         med, p90 = statistics.median(times), sorted(times)[int(0.9 * (len(times) - 1))]
         ratio = med / statistics.median(base)

@@ -163,7 +163,7 @@ def test_lines_that_are_not_failures(text: str) -> None:
 ])
 def test_exit_status_evidence(exit: ExitStatus, category: str, key: str) -> None:
     findings = exit_findings(exit, 7)
-    assert (findings[0].category, findings[0].key, findings[0].index) == (category, key, 7)
+    assert (findings[0].category, findings[0].key, findings[0].pos) == (category, key, 7)
 
 
 def test_plain_exit_codes_say_nothing() -> None:

@@ -52,7 +52,7 @@ def test_a_traceback_glued_to_a_progress_bar_starts_its_own_line() -> None:
     assert [ln.text for ln in lines] == ["Eval: 100%|##| 20/20 [00:00<00:00, 60.12it/s]",
                                          "Traceback (most recent call last):",
                                          '  File "/w/t.py", line 3, in f', "ZeroDivisionError: division by zero"]
-    assert [ln.index for ln in lines] == [0, 1, 2, 3]
+    assert [ln.pos for ln in lines] == [0, 1, 2, 3]
 
 
 def test_tracebacks_inside_messages_are_not_split() -> None:

@@ -84,7 +84,7 @@ ValueError: corrupt sample 13
 def test_ranks_are_parsed_apart_even_when_interleaved() -> None:
     a = SIMPLE.splitlines()[1:]
     b = [line.replace("KeyError: 'labels'", "RuntimeError: peer closed") for line in a]
-    mixed = [f"[rank{r}]: {line}" for pair in zip(a, b) for r, line in zip((0, 1), pair)]
+    mixed = [f"[rank{r}]: {line}" for pair in zip(a, b, strict=True) for r, line in zip((0, 1), pair, strict=True)]
     tbs = parse("\n".join(mixed))
     assert {(tb.stream, tb.final.type) for tb in tbs} == {("rank0", "KeyError"), ("rank1", "RuntimeError")}
     assert all(len(tb.final.frames) == 3 for tb in tbs)

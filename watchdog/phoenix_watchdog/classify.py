@@ -83,8 +83,8 @@ NAN_TEXT = re.compile(
     r"|Minimum loss scale reached", re.I)
 # In plain log lines only the loss itself counts: fp16 loss scaling logs inf gradient norms routinely.
 NAN_LINE_TEXT = re.compile(
-    r"\bloss(?:es)?\b\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b|returned (?:nan|inf) values"
-    r"|\bnon-finite loss|\bnan loss|became infinite or nan|Minimum loss scale reached", re.I)
+    r"\bloss(?:es)?\b\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
+    r"|returned (?:nan|inf) values|\bnon-finite loss|\bnan loss|became infinite or nan|Minimum loss scale reached", re.I)
 _MISSING_MODULE = re.compile(r"No module named '(?P<mod>[\w.]+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<mod>[\w.]+)'(?: \((?P<path>[^)]*)\))?")
 _NATIVE_DEP = re.compile(r"cannot open shared object file|undefined symbol|DLL load failed|requires the \w+ library"

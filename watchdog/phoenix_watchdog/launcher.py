@@ -40,7 +40,7 @@ class RootCause:
     local_rank: int | None
     exitcode: int | None
     traceback: PyError | None  # the worker's own traceback (only with @record / an error file)
-    index: int                 # line index of the "Root Cause" header
+    pos: int                   # position of the "Root Cause" header in the cleaned log
     lines: tuple[str, ...]     # the block's field lines, for evidence
 
     @property
@@ -73,7 +73,7 @@ def find_root_cause(lines: list[LogLine]) -> RootCause | None:
     start = None
     for ln in reversed(lines):
         if ln.text.strip() == ROOT_CAUSE:
-            start = ln.index
+            start = ln.pos
             break
     if start is None:
         return None

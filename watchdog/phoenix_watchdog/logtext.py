@@ -53,9 +53,10 @@ _GLUED = ("Traceback (most recent call last):", "Fatal Python error: ", "Current
 
 
 class LogLine(NamedTuple):
-    """One cleaned line. ``stream`` is the rank/task prefix that wrote it, None when unprefixed."""
+    """One cleaned line. ``pos`` is its position in the cleaned log; ``stream`` the rank/task
+    prefix that wrote it, None when unprefixed."""
 
-    index: int
+    pos: int
     text: str
     stream: str | None
 

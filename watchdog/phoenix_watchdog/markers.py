@@ -91,7 +91,7 @@ class Finding:
     strength: int
     key: str
     line: str
-    index: int           # line index in the cleaned log; len(lines) for exit-status evidence
+    pos: int             # the line's position in the cleaned log; len(lines) for exit-status evidence
     stream: str | None
 
 
@@ -134,7 +134,7 @@ def classify_line(ln: LogLine) -> Finding | None:
     shown = text.strip()[:MAX_EVIDENCE_CHARS]
 
     def hit(category: str, strength: int, key: str) -> Finding:
-        return Finding(category, strength, key, shown, ln.index, ln.stream)
+        return Finding(category, strength, key, shown, ln.pos, ln.stream)
 
     if "Xid" in text and (m := _XID.search(text)):
         code = int(m["code"])

@@ -177,10 +177,10 @@ class _StreamParser:
             if self.pending_link is None:
                 self._close_chain()
             indent = len(hm[1]) if hm else max(len(fm[1]) - 2, 0)  # type: ignore[index]
-            self.current = _Builder(indent=indent, start=ln.index, end=ln.index, thread=self.thread)
+            self.current = _Builder(indent=indent, start=ln.pos, end=ln.pos, thread=self.thread)
             self.thread = None
             if fm:
-                self._add_frame(self.current, fm, ln.index)
+                self._add_frame(self.current, fm, ln.pos)
             return
         if text in (CAUSE, CONTEXT):
             if self.chain:
@@ -197,19 +197,19 @@ class _StreamParser:
         text = ln.text
         fm = _FRAME.match(text) if 'File "' in text else None
         if fm:
-            self._add_frame(b, fm, ln.index)
+            self._add_frame(b, fm, ln.pos)
             return
         if not text.strip():
             return
         indent = len(text) - len(text.lstrip())
         if indent > b.indent + 2 and b.frames:
             _add_source(b, text)
-            b.end = ln.index
-            self.code.add(ln.index)
+            b.end = ln.pos
+            self.code.add(ln.pos)
             return
         em = looks_like_exception(text[b.indent:]) if indent == b.indent else None
         if em:
-            b.exc, b.end, b.exc_index = em, ln.index, ln.index
+            b.exc, b.end, b.exc_index = em, ln.pos, ln.pos
         elif _HEADER.match(text):  # a new traceback while this one never finished: drop it
             self.current = None
             self._idle(ln)
@@ -242,7 +242,7 @@ class _StreamParser:
             b.embedded = True
         b.blank_run = 0
         b.details.append(text)
-        b.end = ln.index
+        b.end = ln.pos
 
     def _add_frame(self, b: _Builder, fm: re.Match[str], index: int) -> None:
         b.frames.append(SourceFrame(fm["file"], int(fm["line"]), fm["func"] or "<module>"))

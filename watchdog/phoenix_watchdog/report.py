@@ -102,7 +102,8 @@ def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None
     frame = _frame(user, workspace)
     shown = _frame(located, workspace)
     where = f"; main thread in {shown.function} ({shown.file}:{shown.line})" if shown else "; no stack dump"
-    evidence = [silent] + [f"{fr.function} ({display_path(fr.file, workspace)}:{fr.line})" for fr in reversed(frames[-5:])]
+    evidence = [silent]
+    evidence += [f"{fr.function} ({display_path(fr.file, workspace)}:{fr.line})" for fr in reversed(frames[-5:])]
     last = next((ln.text.strip() for ln in reversed(lines) if ln.text.strip()), None)
     if last:
         evidence.append(f"last output: {last}")
@@ -169,7 +170,7 @@ def _evidence(winner: Candidate, source: Candidate | None, candidates: list[Cand
         final = source.traceback.final
         add(f"{final.type}: {final.message}")
     same = sorted((c.finding for c in candidates if c.finding.category == winner.finding.category
-                   and c is not winner and c.traceback is None), key=lambda x: x.index)
+                   and c is not winner and c.traceback is None), key=lambda x: x.pos)
     for finding in same[:4]:
         add(finding.line)
     if exit is not None:

@@ -140,3 +140,21 @@ def test_a_hang_outside_user_code_has_no_user_frame_and_no_patch() -> None:
     assert (d.category, d.patchable, d.frame, d.files) == ("hang", False, None, ())
     assert "all_reduce" in d.summary and "last output: step 9 loss 0.1" in d.evidence
     assert d.signature == diagnose("", None, HangInfo(900, stack.replace("2501", "2510")), workspace=WS).signature
+
+
+def test_a_flood_of_logged_retries_is_read_once() -> None:
+    retry = ('Traceback (most recent call last):\n  File "/ws/train.py", line 3, in fetch\n    r = get(url)\n'
+             "requests.exceptions.ReadTimeout: timed out\nretrying...\n")
+    d = diagnose(retry * 5000, ExitStatus(code=1), workspace=WS)
+    assert (d.category, d.exception, d.frame.function) == ("unknown", "requests.exceptions.ReadTimeout", "fetch")
+
+
+def test_an_exception_group_reports_its_first_member() -> None:
+    log = ('  + Exception Group Traceback (most recent call last):\n  |   File "/ws/train.py", line 8, in main\n'
+           '  | ExceptionGroup: loaders failed (2 sub-exceptions)\n  +-+---------------- 1 ----------------\n'
+           '    | Traceback (most recent call last):\n    |   File "/ws/data.py", line 2, in load_a\n'
+           "    | FileNotFoundError: [Errno 2] No such file or directory: 'a.bin'\n    +---------------- 2 ----------------\n"
+           '    | Traceback (most recent call last):\n    |   File "/ws/data.py", line 5, in load_b\n'
+           "    | KeyError: 'b'\n    +------------------------------------\n")
+    d = diagnose(log, ExitStatus(code=1), workspace=WS)
+    assert (d.category, d.exception, d.frame.function) == ("missing_file", "FileNotFoundError", "load_a")

@@ -142,3 +142,24 @@ def test_exception_line_recognition() -> None:
         assert looks_like_exception(good), good
     for bad in ("INFO: starting", "Epoch 3 done", "WARNING:root:hm", "ERROR: Unexpected bus error", "step: 3"):
         assert not looks_like_exception(bad), bad
+
+
+def test_exception_groups_read_as_a_chain_of_their_members() -> None:
+    text = '''  + Exception Group Traceback (most recent call last):
+  |   File "/ws/train.py", line 8, in <module>
+  |     raise ExceptionGroup("several", errs)
+  | ExceptionGroup: several (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File "/ws/train.py", line 2, in f
+    | ValueError: a
+    +---------------- 2 ----------------
+    | Traceback (most recent call last):
+    |   File "/ws/train.py", line 3, in g
+    | KeyError: 'b'
+    +------------------------------------
+'''
+    [tb] = parse(text)
+    assert [e.short_type for e in tb.chain] == ["ExceptionGroup", "ValueError", "KeyError"]
+    assert tb.links == ("group", "group")
+    assert tb.chain[1].frames[-1].function == "f"

@@ -35,7 +35,8 @@ PATCHABLE = frozenset({"code_bug", "config_error", "missing_file", "nan_divergen
 # Facts about the machine: a later link of a chain that reports one overrides a generic root.
 RESOURCE = frozenset({"gpu_hardware", "host_oom", "disk_full", "cuda_oom", "cuda_illegal_access",
                       "dataloader", "nccl_timeout", "nccl_error"})
-_PLUMBING = frozenset({"Empty", "StopIteration", "StopAsyncIteration", "GeneratorExit"})
+_PLUMBING = frozenset({"Empty", "StopIteration", "StopAsyncIteration", "GeneratorExit",
+                       "ExceptionGroup", "BaseExceptionGroup"})  # a group only carries its members
 _LAUNCHER = frozenset({"ChildFailedError", "SignalException", "KeyboardInterrupt", "SystemExit"})
 _NETWORK = frozenset({"ConnectionError", "ConnectionResetError", "ConnectionRefusedError",
                       "ConnectionAbortedError", "RemoteDisconnected", "MaxRetryError", "ReadTimeout",

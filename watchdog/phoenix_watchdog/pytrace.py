@@ -23,7 +23,10 @@ from phoenix_watchdog.logtext import LogLine
 
 CAUSE = "The above exception was the direct cause of the following exception:"
 CONTEXT = "During handling of the above exception, another exception occurred:"
-_HEADER = re.compile(r"^(\s*)Traceback \(most recent call last\):\s*$")
+_HEADER = re.compile(r"^(\s*)(?:Exception Group )?Traceback \(most recent call last\):\s*$")
+# Python 3.11 exception groups draw their sub-tracebacks in a box: "  | ", "  + ", "+-+---- 1 ----".
+_GROUP_RULE = re.compile(r"^\s*\+[-+]+(?: \d+ -+| \.\.\.[^\n]*)?$")
+_GROUP_BAR = re.compile(r"^(?:\s*[|+](?: |$))+")
 _FRAME = re.compile(r'^(\s*)File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
 _EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?P<last>[A-Za-z_]\w*))(?::(?: (?P<msg>.*))?)?$")
 _THREAD = re.compile(r"^Exception in thread (?P<name>.+?):?\s*$")
@@ -72,7 +75,8 @@ class Traceback:
 
     Attributes:
         chain: the exceptions, original cause first, the one that ended the program last.
-        links: how each link led to the next: "cause", "context" or "worker" (DataLoader re-raise).
+        links: how each link led to the next: "cause", "context", "worker" (DataLoader re-raise)
+            or "group" (a sub-exception of an exception group).
         stream: the rank prefix the lines carried, None when unprefixed.
         start, end: indices of its first and last line in the cleaned log.
         raised: index of the final exception's own line. Message lines may follow it, and where a
@@ -155,6 +159,10 @@ class _StreamParser:
         self.chain_thread: str | None = None
 
     def feed(self, ln: LogLine) -> None:
+        if "|" in ln.text[:16] or "+" in ln.text[:16]:
+            ln = self._ungroup(ln)
+            if ln is None:
+                return
         text, b = ln.text, self.current
         if b is None:
             if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:
@@ -164,6 +172,18 @@ class _StreamParser:
             self._frames(b, ln)
         else:
             self._message(b, ln)
+
+    def _ungroup(self, ln: LogLine) -> LogLine | None:
+        """Read an exception group's box as a chain: its sub-exceptions follow the group."""
+        if _GROUP_RULE.match(ln.text):
+            if self.current is not None and self.current.exc is not None:
+                self._close_builder()
+                self.pending_link = "group"
+            return None
+        m = _GROUP_BAR.match(ln.text)
+        if m is None or not self.chain and self.current is None and "Exception Group" not in ln.text:
+            return ln
+        return LogLine(ln.pos, ln.text[m.end():], ln.stream)
 
     def finish(self) -> None:
         self._close_builder()

@@ -160,9 +160,10 @@ class _StreamParser:
 
     def feed(self, ln: LogLine) -> None:
         if "|" in ln.text[:16] or "+" in ln.text[:16]:
-            ln = self._ungroup(ln)
-            if ln is None:
+            unboxed = self._ungroup(ln)
+            if unboxed is None:
                 return
+            ln = unboxed
         text, b = ln.text, self.current
         if b is None:
             if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:

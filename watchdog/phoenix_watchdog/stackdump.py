@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from phoenix_watchdog.failure import Frame
 from phoenix_watchdog.usercode import is_user_path
 
 _PYSPY_THREAD = re.compile(r'^Thread (?P<id>\S+) \((?P<state>[^)]*)\)(?:: "(?P<name>.*)")?\s*$')
@@ -32,26 +33,19 @@ MAX_FRAMES = 200
 
 
 @dataclass(frozen=True)
-class StackFrame:
-    file: str
-    line: int
-    function: str
-
-
-@dataclass(frozen=True)
 class ThreadStack:
     """One thread of a dump. ``frames`` are innermost first, as both tools print them."""
 
     ident: str
     name: str
     current: bool  # faulthandler's "Current thread": the one that crashed or took the signal
-    frames: tuple[StackFrame, ...]
+    frames: tuple[Frame, ...]
 
     @property
     def is_main(self) -> bool:
         return self.name == "MainThread" or bool(self.frames and self.frames[-1].function == "<module>")
 
-    def innermost_user(self, workspace: str | None) -> StackFrame | None:
+    def innermost_user(self, workspace: str | None) -> Frame | None:
         """The innermost frame in user code (see `usercode`), falling back when nothing is under the workspace."""
         for strict in (True, False):
             for fr in self.frames:
@@ -67,7 +61,7 @@ def parse_stacks(lines: Iterable[str]) -> list[ThreadStack]:
     threads: list[ThreadStack] = []
     ident = name = ""
     current = False
-    frames: list[StackFrame] | None = None
+    frames: list[Frame] | None = None
 
     def close() -> None:
         nonlocal frames
@@ -96,7 +90,7 @@ def parse_stacks(lines: Iterable[str]) -> list[ThreadStack]:
             continue
         m = _FH_FRAME.match(line) if 'File "' in line else _PYSPY_FRAME.match(line)
         if m:
-            frames.append(StackFrame(m["file"], int(m["line"]), m["func"]))
+            frames.append(Frame(m["file"], int(m["line"]), m["func"]))
         elif not line.startswith((" ", "\t")):
             close()  # "Extension modules: ...", the next log line: the stack is over
     close()

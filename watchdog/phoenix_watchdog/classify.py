@@ -15,8 +15,10 @@ fact about the machine (CUDA OOM, disk full, a dead DataLoader worker, NCCL) dec
 Strength. Evidence from the whole log is ranked on one scale; the strongest wins:
 hardware (90) explains every error after it; a host OOM kill (85) and a full disk (80) are facts
 about the machine; a Python exception that ended the run (70); the same facts seen only in log
-lines (60); native crashes (50); NCCL errors (40) which are usually the *consequence* of another
-rank dying; aborts without a reason (35); a SIGKILL without OOM evidence (30).
+lines (60); native crashes (50); an NCCL timeout (42) or error (40), usually the *consequence* of
+another rank dying; aborts without a reason (35); a kill signal without OOM evidence (30); an
+exception the process survived (25, see `diagnose`); a launcher summary, an interrupt, or an error
+that only says a peer went away (15-20). A hang is not ranked: the supervisor's verdict decides.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from phoenix_watchdog.pytrace import PyError, SourceFrame
 from phoenix_watchdog.signature import normalise
 from phoenix_watchdog.usercode import is_user_path, under
 
-HANG, HARDWARE, HOST_OOM, DISK, EXCEPTION, LINE = 100, 90, 85, 80, 70, 60
-NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, SECONDARY, NOTHING = 50, 42, 40, 35, 30, 15, 0
+HARDWARE, HOST_OOM, DISK, EXCEPTION, LINE = 90, 85, 80, 70, 60
+NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, SECONDARY = 50, 42, 40, 35, 30, 15
 
 PATCHABLE = frozenset({"code_bug", "config_error", "missing_file", "nan_divergence", "cuda_oom"})
 # Facts about the machine: a later link of a chain that reports one overrides a generic root.
@@ -37,6 +39,7 @@ RESOURCE = frozenset({"gpu_hardware", "host_oom", "disk_full", "cuda_oom", "cuda
                       "dataloader", "nccl_timeout", "nccl_error"})
 _PLUMBING = frozenset({"Empty", "StopIteration", "StopAsyncIteration", "GeneratorExit",
                        "ExceptionGroup", "BaseExceptionGroup"})  # a group only carries its members
+_DIST_TYPES = frozenset({"DistError", "DistBackendError", "DistNetworkError", "DistStoreError", "DistQueueEmptyError"})
 _LAUNCHER = frozenset({"ChildFailedError", "SignalException", "KeyboardInterrupt", "SystemExit"})
 _NETWORK = frozenset({"ConnectionError", "ConnectionResetError", "ConnectionRefusedError",
                       "ConnectionAbortedError", "RemoteDisconnected", "MaxRetryError", "ReadTimeout",
@@ -91,7 +94,6 @@ _CANNOT_IMPORT = re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<mod>[
 _NATIVE_DEP = re.compile(r"cannot open shared object file|undefined symbol|DLL load failed|requires the \w+ library"
                          r"|Torch not compiled with CUDA enabled|no kernel image is available for execution")
 _MISSING_FILE_TEXT = re.compile(r"\[Errno 2\]|No such file or directory|does not appear to have a file named")
-_CUDA_ERROR = re.compile(r"CUDA error: (?P<what>[^\n.]+)")
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVe
     if v.category is None:  # launcher / interrupt only: look for anything better further down
         chosen = next((i for i in range(len(chain) - 1, -1, -1) if verdicts[i].category), chosen)
         v = verdicts[chosen]
-    return ChainVerdict(v.category, v.key, v.secondary or verdicts[-1].secondary, chain[root_i], chain[chosen])
+    return ChainVerdict(v.category, v.key, v.secondary, chain[root_i], chain[chosen])
 
 
 def traceback_strength(v: ChainVerdict) -> int:
@@ -160,8 +162,8 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True) -> 
         return Verdict("code_bug", "device-side assert")
     if m := ILLEGAL_TEXT.search(text):
         return Verdict("cuda_illegal_access", m.group(0).lower())
-    distributed = full.startswith("torch.distributed") or t.startswith("Dist")
-    if NCCL_TIMEOUT_TEXT.search(text) or (t == "DistStoreError" and "imed out" in text):
+    distributed = full.startswith("torch.distributed") or t in _DIST_TYPES
+    if NCCL_TIMEOUT_TEXT.search(text) or (t == "DistStoreError" and "timed out" in text.lower()):
         return Verdict("nccl_timeout", "nccl_timeout")
     if distributed or NCCL_TEXT.search(text) or (PEER_TEXT.search(text) and DISTRIBUTED_CONTEXT.search(text)):
         return Verdict("nccl_error", nccl_key(text), secondary=bool(PEER_TEXT.search(text)))

@@ -34,7 +34,8 @@ TRIGGERS = (
     "ENOSPC", "uota exceeded", "PytorchStreamWriter", "write failed", "iostream error", "unexpected pos",
     "illegal", "misaligned", "Assertion", "NCCL", "nccl", "atchdog", "terminate called", "Fatal Python error",
     "Segmentation fault", "SIGSEGV", "Signal ", "Bus error", "Illegal instruction", "Floating point exception",
-    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "inf", "non-finite",
+    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf", "INF",
+    "non-finite",
     "not finite", "loss scale", ": error: ", "allocate", "no CUDA", "NVIDIA driver",
 )
 
@@ -49,11 +50,9 @@ def trie_regex(words: tuple[str, ...]) -> re.Pattern[str]:
         node[""] = {}
 
     def build(node: dict) -> str:
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
+        if "" in node:  # a word ends here: whatever follows, the shorter match suffices
             return ""
-        if "" in node:  # a word ends here: the rest is optional, and the shorter match suffices
-            return ""
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items())]
         return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
     return re.compile(build(trie))

@@ -204,3 +204,15 @@ def test_torchrun_root_cause_with_the_workers_traceback() -> None:
     assert root is not None and root.traceback is not None
     assert (root.traceback.type, root.traceback.message, root.traceback.frames[-1].function) == ("ValueError", "bad batch 1", "step")
     assert find_root_cause(split_log("nothing here")) is None
+
+
+@pytest.mark.parametrize("text", [
+    "[2025-03-04 09:12:06,918][train][INFO] - epoch 3 step 11990 | loss 2.1022 | lr 2.9e-04 | 3.43 it/s",
+    "{'loss': 1.6921, 'grad_norm': 0.8812, 'learning_rate': 1.9e-05, 'epoch': 0.42}",
+    "Epoch 3: 100%|##########| 1251/1251 [04:10<00:00,  5.00it/s, v_num=95nc]",
+    "INFO:root:saving checkpoint to checkpoints/step_12000.pt",
+])
+def test_ordinary_progress_lines_do_not_reach_the_marker_rules(text: str) -> None:
+    # The trigger scan is what keeps long logs cheap: the bulk of a log must not pass it.
+    from phoenix_watchdog.markers import _TRIGGER
+    assert _TRIGGER.search(text) is None

@@ -25,7 +25,8 @@ from phoenix_watchdog.signature import normalise
 
 MAX_EVIDENCE_CHARS = 300
 
-# Literal triggers: a line none of them hits cannot match any marker rule below. They are compiled
+# Literal triggers: a line none of them hits cannot match any marker rule below ("INF" is left out:
+# every "[INFO]" line would hit it; an upper-case "INF" loss is rare enough). They are compiled
 # into one regex factored as a trie (one branch per first letter), which scans ~10x faster than
 # the flat alternation: the whole cleaned text is searched in one C-level pass.
 TRIGGERS = (
@@ -34,7 +35,7 @@ TRIGGERS = (
     "ENOSPC", "uota exceeded", "PytorchStreamWriter", "write failed", "iostream error", "unexpected pos",
     "illegal", "misaligned", "Assertion", "NCCL", "nccl", "atchdog", "terminate called", "Fatal Python error",
     "Segmentation fault", "SIGSEGV", "Signal ", "Bus error", "Illegal instruction", "Floating point exception",
-    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf", "INF",
+    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf",
     "non-finite",
     "not finite", "loss scale", ": error: ", "allocate", "no CUDA", "NVIDIA driver",
 )
@@ -176,7 +177,8 @@ def classify_line(ln: LogLine) -> Finding | None:
         return hit("segfault", C.ABORT, "signal:SIGABRT")
     if ("NCCL" in text or "nccl" in text) and C.NCCL_TEXT.search(text) and _nccl_failure(text):
         return hit("nccl_error", C.NCCL, C.nccl_key(text))
-    if C.NAN_LINE_TEXT.search(text):
+    if ("nan" in text or "NaN" in text or "NAN" in text or "inf" in text or "Inf" in text or "loss scale" in text) \
+            and C.NAN_LINE_TEXT.search(text):
         return hit("nan_divergence", C.LINE, normalise(text))
     if ": error: " in text and _ARGPARSE.search(text):
         return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))

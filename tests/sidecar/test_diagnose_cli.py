@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import run_phoenix
+from testkit import run_phoenix
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
 

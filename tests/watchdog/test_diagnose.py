@@ -158,3 +158,11 @@ def test_an_exception_group_reports_its_first_member() -> None:
            "    | KeyError: 'b'\n    +------------------------------------\n")
     d = diagnose(log, ExitStatus(code=1), workspace=WS)
     assert (d.category, d.exception, d.frame.function) == ("missing_file", "FileNotFoundError", "load_a")
+
+
+def test_a_faulthandler_dump_with_launcher_prefixes() -> None:
+    stack = ('[default0]:Current thread 0x00007f02 (most recent call first):\n'
+             '[default0]:  File "/ws/train.py", line 8 in wait_for_data\n'
+             '[default0]:  File "/ws/train.py", line 20 in <module>\n')
+    d = diagnose("", None, HangInfo(900, stack), workspace=WS)
+    assert (d.frame.file, d.frame.function, d.patchable) == ("train.py", "wait_for_data", True)

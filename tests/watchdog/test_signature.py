@@ -10,7 +10,7 @@ import pytest
 from phoenix_watchdog.signature import make_signature, normalise
 from phoenix_watchdog.usercode import display_path, is_user_path, stable_path
 
-from conftest import clean_env
+from testkit import clean_env
 
 
 @pytest.mark.parametrize(("a", "b"), [

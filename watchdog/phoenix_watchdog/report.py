@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from phoenix_watchdog import classify as C
 from phoenix_watchdog.failure import Diagnosis, ExitStatus, Frame, HangInfo
-from phoenix_watchdog.logtext import LogLine
+from phoenix_watchdog.logtext import LogLine, split_log
 from phoenix_watchdog.pytrace import SourceFrame
 from phoenix_watchdog.signature import make_signature, normalise
-from phoenix_watchdog.stackdump import main_thread, parse_stacks
+from phoenix_watchdog.stackparse import main_thread, parse_stacks
 from phoenix_watchdog.usercode import display_path, is_user_path, stable_path, under
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
 def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None,
                    workspace: str | None) -> Diagnosis:
     """A job killed for silence: where its main thread was stuck decides the signature."""
-    thread = main_thread(parse_stacks((hang.stack or "").splitlines()), workspace)
+    # A faulthandler dump is the job's own output: clean it like the log (rank prefixes, colours).
+    thread = main_thread(parse_stacks(ln.text for ln in split_log(hang.stack or "")), workspace)
     frames = tuple(SourceFrame(fr.file, fr.line, fr.function) for fr in reversed(thread.frames)) if thread else ()
     user = innermost_user(frames, workspace)
     located = user or (frames[-1] if frames else None)

@@ -1,121 +1,86 @@
-"""Reading thread stacks from py-spy dumps and faulthandler output.
+"""Takes the stack of a hung Python job before it is killed: the dump tells where it hung.
 
-A hung job's stack is taken before it is killed (``py-spy dump``, or faulthandler on a signal),
-and a crashing interpreter prints one itself ("Fatal Python error: Segmentation fault" followed by
-"Current thread 0x... (most recent call first):"). Both list frames innermost first:
-
-    py-spy:        Thread 4242 (idle): "MainThread"
-                       wait_for_data (train.py:40)
-    faulthandler:  Current thread 0x00007f12 (most recent call first):
-                     File "/workspace/train.py", line 40 in wait_for_data
-
-`parse_stacks` reads either (several processes of ``py-spy dump --subprocesses`` included) and
-`main_thread` picks the thread whose position explains a hang.
+`py-spy dump` reads a process's stacks from outside, with no cooperation from the job (it needs
+ptrace rights, which a parent has over its descendants). Where py-spy is missing or not allowed, a
+job that registered ``faulthandler.register(signal.SIGUSR1)`` prints its own stacks to stderr
+when sent SIGUSR1; only processes that catch the signal are sent it, since for the others it is
+fatal.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from phoenix_watchdog.failure import Frame
-from phoenix_watchdog.usercode import is_user_path
+from phoenix_watchdog.proctree import catches_signal, is_python
 
-_PYSPY_THREAD = re.compile(r'^Thread (?P<id>\S+) \((?P<state>[^)]*)\)(?:: "(?P<name>.*)")?\s*$')
-_PYSPY_FRAME = re.compile(r"^\s+(?P<func>\S.*?) \((?P<file>[^()]+?):(?P<line>\d+)\)\s*$")
-_FH_THREAD = re.compile(
-    r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])? \(most recent call first\):"
-    r"|^(?P<stack>Stack) \(most recent call first\):"
-)
-_FH_FRAME = re.compile(r'^\s+File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>.+?)\s*$')
-MAX_FRAMES = 200
+MAX_PROCESSES = 4  # the root and a few ranks say where it hangs; 64 DataLoader workers add nothing
 
 
-@dataclass(frozen=True)
-class ThreadStack:
-    """One thread of a dump. ``frames`` are innermost first, as both tools print them."""
-
-    ident: str
-    name: str
-    current: bool  # faulthandler's "Current thread": the one that crashed or took the signal
-    frames: tuple[Frame, ...]
-
-    @property
-    def is_main(self) -> bool:
-        return self.name == "MainThread" or bool(self.frames and self.frames[-1].function == "<module>")
-
-    def innermost_user(self, workspace: str | None) -> Frame | None:
-        """The innermost frame in user code (see `usercode`), falling back when nothing is under the workspace."""
-        for strict in (True, False):
-            for fr in self.frames:
-                if is_user_path(fr.file, workspace, strict=strict):
-                    return fr
-            if not workspace:
-                break
-        return None
+def find_pyspy() -> str | None:
+    """The py-spy executable: beside this interpreter (same virtual environment) or on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("py-spy")
 
 
-def parse_stacks(lines: Iterable[str]) -> list[ThreadStack]:
-    """Every thread stack in the text, in order. Lines that belong to no stack are skipped."""
-    threads: list[ThreadStack] = []
-    ident = name = ""
-    current = False
-    frames: list[Frame] | None = None
+def pyspy_dumps(pids: Sequence[int], timeout: float, *, pyspy: str | None = None) -> dict[int, str]:
+    """Dump the Python processes among ``pids`` in parallel, within ``timeout`` seconds in all.
 
-    def close() -> None:
-        nonlocal frames
-        if frames is not None:
-            threads.append(ThreadStack(ident, name, current, tuple(frames[:MAX_FRAMES])))
-        frames = None
-
-    for raw in lines:
-        line = raw.rstrip()
-        if line.startswith("Thread "):
-            m = _PYSPY_THREAD.match(line)
-            if m:
-                close()
-                ident, name, current, frames = m["id"], m["name"] or "", False, []
-                continue
-        if "most recent call first" in line:
-            m = _FH_THREAD.match(line.lstrip())
-            if m:
-                close()
-                ident = m["id"] or ""
-                name = m["name"] or ""
-                current = bool(m["current"] == "Current thread" or m["stack"])
-                frames = []
-                continue
-        if frames is None or not line.strip():
-            continue
-        m = _FH_FRAME.match(line) if 'File "' in line else _PYSPY_FRAME.match(line)
-        if m:
-            frames.append(Frame(m["file"], int(m["line"]), m["func"]))
-        elif not line.startswith((" ", "\t")):
-            close()  # "Extension modules: ...", the next log line: the stack is over
-    close()
-    return threads
-
-
-def main_thread(threads: list[ThreadStack], workspace: str | None) -> ThreadStack | None:
-    """The thread whose position explains a hang.
-
-    The main thread of the process that runs user code: py-spy names it "MainThread"; faulthandler
-    does not, but the main thread is the one whose outermost frame is ``<module>``. With
-    ``py-spy --subprocesses`` the launcher's own main thread (torchrun) has no user frame, so a main
-    thread with user code is preferred. Failing all that, faulthandler's current thread, then the first.
+    Returns the dumps that succeeded, by pid. Never raises: a failed dump is simply absent.
     """
-    if not threads:
-        return None
-    mains = [t for t in threads if t.is_main]
-    for t in mains:
-        if t.innermost_user(workspace) is not None:
-            return t
-    if mains:
-        return mains[0]
-    return next((t for t in threads if t.current), threads[0])
+    pyspy = pyspy or find_pyspy()
+    targets = [pid for pid in pids if is_python(pid)][:MAX_PROCESSES]
+    if not pyspy or not targets or timeout <= 0:
+        return {}
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    for pid in targets:
+        try:
+            procs[pid] = subprocess.Popen([pyspy, "dump", "--pid", str(pid)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                          start_new_session=True)
+        except OSError:
+            continue
+    deadline = time.monotonic() + timeout
+    dumps: dict[int, str] = {}
+    for pid, proc in procs.items():
+        try:
+            out, _ = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            continue
+        if proc.returncode == 0 and out.strip():
+            dumps[pid] = out.decode("utf-8", errors="replace").rstrip()
+    return dumps
 
 
-def crashed_thread(threads: list[ThreadStack]) -> ThreadStack | None:
-    """The thread that crashed: faulthandler's "Current thread", else the first one printed."""
-    return next((t for t in threads if t.current), threads[0] if threads else None)
+def request_faulthandler_dumps(pids: Sequence[int]) -> list[int]:
+    """Send SIGUSR1 to the processes that catch it. Returns the pids that were asked."""
+    asked = []
+    for pid in pids[:MAX_PROCESSES]:
+        if catches_signal(pid, signal.SIGUSR1):
+            try:
+                os.kill(pid, signal.SIGUSR1)
+                asked.append(pid)
+            except OSError:
+                pass
+    return asked
+
+
+def format_dumps(dumps: dict[int, str]) -> str:
+    return "\n\n".join(dumps[pid] for pid in dumps)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()

@@ -105,7 +105,12 @@ def test_plumbing_is_skipped_and_machine_facts_override_a_generic_root() -> None
     generic = err("RuntimeError", "training step failed")
     oom = err("torch.OutOfMemoryError", "CUDA out of memory.")
     v = classify_chain((generic, oom), WS)
-    assert (v.category, v.root.message, v.decider.type) == ("cuda_oom", "training step failed", oom.type)
+    assert (v.category, v.root.type) == ("cuda_oom", oom.type)
+    # a dead worker's pipe raises first; the DataLoader's report of the death is the root
+    reset = err("ConnectionResetError", "[Errno 104] Connection reset by peer")
+    killed = err("RuntimeError", "DataLoader worker (pid 21057) is killed by signal: Killed.")
+    v = classify_chain((reset, killed), WS)
+    assert (v.category, v.root.type, v.root.message) == ("dataloader", "RuntimeError", killed.message)
 
 
 def line(text: str, index: int = 0) -> LogLine:

@@ -9,8 +9,9 @@ last. The original cause is the root: a wrapper (``raise RuntimeError("load fail
 hydra's ``InstantiationException``) repeats less than the exception it wraps, and an exception
 raised while handling another (a logging call that fails inside ``except``) happens *because* of
 the first. Two corrections: plumbing exceptions (``queue.Empty``, ``StopIteration``) that merely set
-the stage are skipped, and when the root only says "bug" (or nothing) a later link that reports a
-fact about the machine (CUDA OOM, disk full, a dead DataLoader worker, NCCL) decides the category.
+the stage are skipped, and when the root only says "bug", "outage" or nothing, a later link that
+reports a fact about the machine (CUDA OOM, disk full, a dead DataLoader worker, NCCL) becomes the
+root: it is what a human needs to read first.
 
 Strength. Evidence from the whole log is ranked on one scale; the strongest wins:
 hardware (90) explains every error after it; a host OOM kill (85) and a full disk (80) are facts
@@ -123,16 +124,15 @@ def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVe
     strict = _any_under(chain, workspace)
     verdicts = [classify_error(e, workspace, strict) for e in chain]
     root_i = next((i for i, e in enumerate(chain) if e.short_type not in _PLUMBING), len(chain) - 1)
+    if verdicts[root_i].category in (None, "code_bug", "unknown"):
+        # A generic root yields to a later link that states a fact about the machine, and that
+        # link becomes the root: "DataLoader worker is killed by signal" says more than the
+        # ConnectionResetError its dead pipe raised first.
+        root_i = next((i for i in range(root_i + 1, len(chain)) if verdicts[i].category in RESOURCE), root_i)
     chosen = root_i
-    if verdicts[root_i].category in (None, "code_bug"):
-        for i in range(root_i + 1, len(chain)):
-            if verdicts[i].category in RESOURCE:
-                chosen = i
-                break
-    v = verdicts[chosen]
-    if v.category is None:  # launcher / interrupt only: look for anything better further down
+    if verdicts[chosen].category is None:  # launcher / interrupt only: anything better further down?
         chosen = next((i for i in range(len(chain) - 1, -1, -1) if verdicts[i].category), chosen)
-        v = verdicts[chosen]
+    v = verdicts[chosen]
     return ChainVerdict(v.category, v.key, v.secondary, chain[root_i], chain[chosen])
 
 

@@ -35,6 +35,7 @@ def err(type_: str, message: str = "", *details: str, frames: tuple[SourceFrame,
     ("torch.distributed.DistStoreError", "Timed out after 901 seconds waiting for clients. 1/2 clients joined.", (), "nccl_timeout"),
     ("RuntimeError", "DataLoader worker (pid(s) 2871) exited unexpectedly", (), "dataloader"),
     ("RuntimeError", "DataLoader worker (pid 2871) is killed by signal: Bus error. It is possible that", (), "dataloader"),
+    ("ConnectionResetError", "[Errno 104] Connection reset by peer", (), "unknown"),  # no DataLoader frame
     ("RuntimeError", "Function 'SqrtBackward0' returned nan values in its 0th output.", (), "nan_divergence"),
     ("ValueError", "Loss is NaN at step 1200", (), "nan_divergence"),
     ("FloatingPointError", "Loss became infinite or NaN at iteration=4619!", (), "nan_divergence"),
@@ -137,7 +138,7 @@ def line(text: str, index: int = 0) -> LogLine:
     ("Killed", "unknown", "signal:SIGKILL"),
     ("loss is nan at step 1200, stopping training", "nan_divergence", "loss is nan at step N, stopping training"),
     ("ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
-     "dataloader", "Unexpected bus error encountered in worker"),
+     "dataloader", "shm"),
     ("train.py: error: unrecognized arguments: --batch_size 64", "config_error", "unrecognized arguments: --batch_size N"),
     ("../aten/src/ATen/native/cuda/Indexing.cu:1289: indexSelectLargeIndex: block: [1,0,0], thread: [32,0,0] "
      "Assertion `srcIndex < srcSelectDimSize` failed.", "code_bug", "device-side assert"),

@@ -41,6 +41,7 @@ RESOURCE = frozenset({"gpu_hardware", "host_oom", "disk_full", "cuda_oom", "cuda
 _PLUMBING = frozenset({"Empty", "StopIteration", "StopAsyncIteration", "GeneratorExit",
                        "ExceptionGroup", "BaseExceptionGroup"})  # a group only carries its members
 _DIST_TYPES = frozenset({"DistError", "DistBackendError", "DistNetworkError", "DistStoreError", "DistQueueEmptyError"})
+_PIPE_ERRORS = frozenset({"ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError", "EOFError"})
 _LAUNCHER = frozenset({"ChildFailedError", "SignalException", "KeyboardInterrupt", "SystemExit"})
 _NETWORK = frozenset({"ConnectionError", "ConnectionResetError", "ConnectionRefusedError",
                       "ConnectionAbortedError", "RemoteDisconnected", "MaxRetryError", "ReadTimeout",
@@ -104,6 +105,7 @@ class Verdict:
     category: str | None
     key: str
     secondary: bool = False  # a consequence of another failure (peer died, launcher, interrupt)
+    vague: bool = False      # says little ("a bug", "an outage", "a pipe broke"): a later link may say more
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,12 @@ def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVe
     strict = _any_under(chain, workspace)
     verdicts = [classify_error(e, workspace, strict) for e in chain]
     root_i = next((i for i, e in enumerate(chain) if e.short_type not in _PLUMBING), len(chain) - 1)
-    if verdicts[root_i].category in (None, "code_bug", "unknown"):
-        # A generic root yields to a later link that states a fact about the machine, and that
+    if verdicts[root_i].category is None or verdicts[root_i].vague:
+        # A vague root yields to a later link that states a fact about the machine, and that
         # link becomes the root: "DataLoader worker is killed by signal" says more than the
         # ConnectionResetError its dead pipe raised first.
-        root_i = next((i for i in range(root_i + 1, len(chain)) if verdicts[i].category in RESOURCE), root_i)
+        root_i = next((i for i in range(root_i + 1, len(chain))
+                       if verdicts[i].category in RESOURCE and not verdicts[i].vague), root_i)
     chosen = root_i
     if verdicts[chosen].category is None:  # launcher / interrupt only: anything better further down?
         chosen = next((i for i in range(len(chain) - 1, -1, -1) if verdicts[i].category), chosen)
@@ -168,11 +171,14 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True) -> 
     if distributed or NCCL_TEXT.search(text) or (PEER_TEXT.search(text) and DISTRIBUTED_CONTEXT.search(text)):
         return Verdict("nccl_error", nccl_key(text), secondary=bool(PEER_TEXT.search(text)))
     if m := DATALOADER_TEXT.search(text):
-        return Verdict("dataloader", normalise(m.group(0)))
+        return Verdict("dataloader", dataloader_key(m.group(0)))
+    if t in _PIPE_ERRORS and any("/torch/utils/data/" in f.file or f.file.startswith("torch/utils/data/")
+                                 for f in err.frames):
+        return Verdict("dataloader", "worker_died", vague=True)  # the worker's end of the pipe is gone
     if t == "FloatingPointError" or NAN_TEXT.search(text):
         return Verdict("nan_divergence", normalise(err.message))
     if t in _NETWORK or full.startswith(("requests.", "urllib3.", "httpx.")):
-        return Verdict("unknown", f"network:{t}")  # an outage, not a bug: restart, never patch
+        return Verdict("unknown", f"network:{t}", vague=True)  # an outage, not a bug: restart, never patch
     dep = _dependency_verdict(err, workspace, strict)
     if dep is not None:
         return dep
@@ -181,7 +187,7 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True) -> 
         return Verdict("missing_file", normalise(err.message, workspace))
     if _is_config_error(err, workspace, strict):
         return Verdict("config_error", normalise(err.message, workspace))
-    return Verdict("code_bug", normalise(err.message, workspace))
+    return Verdict("code_bug", normalise(err.message, workspace), vague=True)
 
 
 def hardware_key(text: str) -> str:
@@ -191,6 +197,19 @@ def hardware_key(text: str) -> str:
         if word in t:
             return key
     return t
+
+
+def dataloader_key(text: str) -> str:
+    """What became of the DataLoader worker; how the death was reported (pid list, signal name,
+    "exited" or "killed") varies between recurrences of the same failure."""
+    t = text.lower()
+    if "bus error" in t or "shared memory" in t:
+        return "shm"
+    if "segmentation fault" in t or "floating point" in t:
+        return "worker_crashed"
+    if "timed out" in t:
+        return "timeout"
+    return "worker_died"
 
 
 def nccl_key(text: str) -> str:

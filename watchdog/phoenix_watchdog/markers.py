@@ -159,7 +159,7 @@ def classify_line(ln: LogLine) -> Finding | None:
     if _has(text, _ILLEGAL_NEEDLES) and (m := C.ILLEGAL_TEXT.search(text)):
         return hit("cuda_illegal_access", C.LINE, m.group(0).lower())
     if ("DataLoader" in text or "worker" in text or "shared memory" in text) and (m := C.DATALOADER_TEXT.search(text)):
-        return hit("dataloader", C.LINE, normalise(m.group(0)))
+        return hit("dataloader", C.LINE, C.dataloader_key(m.group(0)))
     if "collective operation timeout" in text:
         return hit("nccl_timeout", C.NCCL_TIMEOUT, "nccl_timeout")
     if text.startswith("Exception raised from "):

@@ -23,7 +23,7 @@ def test_a_plain_bug() -> None:
     assert (d.category, d.patchable, d.exception, d.message) == ("code_bug", True, "ValueError", "bad shape 3")
     assert (d.frame.file, d.frame.line, d.frame.function) == ("train.py", 12, "step")
     assert d.files == ("train.py",)
-    assert d.summary == "code_bug: ValueError: bad shape 3 (at train.py:12 in step)"
+    assert d.summary == "ValueError: bad shape 3 (at train.py:12 in step)"  # the category has its own field
     assert d.to_json()["frame"] == {"file": "train.py", "line": 12, "function": "step"}
 
 
@@ -122,7 +122,7 @@ def test_hang_signature_follows_the_main_threads_position() -> None:
     c = diagnose("", None, HangInfo(900, stack(40, "other")), workspace=WS)
     assert a.signature == b.signature != c.signature
     assert (a.category, a.patchable, a.frame.function) == ("hang", True, "wait_for_data")
-    assert a.summary == "hang: no output for 900 s; main thread in wait_for_data (train.py:40)"
+    assert a.summary == "no output for 900 s; main thread in wait_for_data (train.py:40)"
 
 
 def test_nothing_to_go_on() -> None:

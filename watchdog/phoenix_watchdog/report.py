@@ -75,7 +75,7 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
     patchable = category in C.PATCHABLE and (category != "code_bug" or user is not None)
     frame = _frame(user, workspace)
     head = f"{exception}: {message}" if exception and source is not None else message
-    summary = f"{category}: {head}" + (f" (at {frame.file}:{frame.line} in {frame.function})" if frame else "")
+    summary = head + (f" (at {frame.file}:{frame.line} in {frame.function})" if frame else "")
     evidence = _evidence(winner, source, candidates, exit)
     return Diagnosis(
         signature=make_signature(category, *parts),
@@ -118,7 +118,7 @@ def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None
         exception=None,
         message=silent,
         frame=frame,
-        summary=_one_line(f"hang: {silent}{where}", MAX_SUMMARY_CHARS),
+        summary=_one_line(silent + where, MAX_SUMMARY_CHARS),
         files=user_files(frames, workspace),
         evidence=tuple(_one_line(e, 300) for e in evidence[:MAX_EVIDENCE]),
     )
@@ -184,7 +184,7 @@ def _nothing(lines: list[LogLine], exit: ExitStatus | None) -> Diagnosis:
     desc = exit.describe() if exit is not None else "no exit status"
     key = desc if exit is not None else "no-evidence"
     tail = next((ln.text.strip() for ln in reversed(lines) if ln.text.strip()), "")
-    summary = f"unknown: {desc}; nothing recognisable in the last {len(lines)} log lines"
+    summary = f"{desc}; nothing recognisable in the last {len(lines)} log lines"
     return Diagnosis(
         signature=make_signature("unknown", key),
         category="unknown",

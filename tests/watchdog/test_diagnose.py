@@ -166,3 +166,8 @@ def test_a_faulthandler_dump_with_launcher_prefixes() -> None:
              '[default0]:  File "/ws/train.py", line 20 in <module>\n')
     d = diagnose("", None, HangInfo(900, stack), workspace=WS)
     assert (d.frame.file, d.frame.function, d.patchable) == ("train.py", "wait_for_data", True)
+
+
+def test_a_long_message_leaves_room_for_the_location_in_the_summary() -> None:
+    d = diagnose(tb("ValueError: " + "x" * 1000), workspace=WS)
+    assert len(d.summary) <= 300 and d.summary.endswith("(at train.py:12 in step)")

@@ -75,7 +75,8 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
     patchable = category in C.PATCHABLE and (category != "code_bug" or user is not None)
     frame = _frame(user, workspace)
     head = f"{exception}: {message}" if exception and source is not None else message
-    summary = head + (f" (at {frame.file}:{frame.line} in {frame.function})" if frame else "")
+    where = f" (at {frame.file}:{frame.line} in {frame.function})" if frame else ""
+    summary = _one_line(head, MAX_SUMMARY_CHARS - len(where)) + where  # the location always fits
     evidence = _evidence(winner, source, candidates, exit)
     return Diagnosis(
         signature=make_signature(category, *parts),

@@ -76,7 +76,7 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
     frame = _frame(user, workspace)
     head = f"{exception}: {message}" if exception and source is not None else message
     where = f" (at {frame.file}:{frame.line} in {frame.function})" if frame else ""
-    summary = _one_line(head, MAX_SUMMARY_CHARS - len(where)) + where  # the location always fits
+    summary = _one_line(head, max(60, MAX_SUMMARY_CHARS - len(where))) + where  # the location fits
     evidence = _evidence(winner, source, candidates, exit)
     return Diagnosis(
         signature=make_signature(category, *parts),
@@ -85,7 +85,7 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         exception=exception,
         message=_one_line(message, MAX_MESSAGE_CHARS) or None,
         frame=frame,
-        summary=_one_line(summary, MAX_SUMMARY_CHARS),
+        summary=_one_line(summary, MAX_SUMMARY_CHARS),  # still bounded for absurdly long paths
         files=user_files(frames, workspace),
         evidence=evidence,
     )

@@ -268,3 +268,16 @@ def test_a_hang_is_repaired_from_its_stack_dump(job: tuple[Path, Path]) -> None:
                      frame=None, summary="no output for 15 min")
     outcome = _engine(ws, state, [fix]).engine.repair(RepairRequest(hang, "step 3 loss 0.1\n", stack))
     assert outcome.outcome == "promoted", outcome
+
+
+def test_the_watchdogs_own_diagnosis_drives_the_repair(job: tuple[Path, Path]) -> None:
+    from phoenix_watchdog.diagnose import diagnose
+    from phoenix_watchdog.failure import ExitStatus
+
+    ws, state = job
+    log, line = _crash(ws)
+    diagnosis = diagnose(log, ExitStatus(code=1), workspace=str(ws))
+    assert diagnosis.category == "code_bug" and diagnosis.patchable
+    outcome = _engine(ws, state, [{**RIGHT, "_needs": [f"{line:>5} | "]}]).engine.repair(RepairRequest(diagnosis, log))
+    assert outcome.outcome == "promoted", (diagnosis, outcome)
+    assert subprocess.run([sys.executable, "train.py"], cwd=ws, capture_output=True, timeout=60).returncode == 0

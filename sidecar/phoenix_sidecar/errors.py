@@ -71,6 +71,41 @@ class StateError(PhoenixError):
     """Phoenix's own state could not be read or written (corrupt file, full disk)."""
 
 
+class AnswerRejected(PhoenixError):
+    """An LLM answer (or a saved one) was refused before anything was written.
+
+    Attributes:
+        reason: a bounded code (``allowlist``, ``ambiguous``, ...), the label of ``events.PatchRejected``.
+        detail: one human line saying what was wrong.
+        file_path: the patch target concerned, if any.
+    """
+
+    def __init__(self, reason: str, detail: str, *, file_path: str | None = None) -> None:
+        where = f"{file_path}: " if file_path else ""
+        super().__init__(f"{where}{detail} [{reason}]")
+        self.reason = reason
+        self.detail = detail
+        self.file_path = file_path
+
+
+class RepairError(PhoenixError):
+    """The repair machinery could not do its work (git, the isolated copy, a promotion conflict)."""
+
+
+class LlmError(PhoenixError):
+    """An LLM client failed.
+
+    Attributes:
+        kind: bounded: ``timeout``, ``http``, ``rate_limited``, ``process``, ``parse`` or ``config``.
+        client: the client's name (``gemini_api``).
+    """
+
+    def __init__(self, kind: str, message: str, *, client: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.client = client
+
+
 class GaveUp(PhoenixError):
     """The supervisor stopped the job for good: a budget ran out or the category says stop.
 

@@ -1,0 +1,309 @@
+"""The repair engine: from a diagnosis to a verified, promoted fix (or a recorded reason why not).
+
+`RepairEngine.repair` finds the files the traceback names that a repair may change, builds the
+prompt (with the previous failed attempt for the same signature), asks the LLM clients in turn,
+and runs the answer through the `Pipeline`. `apply_answer` runs a saved answer through the same
+pipeline (`phoenix patch`). `rollback` restores a promoted repair's files from their backups.
+`prune_stale` runs at start-up: it completes interrupted promotions and removes leftover
+worktrees. The caller holds the workspace lock and has stopped the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from phoenix_sidecar import config, fsutil
+from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
+from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair import gitrepo, isolation
+from phoenix_sidecar.repair.answer import parse_answer
+from phoenix_sidecar.repair.llm import LlmChain, build_clients
+from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
+from phoenix_sidecar.repair.pipeline import Pipeline
+from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
+from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines, mentions
+from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
+from phoenix_sidecar.repair.redact import Redactor
+from phoenix_sidecar.repair.safety import PathPolicy
+from phoenix_sidecar.settings import Settings
+from phoenix_watchdog.failure import Diagnosis
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_FILES = 6
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+_CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_SYSTEM_PATHS = ("/usr/lib/python", "/usr/local/lib/python", "/opt/conda/lib/", "<frozen", "<string>")
+
+
+class RepairEngine:
+    def __init__(self, settings: Settings, paths: StatePaths, bus: EventBus, *,
+                 environ: Mapping[str, str] | None = None, config_file: Path | None = None) -> None:
+        self.settings = settings
+        self.paths = paths
+        self.bus = bus
+        self.environ = dict(os.environ if environ is None else environ)
+        self.workspace = Path(paths.workspace)
+        keys = [config.secret(settings, "gemini_api_key", self.environ),
+                config.secret(settings, "openai_api_key", self.environ)]
+        self.redactor = Redactor.from_environ(self.environ, keys)
+        self.policy = PathPolicy(self.workspace, settings.allowlist, config_file=config_file,
+                                 test_cmd=settings.test_cmd)
+        self.store = RepairStore(paths, self.redactor)
+        self.promoter = Promoter(paths, settings.max_backups)
+
+    # -- start-up ------------------------------------------------------------------------------
+    def prune_stale(self) -> None:
+        """Complete (or report) an interrupted promotion and remove leftover isolated copies."""
+        try:
+            self.paths.ensure()
+        except OSError as exc:
+            raise StateError(fsutil.describe_os_error(exc, self.paths.root)) from exc
+        recovered = self.promoter.recover()
+        if recovered is not None:
+            log.warning("%s", recovered.message)
+            self._after_recovery(recovered)
+        for repair_id in self.store.ids():
+            outcome = self.store.outcome(repair_id)
+            if outcome.get("promotion") == "pending":  # stopped before its journal: nothing was written
+                writer = self.store.writer(repair_id)
+                if writer is not None:
+                    writer.update_outcome(outcome="error", promotion=None,
+                                          reason="Phoenix stopped before the promotion began; no file was changed")
+                    shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+        try:
+            repo = gitrepo.discover(self.workspace)
+        except PhoenixError as exc:
+            log.warning("cannot inspect the workspace repository: %s", exc)
+            repo = None
+        removed = isolation.prune_stale(self.paths, repo)
+        if removed:
+            log.info("removed %d stale repair worktree(s): %s", len(removed), ", ".join(removed))
+        self.store.prune()
+
+    def _after_recovery(self, recovered: Recovered) -> None:
+        writer = self.store.writer(recovered.repair_id)
+        if writer is None:
+            return
+        if recovered.op == "promote":
+            writer.update_outcome(outcome="promoted", promotion="done" if recovered.ok else "partial",
+                                  recovery=recovered.message,
+                                  changes=[{"path": s.path, "before": s.before, "after": s.after, "backup": s.backup}
+                                           for s in recovered.steps])
+            shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+        elif recovered.op == "rollback":
+            writer.update_outcome(rolled_back={"at": now_iso(), "automatic": False, "recovery": recovered.message})
+
+    # -- repair --------------------------------------------------------------------------------
+    def repair(self, request: RepairRequest) -> RepairOutcome:
+        """Ask for a fix of ``request.diagnosis``, verify it in isolation and promote it."""
+        d = request.diagnosis
+        try:
+            record = self.store.create(signature=d.signature, category=d.category, source="llm")
+        except PhoenixError as exc:  # no record can be kept (disk full): no repair without one
+            self.bus.emit(RepairFinished(category=d.category, outcome="error"))
+            return RepairOutcome("", "error", f"cannot record the repair: {exc}")
+        outcome = RepairOutcome(record.repair_id, "error", "the repair did not finish")
+        try:
+            record.json("diagnosis.json", d.to_json())
+            outcome = self._repair(request, record)
+        except PhoenixError as exc:
+            outcome = self._finish(record, "error", str(exc))
+        except Exception as exc:  # a bug must not take the supervisor down
+            log.exception("repair %s failed unexpectedly", record.repair_id)
+            outcome = self._finish(record, "error", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self.bus.emit(RepairFinished(category=d.category, outcome=outcome.outcome))
+        return outcome
+
+    def _repair(self, request: RepairRequest, record: RecordWriter) -> RepairOutcome:
+        d = request.diagnosis
+        sources, aliases = self._sources(d, request.log_tail, request.stack)
+        if not sources:
+            return self._finish(record, "no_target", "nothing the traceback names is a workspace file a repair may "
+                                                     f"change (allowlist: {'; '.join(self.settings.allowlist)})")
+        s = self.settings
+        prompt = build_prompt(
+            d, request.log_tail, sources, stack=request.stack, previous=self.store.previous_attempt(d.signature),
+            limits=PromptLimits(s.tail, s.max_file_chars, s.max_prompt_chars, s.max_patch_files, s.max_patch_lines),
+            redactor=self.redactor, nonce=secrets.token_hex(6))
+        record.text("prompt.txt", prompt.text)
+        answers: list[str] = []
+
+        def keep(client: str, answer: str) -> None:
+            answers.append(client)
+            record.text(f"answer-{len(answers)}-{client}.txt", answer, code=True)
+
+        chain = LlmChain(build_clients(s, self.environ, self.workspace), self.bus, parse_answer,
+                         scrub=self.redactor.text, on_answer=keep)
+        result = chain.ask(prompt.text)
+        record.json("llm.json", {"attempts": [a.__dict__ for a in result.attempts]})
+        if not result.ok or result.parsed is None:
+            return self._finish(record, "llm_failed", f"no usable answer: {result.failure()}")
+        record.text("answer.txt", result.answer or "", code=True)
+        policy = self.policy.narrowed([src.path for src in sources], aliases)
+        report = self._pipeline(policy).run(result.parsed, record, shown=prompt.shown, client=result.client)
+        return RepairOutcome(record.repair_id, report.outcome, _one_line(report.reason), report.files)
+
+    def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
+        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
+
+    def _finish(self, record: RecordWriter, outcome: str, reason: str) -> RepairOutcome:
+        try:
+            record.json("outcome.json", {"id": record.repair_id, "finished": now_iso(), "outcome": outcome,
+                                         "reason": reason, "files": [], "dry_run": self.settings.dry_run})
+        except StateError as exc:
+            log.error("cannot record the outcome of repair %s: %s", record.repair_id, exc)
+        return RepairOutcome(record.repair_id, outcome, _one_line(self.redactor.text(reason)))
+
+    # -- targets -------------------------------------------------------------------------------
+    def _sources(self, d: Diagnosis, log_tail: str,
+                 stack: str | None = None) -> tuple[list[PromptSource], dict[str, str]]:
+        """The files to show and allow: traceback files a repair may change, innermost first.
+
+        A hung job has no traceback: the frames of its stack dump (most recent call first) stand in.
+        """
+        names: list[str] = []
+        if d.frame is not None:
+            names.append(d.frame.file)
+        names.extend(reversed(d.files))
+        names.extend(path for path, _ in mentions(stack or ""))
+        aliases: dict[str, str] = {}
+        found: list[str] = []
+        for name in dict.fromkeys(names):
+            rel = self.map_path(name)
+            if rel is None:
+                continue
+            if name.startswith("/") and name != str(self.workspace / rel):
+                aliases[name] = rel
+            target = self.policy.allowed(rel)
+            if target is not None and target.rel not in found:
+                found.append(target.rel)
+        if d.category == "cuda_oom":
+            found.extend(c for c in self._config_files() if c not in found)
+        sources = []
+        for rel in found[:MAX_PROMPT_FILES]:
+            path = self.workspace / rel
+            try:
+                if path.stat().st_size > MAX_SOURCE_BYTES:
+                    continue
+                text = path.read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail, stack or "")
+            sources.append(PromptSource(rel, text, focus))
+        return sources, aliases
+
+    def map_path(self, name: str) -> str | None:
+        """The workspace file a traceback path means, or None (library code, or not in the workspace)."""
+        if not name or any(name.startswith(p) for p in _SYSTEM_PATHS) or "-packages/" in name:
+            return None
+        path = PurePosixPath(name)
+        if not path.is_absolute():
+            rel = os.path.normpath(name)
+            return rel if not rel.startswith("..") and (self.workspace / rel).is_file() else None
+        for root in (self.workspace, Path(os.path.realpath(self.workspace))):
+            if Path(name).is_relative_to(root):
+                rel = Path(name).relative_to(root).as_posix()
+                return rel if (self.workspace / rel).is_file() else None
+        # The job may see the workspace at another path (a container mount): match the longest tail.
+        parts = path.parts[1:]
+        for k in range(len(parts)):
+            candidate = PurePosixPath(*parts[k:]).as_posix()
+            if (self.workspace / candidate).is_file():
+                return candidate
+        return None
+
+    def _config_files(self) -> list[str]:
+        found = []
+        for folder in ("", "config", "configs", "conf"):
+            base = self.workspace / folder
+            if not base.is_dir():
+                continue
+            for entry in sorted(base.iterdir()):
+                rel = entry.relative_to(self.workspace).as_posix()
+                if entry.suffix.lower() in _CONFIG_SUFFIXES and self.policy.allowed(rel) is not None:
+                    found.append(rel)
+        return found[:3]
+
+    # -- phoenix patch -------------------------------------------------------------------------
+    def apply_answer(self, answer: str, *, source: str = "phoenix patch") -> PatchReport:
+        """Run a saved LLM answer through the pipeline, with no job and no LLM."""
+        record = self.store.create(signature="", category="", source=source)
+        record.text("answer.txt", answer, code=True)
+        pipeline = self._pipeline()
+        try:
+            patches = parse_answer(answer)
+        except AnswerRejected as exc:
+            return pipeline._rejected(record, PatchReport(record.repair_id, "rejected", "",
+                                                           dry_run=self.settings.dry_run), [], exc, {})
+        return pipeline.run(patches, record)
+
+    # -- history and rollback ------------------------------------------------------------------
+    def history(self) -> list[RepairRecord]:
+        """Every recorded repair, oldest first."""
+        return self.store.records()
+
+    def rollback(self, repair_id: str | None = None, *, automatic: bool = False, force: bool = False) -> RollbackResult:
+        """Restore the files a promoted repair changed (by default the last one) from their backups."""
+        if repair_id is None:
+            repair_id = self._last_promoted()
+            if repair_id is None:
+                return RollbackResult(None, False, "no promoted repair to roll back")
+        writer = self.store.writer(repair_id)
+        if writer is None:
+            return RollbackResult(repair_id, False, f"no repair {repair_id!r} is recorded")
+        outcome = writer.read_json("outcome.json")
+        if outcome.get("outcome") != "promoted" or outcome.get("promotion") not in ("done", "partial"):
+            return RollbackResult(repair_id, False, f"repair {repair_id} was not promoted "
+                                                    f"(outcome: {outcome.get('outcome', 'none')})")
+        if outcome.get("rolled_back"):
+            return RollbackResult(repair_id, False, f"repair {repair_id} was already rolled back")
+        steps, changed, files = [], [], []
+        for change in outcome.get("changes") or []:
+            rel = str(change.get("path", ""))
+            files.append(rel)
+            current = file_sha(self.workspace / rel)
+            if current == change.get("before"):
+                continue  # already holds the content from before the repair
+            if current != change.get("after"):
+                changed.append(rel)
+            backup = Path(str(change.get("backup", "")))
+            if not backup.is_file() or file_sha(backup) != change.get("before"):
+                return RollbackResult(repair_id, False, f"the backup of {rel} from before repair {repair_id} is gone "
+                                                        f"(only {self.settings.max_backups} generations are kept)",
+                                      tuple(files))
+            steps.append(Step(rel, current or "", str(change.get("before")), str(backup)))
+        if changed and not force:
+            return RollbackResult(repair_id, False, f"{', '.join(changed)} changed since repair {repair_id} was "
+                                                    f"promoted; use --force to discard those edits",
+                                  tuple(files), tuple(changed))
+        for rel in changed:  # keep what --force discards
+            data = (self.workspace / rel).read_bytes() if (self.workspace / rel).is_file() else b""
+            self.promoter.backup(rel, data, f"{time_id()}-before-rollback-of-{repair_id}")
+        if steps:
+            self.promoter.restore(repair_id, steps)
+        writer.update_outcome(rolled_back={"at": now_iso(), "automatic": automatic, "forced": bool(changed)})
+        self.bus.emit(RepairRolledBack(automatic=automatic))
+        return RollbackResult(repair_id, True, f"restored {len(files)} file(s) as they were before repair {repair_id}",
+                              tuple(files), tuple(changed))
+
+    def _last_promoted(self) -> str | None:
+        for repair_id in reversed(self.store.ids()):
+            outcome = self.store.outcome(repair_id)
+            if outcome.get("outcome") == "promoted" and outcome.get("promotion") in ("done", "partial") \
+                    and not outcome.get("rolled_back"):
+                return repair_id
+        return None
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 400 else line[:397] + "..."
+

@@ -1,0 +1,158 @@
+"""Plain records of the repair engine: requests, patches, outcomes, history rows. Pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from phoenix_watchdog.failure import Diagnosis
+
+PATCH_MODES = ("unified_diff", "replace_range", "search_replace")
+
+OUTCOMES = ("promoted", "dry_run", "rejected", "verify_failed", "llm_failed", "no_target", "error")
+
+# Every reason an answer can be rejected for: the bounded label of events.PatchRejected.
+REJECT_REASONS = (
+    "invalid_json", "bad_format", "empty", "too_large",
+    "bad_path", "absolute_path", "traversal", "symlink", "outside_workspace", "hard_link",
+    "not_found", "not_a_file", "denylist", "allowlist",
+    "new_file", "deletion", "rename", "mode_change", "binary", "bidi", "control_chars", "elision",
+    "diff_mismatch", "no_match", "ambiguous", "overlap", "bad_range", "stale_range", "no_change",
+    "too_many_files", "too_many_lines",
+)
+
+
+@dataclass(frozen=True)
+class RepairRequest:
+    """What the supervisor asks the engine to repair."""
+
+    diagnosis: Diagnosis
+    log_tail: str
+    stack: str | None = None  # hang stack dump, if any
+
+
+@dataclass(frozen=True)
+class RepairOutcome:
+    """How one repair ended.
+
+    Attributes:
+        repair_id: the record under ``.phoenix_cli/repairs/<id>/``.
+        outcome: one of ``OUTCOMES``.
+        reason: one human line.
+        files: workspace-relative files changed (or that would be, in a dry run).
+    """
+
+    repair_id: str
+    outcome: str
+    reason: str
+    files: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("promoted", "dry_run")
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """How a rollback ended.
+
+    Attributes:
+        repair_id: the repair rolled back (or asked for), None when there was none to roll back.
+        ok: the files were restored.
+        reason: one human line.
+        files: the files restored (or that would have been).
+        changed: files edited since the promotion: why a rollback without ``force`` refused.
+    """
+
+    repair_id: str | None
+    ok: bool
+    reason: str
+    files: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    """One row of `phoenix history`: a repair as recorded on disk."""
+
+    repair_id: str
+    time: str
+    signature: str
+    category: str
+    outcome: str
+    reason: str
+    files: tuple[str, ...]
+    source: str = "llm"  # llm | phoenix patch
+    client: str | None = None
+    commit: str | None = None
+    rolled_back: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["files"] = list(self.files)
+        return data
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One edit proposed by an answer, in one of the three modes of ``PATCH_MODES``."""
+
+    file_path: str
+    mode: str
+    diff: str = ""
+    start_line: int = 0
+    end_line: int = 0
+    code: str = ""
+    expected: str | None = None
+    search: str = ""
+    replace: str = ""
+
+    def describe(self) -> str:
+        if self.mode == "replace_range":
+            return f"{self.file_path} lines {self.start_line}-{self.end_line}"
+        return f"{self.file_path} ({self.mode})"
+
+
+@dataclass(frozen=True)
+class PatchStatus:
+    """What became of one patch: ``applied``, ``already_applied``, ``rejected`` or ``not_applied``."""
+
+    file_path: str
+    mode: str
+    status: str
+    reason: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """A verified-to-be change of one workspace file: its bytes before and after."""
+
+    path: str  # workspace-relative, posix
+    old: bytes
+    new: bytes
+
+
+@dataclass
+class PatchReport:
+    """The result of running one answer through the pipeline (`phoenix patch --json`)."""
+
+    repair_id: str
+    outcome: str
+    reason: str
+    reason_code: str = ""
+    accepted: bool = False
+    verified: bool = False
+    promoted: bool = False
+    dry_run: bool = False
+    files: tuple[str, ...] = ()
+    patches: list[PatchStatus] = field(default_factory=list)
+    commit: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repair_id": self.repair_id, "outcome": self.outcome, "reason": self.reason,
+                "accepted": self.accepted, "verified": self.verified, "promoted": self.promoted,
+                "dry_run": self.dry_run, "files": list(self.files), "commit": self.commit,
+                "patches": [p.to_json() for p in self.patches]}

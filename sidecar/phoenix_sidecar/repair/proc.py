@@ -1,0 +1,140 @@
+"""The one seam for child processes of the repair engine: a time limit, and a whole-group kill.
+
+Each child starts in its own session (so its process group is its own), reads its input from a
+file (a child that never reads cannot block us on a full pipe), and writes to files (no pipe
+deadlock, bounded memory). At the time limit the group gets SIGTERM, then SIGKILL after a grace
+period; after any exit the group is swept with SIGKILL so no grandchild outlives the step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+KILL_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ProcResult:
+    returncode: int | None  # None when killed at the time limit
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    seconds: float
+    stdout_truncated: bool = False
+
+    def text(self, which: str = "stdout") -> str:
+        return (self.stdout if which == "stdout" else self.stderr).decode("utf-8", "replace")
+
+
+def run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str] | None, timeout: float,
+        stdin: bytes | None = None, max_output: int = 8 * 1024 * 1024, merge_stderr: bool = False,
+        keep: str = "head", on_start: Callable[[int], None] | None = None) -> ProcResult:
+    """Run ``argv`` to completion or to ``timeout`` seconds, then sweep its process group.
+
+    Args:
+        keep: ``head`` keeps the first ``max_output`` bytes of output (answers), ``tail`` the last (logs).
+        merge_stderr: write stderr into stdout, in order.
+        on_start: called with the child's pid (= its process group) once it runs.
+
+    Raises:
+        OSError: the program could not be started (not found, not executable).
+    """
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="phoenix-proc-") as tmp:
+        out_path, err_path = Path(tmp, "out"), Path(tmp, "err")
+        in_path = Path(tmp, "in")
+        in_path.write_bytes(stdin or b"")
+        with open(in_path, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
+            child = subprocess.Popen(list(argv), cwd=cwd, env=dict(env) if env is not None else None, stdin=fin,
+                                     stdout=fout, stderr=subprocess.STDOUT if merge_stderr else ferr,
+                                     start_new_session=True, close_fds=True)
+            if on_start is not None:
+                on_start(child.pid)
+            timed_out = False
+            try:
+                child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _signal_group(child.pid, signal.SIGTERM)
+                try:
+                    child.wait(timeout=KILL_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    pass
+            except BaseException:
+                kill_group(child.pid)
+                child.wait()
+                raise
+            kill_group(child.pid)
+            child.wait()
+            wait_group_gone(child.pid)
+        stdout, truncated = _read(out_path, max_output, keep)
+        stderr, _ = _read(err_path, max_output, "tail")
+    return ProcResult(None if timed_out else child.returncode, stdout, stderr, timed_out,
+                      time.monotonic() - started, truncated)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process left in the group ``pgid``."""
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read(path: Path, limit: int, keep: str) -> tuple[bytes, bool]:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if size <= limit:
+            return fh.read(), False
+        if keep == "tail":
+            fh.seek(size - limit)
+        return fh.read(limit), True
+
+
+def start_token(pid: int) -> str | None:
+    """The process start time (clock ticks since boot): tells a recycled pid from the original."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def group_members(pgid: int, *, since: int = 0) -> list[int]:
+    """Live (not zombie) processes in group ``pgid`` that started at or after ``since`` (ticks since boot)."""
+    members = []
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2:].split()
+        if len(fields) > 19 and fields[2] == str(pgid) and fields[0] != "Z" and int(fields[19]) >= since:
+            members.append(int(entry.name))
+    return members
+
+
+def wait_group_gone(pgid: int, timeout: float = 2.0) -> None:
+    """Return once no process of the group is left (a SIGKILL is delivered asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while group_members(pgid) and time.monotonic() < deadline:
+        kill_group(pgid)
+        time.sleep(0.01)

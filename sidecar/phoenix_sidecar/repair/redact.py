@@ -1,0 +1,143 @@
+"""Scrubs text before it leaves the machine or lands in a record: secrets, escapes, invisible characters.
+
+`Redactor` replaces known token shapes (Hugging Face, OpenAI, GitHub, AWS, Google, Slack, GitLab,
+JWTs), ``Authorization`` headers, private key blocks, ``password=...``-style assignments, and the
+values of secret-looking environment variables (and Phoenix's own LLM keys) wherever they appear.
+`clean_log` strips ANSI escapes and invisible or bidirectional characters from untrusted output;
+`reveal_invisible` shows such characters in source code as visible ``\\u`` escapes. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+MASK = "[REDACTED]"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|AUTH", re.I)
+_MIN_ENV_SECRET = 6
+
+_TOKENS = [
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
+    re.compile(r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"),
+    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"),
+    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
+    re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}"),
+    re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
+    re.compile(r"\b(?:wandb|WANDB)[_-]?[A-Za-z0-9]{40}\b"),
+]
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY"
+                          r"( BLOCK)?-----|\Z)", re.S)
+_AUTH_HEADER = re.compile(r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*['\"]?\s*(?:bearer|basic|token|bot)?\s*)"
+                          r"([A-Za-z0-9+/=._~\-]{6,})")
+_BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9+/=._~\-]{12,})")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)([^\s@/]+)(@)", re.I)
+# name = "value" or name: value, where the name ends like a secret (api_key, HF_TOKEN, db_password).
+_ASSIGN_QUOTED = re.compile(
+    r"(?i)(\b[\w.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
+    r"credentials?|auth)\b['\"]?\s*[:=]\s*)(['\"])([^'\"\n]{1,512})(\2)")
+_ASSIGN_BARE = re.compile(
+    r"(?i)(\b[\w.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|"
+    r"credentials?)\s*[:=]\s*)([^\s'\"(),;\[\]{}]{6,})")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ASCII_CONTROL_CODE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b]*\x1b\\|\x1b[@-Z\\-_]")
+
+
+class Redactor:
+    """Replaces secrets in text.
+
+    Args:
+        secrets: literal values to hide wherever they appear (LLM keys, secret env values).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = {s for s in secrets if s and len(s) >= _MIN_ENV_SECRET}
+        # Longest first, so a secret that contains another is hidden whole.
+        self._literals = sorted(values, key=len, reverse=True)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], extra: Iterable[str | None] = ()) -> Redactor:
+        """Hide the values of environment variables whose names look secret, and ``extra`` values."""
+        found = [v for k, v in environ.items() if _SECRET_NAME.search(k) and _worth_hiding(v)]
+        return cls([*found, *(e for e in extra if e)])
+
+    def text(self, text: str, *, code: bool = False) -> str:
+        """``text`` with secrets replaced by ``[REDACTED]``.
+
+        Args:
+            code: the text is source code: only quoted literals are treated as assigned values,
+                so expressions like ``token = tokenizer(x)`` stay intact.
+        """
+        if not text:
+            return text
+        for literal in self._literals:
+            if literal in text:
+                text = text.replace(literal, MASK)
+        # A key block becomes as many masked lines as it had, so line numbers stay true.
+        text = _PRIVATE_KEY.sub(lambda m: "\n".join([MASK] * (m.group().count("\n") + 1)), text)
+        for pattern in _TOKENS:
+            text = pattern.sub(MASK, text)
+        text = _AUTH_HEADER.sub(lambda m: m.group(1) + MASK, text)
+        text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        text = _ASSIGN_QUOTED.sub(lambda m: m.group(1) + m.group(2) + MASK + m.group(4), text)
+        if not code:
+            text = _ASSIGN_BARE.sub(lambda m: m.group(1) + (m.group(2) if m.group(2) == MASK else MASK), text)
+        return text
+
+    def data(self, value: object) -> object:
+        """A JSON-like value with every string redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
+
+
+def _worth_hiding(value: str) -> bool:
+    v = value.strip()
+    if len(v) < _MIN_ENV_SECRET:
+        return False
+    if v.lower() in ("true", "false", "none", "null", "enabled", "disabled"):
+        return False
+    return not re.fullmatch(r"[\d.]+", v)
+
+
+def clean_log(text: str) -> str:
+    """Untrusted output made plain: no ANSI escapes, CR progress redraws, control or invisible characters."""
+    text = _ANSI.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii():
+        return _ASCII_CONTROL.sub("", text)
+    out = []
+    for ch in text:
+        if ch in "\n\t":
+            out.append(ch)
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Co", "Cs") or ch in "\u2028\u2029":
+            continue
+        if 0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF:  # variation selectors
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def reveal_invisible(text: str) -> str:
+    """Source code with format and bidi characters shown as ``\\uXXXX`` so the model sees them."""
+    if text.isascii():
+        return _ASCII_CONTROL_CODE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    out = []
+    for ch in text:
+        if ch not in "\n\t\r\f" and unicodedata.category(ch) in ("Cf", "Cc"):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)

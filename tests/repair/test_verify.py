@@ -1,0 +1,120 @@
+"""Verification in the isolated copy: compile, then the test command, with a time limit that kills the whole group."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from phoenix_sidecar.events import RepairPromoted, VerificationFinished
+from repair.kit import TRAIN, build_harness, fingerprint, git, make_repo
+
+
+def _answer(search: str, replace: str, path: str = "train.py") -> str:
+    return json.dumps({"patches": [{"file_path": path, "mode": "search_replace", "search": search, "replace": replace}]})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def test_a_patch_that_does_not_compile_fails_verification(ws: Path) -> None:
+    h = build_harness(ws, test_cmd=[sys.executable, "-c", "raise SystemExit(0)"])
+    before = fingerprint(ws)
+    report = h.engine.apply_answer(_answer('print("Hello!")', 'print("Hello!"'))
+    assert report.outcome == "verify_failed" and report.accepted and not report.verified
+    assert "does not compile" in report.reason
+    assert [(e.stage, e.ok) for e in h.of(VerificationFinished)] == [("py_compile", False)]  # tests never ran
+    assert fingerprint(ws) == before
+    log = (ws / ".phoenix_cli" / "repairs" / report.repair_id / "verify.log").read_text()
+    assert "SyntaxError" in log and "train.py" in log
+
+
+def test_compilation_happens_in_a_child_interpreter(ws: Path, tmp_path: Path) -> None:
+    # Code at module level must never run at compile time, in Phoenix or anywhere.
+    marker = tmp_path / "ran"
+    h = build_harness(ws)
+    report = h.engine.apply_answer(_answer("import sys\n", f"import sys\nopen({str(marker)!r}, 'w')\n"))
+    assert report.promoted and not marker.exists()
+
+
+def test_a_failing_test_command_fails_verification(ws: Path) -> None:
+    test = [sys.executable, "-c", "import sys; print('3 tests, 1 failed: test_loss'); sys.exit(3)"]
+    h = build_harness(ws, test_cmd=test)
+    before = fingerprint(ws)
+    report = h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")'))
+    assert report.outcome == "verify_failed"
+    assert "test_loss" in report.reason
+    assert [(e.stage, e.ok) for e in h.of(VerificationFinished)] == [("py_compile", True), ("test_cmd", False)]
+    assert not h.of(RepairPromoted)
+    assert fingerprint(ws) == before
+    assert list((ws / ".phoenix_cli" / "worktrees").iterdir()) == []
+
+
+def test_the_test_command_runs_against_the_patched_copy(ws: Path) -> None:
+    test = [sys.executable, "-c", "import train; assert 'Bye' in open('train.py').read()"]
+    report = build_harness(ws, test_cmd=test).engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")'))
+    assert report.promoted, report
+
+
+def test_a_hanging_test_command_is_killed_with_its_whole_group(ws: Path, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    script = ("import os, subprocess, sys, time\n"
+              "child = subprocess.Popen(['sleep', '300'])\n"
+              "grand = subprocess.Popen(['sh', '-c', 'trap \"\" TERM; sleep 300'])\n"
+              f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}} {{grand.pid}}')\n"
+              "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "time.sleep(300)\n")
+    h = build_harness(ws, test_cmd=[sys.executable, "-c", script], test_timeout_seconds=1)
+    started = time.monotonic()
+    report = h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")'))
+    elapsed = time.monotonic() - started
+    assert report.outcome == "verify_failed" and "timed out" in report.reason
+    assert elapsed < 15
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), f"process {pid} of the test command outlived it"
+    log = (ws / ".phoenix_cli" / "repairs" / report.repair_id / "verify.log").read_text()
+    assert "did not finish within 1 s" in log
+
+
+def test_the_test_command_gets_no_llm_secrets_and_a_pythonpath_into_the_copy(ws: Path, tmp_path: Path) -> None:
+    out = tmp_path / "env.json"
+    script = f"import json, os; json.dump(dict(os.environ), open({str(out)!r}, 'w'))"
+    environ = {**os.environ, "GEMINI_API_KEY": "AIzaSyD-secret-gemini-key-000000000000000", "MY_LLM_KEY": "sk-mine",
+               "OPENAI_API_KEY": "sk-openai", "PYTHONPATH": f"{ws}:{ws}/lib:/opt/other", "HF_HOME": "/data/hf"}
+    h = build_harness(ws, environ=environ, openai_api_key_env="MY_LLM_KEY",
+                      test_cmd=[sys.executable, "-c", script])
+    assert h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")')).promoted
+    env = json.loads(out.read_text())
+    assert not {"GEMINI_API_KEY", "MY_LLM_KEY", "OPENAI_API_KEY"} & set(env)
+    assert env["HF_HOME"] == "/data/hf"
+    entries = env["PYTHONPATH"].split(":")
+    assert entries[0].startswith(str(ws / ".phoenix_cli" / "worktrees")) and entries[1].endswith("/lib")
+    assert entries[2] == "/opt/other"
+
+
+def test_a_patch_that_breaks_a_config_file_fails_verification(tmp_path: Path) -> None:
+    ws = make_repo(tmp_path / "ws", {"train.py": TRAIN, "config.yaml": "batch: 64\nlr: 0.1\n"})
+    h = build_harness(ws, allowlist=["*.py", "*.yaml"])
+    report = h.engine.apply_answer(_answer("batch: 64", "batch: [32", path="config.yaml"))
+    assert report.outcome == "verify_failed" and "config.yaml" in report.reason
+    good = h.engine.apply_answer(_answer("batch: 64", "batch: 32", path="config.yaml"))
+    assert good.promoted and (ws / "config.yaml").read_text() == "batch: 32\nlr: 0.1\n"
+
+
+def test_the_workspace_changing_during_verification_stops_the_promotion(ws: Path) -> None:
+    # The test command edits the REAL workspace file while the repair is verified.
+    script = f"open({str(ws / 'train.py')!r}, 'a').write('# edited by a human meanwhile\\n')"
+    h = build_harness(ws, test_cmd=[sys.executable, "-c", script])
+    report = h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")'))
+    assert report.outcome == "error" and "changed in the workspace" in report.reason
+    assert (ws / "train.py").read_text() == TRAIN + "# edited by a human meanwhile\n"
+    assert not list((ws / ".phoenix_cli" / "backups").glob("*"))
+    assert "train.py" in git(ws, "status", "--porcelain")

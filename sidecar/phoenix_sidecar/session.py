@@ -21,7 +21,9 @@ from phoenix_sidecar.config import LoadedConfig
 from phoenix_sidecar.console import ConsoleReporter, RunLogRecorder
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.lock import WorkspaceLock
+from phoenix_sidecar.observability import Observability
 from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair import RepairEngine
 from phoenix_sidecar.runlog import RunLog
 from phoenix_sidecar.runtime import Runtime
 from phoenix_sidecar.state import StateStore
@@ -63,15 +65,17 @@ def supervise(loaded: LoadedConfig, make_runtime: RuntimeFactory, *, mode: str, 
         runtime = make_runtime(heartbeat, runlog)
         stack.callback(runtime.close)
 
-        gates = _observability(loaded, bus, heartbeat, runtime.target, (str(paths.workspace), *log_dirs))
-        if gates is not None:
-            gates.start()
-            stack.callback(gates.stop)
-        repair, make_request = _repair_engine(loaded, paths, bus)
+        gates = Observability(settings, bus, heartbeat, target=runtime.target,
+                              disk_paths=(str(paths.workspace), *log_dirs))
+        gates.start()
+        stack.callback(gates.stop)
+        repair = None
+        if settings.repair:
+            repair = RepairEngine(settings, paths, bus, config_file=loaded.config_file)
+            repair.prune_stale()
 
         store = StateStore(paths.state)
-        supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates,
-                                make_repair_request=make_request)
+        supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates)
         if reset_budgets:
             supervisor.reset_budgets()
         supervisor.state.supervisor = {"mode": mode, "pid": os.getpid(), "host": socket.gethostname(),
@@ -102,27 +106,6 @@ class _shutdown_on_signals:
             self.supervisor.request_shutdown(signum)
 
 
-def _observability(loaded: LoadedConfig, bus: EventBus, heartbeat: Heartbeat, target: str,
-                   disk_paths: tuple[str, ...]) -> Any:
-    try:
-        from phoenix_sidecar.observability import Observability
-    except ImportError:  # pragma: no cover - lands with the metrics work
-        return None
-    return Observability(loaded.settings, bus, heartbeat, target=target, disk_paths=disk_paths)
-
-
-def _repair_engine(loaded: LoadedConfig, paths: StatePaths, bus: EventBus) -> tuple[Any, Any]:
-    if not loaded.settings.repair:
-        return None, None
-    try:
-        from phoenix_sidecar.repair import RepairEngine, RepairRequest
-    except ImportError:  # pragma: no cover - lands with the repair engine
-        return None, None
-    engine = RepairEngine(loaded.settings, paths, bus, config_file=loaded.config_file)
-    engine.prune_stale()
-    return engine, lambda diagnosis, tail, stack: RepairRequest(diagnosis, tail, stack)
-
-
-def _metrics_address(gates: Any) -> str | None:
-    address = getattr(gates, "metrics_address", None) if gates is not None else None
+def _metrics_address(gates: Observability) -> str | None:
+    address = gates.metrics_address
     return f"{address[0]}:{address[1]}" if address else None

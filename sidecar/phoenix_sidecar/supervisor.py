@@ -13,18 +13,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from phoenix_sidecar import events as ev
 from phoenix_sidecar import policy
 from phoenix_sidecar.errors import GaveUp, PhoenixError
 from phoenix_sidecar.events import EventBus, JobState
 from phoenix_sidecar.fsutil import atomic_write_text
+from phoenix_sidecar.observability import Observability, SafetyTrip
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.policy import Action, Decision, PolicySpec
+from phoenix_sidecar.repair import RepairEngine, RepairRequest
 from phoenix_sidecar.runtime import RunEnd, Runtime
 from phoenix_sidecar.settings import Settings
-from phoenix_sidecar.state import Incident, StateStore
+from phoenix_sidecar.state import Incident, StateStore, SupervisorState
 from phoenix_watchdog.failure import Diagnosis, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
@@ -32,16 +33,6 @@ log = logging.getLogger(__name__)
 STATUS_SAVE_SECONDS = 15.0  # how often a quiet loop refreshes the job status in state.json
 IDLE_TICK_SECONDS = 5.0
 MAX_INCIDENT_FILES = 100
-
-
-class Repairer(Protocol):
-    def repair(self, request: Any) -> Any: ...
-    def rollback(self, repair_id: str | None = None, *, automatic: bool = False, force: bool = False) -> Any: ...
-
-
-class Gates(Protocol):
-    def loop_tick(self) -> None: ...
-    def safety_trip(self) -> Any: ...
 
 
 class Supervisor:
@@ -57,13 +48,11 @@ class Supervisor:
         repair: the repair engine, or None (repairs then give up with a summary).
         gates: observability (liveness ticks, hardware safety gates), or None.
         diagnose: the diagnosis function (the watchdog's by default).
-        make_repair_request: builds the engine's request from a diagnosis, the tail and a stack.
     """
 
     def __init__(self, settings: Settings, runtime: Runtime, heartbeat: Heartbeat, store: StateStore,
-                 bus: EventBus, paths: StatePaths, *, repair: Repairer | None = None, gates: Gates | None = None,
-                 diagnose: Callable[..., Diagnosis] | None = None,
-                 make_repair_request: Callable[[Diagnosis, str, str | None], Any] | None = None,
+                 bus: EventBus, paths: StatePaths, *, repair: RepairEngine | None = None,
+                 gates: Observability | None = None, diagnose: Callable[..., Diagnosis] | None = None,
                  tick_seconds: float | None = None) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -76,12 +65,11 @@ class Supervisor:
         if diagnose is None:
             from phoenix_watchdog.diagnose import diagnose
         self.diagnose = diagnose
-        self.make_repair_request = make_repair_request
         self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)
         self.state = store.load()
         self.tick_seconds = tick_seconds or min(IDLE_TICK_SECONDS, settings.gpu_poll_seconds)
         self._shutdown: int | None = None
-        self._trip: Any = None
+        self._trip: SafetyTrip | None = None
         self._wake = threading.Event()
         self._last_status_save = 0.0
         self._run = self.state.job.run
@@ -216,11 +204,11 @@ class Supervisor:
         return True
 
     def _repair(self, incident: Incident, diagnosis: Diagnosis, end: RunEnd) -> bool:
-        assert self.repair is not None and self.make_repair_request is not None
-        stack = end.hang.stack if end.hang else None
+        assert self.repair is not None
+        request = RepairRequest(diagnosis, end.tail, end.hang.stack if end.hang else None)
         while True:
             self._set_state(JobState.REPAIRING)
-            outcome = self.repair.repair(self.make_repair_request(diagnosis, end.tail, stack))
+            outcome = self.repair.repair(request)
             incident.repair = {"id": outcome.repair_id, "outcome": outcome.outcome, "reason": outcome.reason,
                                "files": list(outcome.files)}
             self._save()
@@ -260,9 +248,12 @@ class Supervisor:
         if end.duration >= float(promoted.get("run_seconds_before", 0.0)):
             return False
         try:
-            self.repair.rollback(promoted["id"], automatic=True)
+            result = self.repair.rollback(promoted["id"], automatic=True)
         except PhoenixError as exc:
             log.error("could not roll back repair %s: %s", promoted["id"], exc)
+            return False
+        if not result.ok:  # e.g. someone edited the files since: leave them alone
+            log.warning("repair %s not rolled back: %s", promoted["id"], result.reason)
             return False
         incident.action = "rollback"
         incident.reason = (f"repair {promoted['id']} made things worse (failed after {end.duration:.0f}s, "
@@ -288,6 +279,7 @@ class Supervisor:
     # -- safety -------------------------------------------------------------------------------
     def _safety_stop(self, end: RunEnd) -> bool:
         trip = self._trip
+        assert trip is not None
         incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=time.time(), run=self._run,
                             run_seconds=round(end.duration, 3), exit=end.exit.describe(), category=trip.gate,
                             summary=trip.detail, details=self._write_details(end))
@@ -363,7 +355,7 @@ class Supervisor:
         return str(path.relative_to(self.paths.workspace))
 
 
-def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision, state: Any,
+def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision, state: SupervisorState,
                     spec: PolicySpec, paths: StatePaths) -> str:
     """The lines a human reads at 3 a.m.: what failed, how often, where, and what to do next."""
     entry = state.budgets.signatures.get(diagnosis.signature)

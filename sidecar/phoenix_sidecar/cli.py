@@ -31,6 +31,7 @@ EXIT_RUNTIME, EXIT_REFUSED, EXIT_STATE, EXIT_INTERNAL = 5, 6, 7, 70
 
 # Subcommand modules, in the order `phoenix --help` lists them.
 COMMANDS = [
+    "phoenix_sidecar.commands.run",
     "phoenix_sidecar.commands.show_config",
     "phoenix_sidecar.commands.lock",
 ]
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except E.LockHeld as exc:
         return _fail(f"{exc}\nphoenix: refusing to start a second supervisor on this workspace", EXIT_LOCKED)
     except E.GaveUp as exc:
-        return _fail(f"gave up\n{exc.summary}", EXIT_GAVE_UP)
+        print(exc.summary, file=sys.stderr)
+        return EXIT_GAVE_UP
     except E.RuntimeUnavailable as exc:
         return _fail(f"error: {exc}", EXIT_RUNTIME)
     except E.RefusedAction as exc:

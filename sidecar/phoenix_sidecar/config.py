@@ -90,10 +90,12 @@ def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = No
     path = _find_config_file(config_file, environ, base, ws_raw, base)
     file_values = _read_yaml(path) if path else {}
     for name, raw in file_values.items():
+        if name in S.SECRET_VARIABLES:
+            var = specs[S.SECRET_VARIABLES[name]].env
+            raise ConfigError(f"secrets are not read from files; set it in the environment ({var} names the "
+                              f"variable)", key=name, source=f"file {path}")
         if name not in specs:
             raise ConfigError(f"unknown key; known keys: {_suggest(name, specs)}", key=name, source=f"file {path}")
-        if name in S.SECRET_VARIABLES:
-            raise ConfigError("secrets are not read from files", key=name, source=f"file {path}")
         apply(name, raw, f"file {path}")
     if "workspace" in file_values and path is not None:
         values["workspace"] = str((path.parent / values["workspace"]).resolve())
@@ -329,13 +331,13 @@ def effective(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) ->
         if spec.secret and value:
             value = mask(value)
         rows.append({"name": f.name, "value": value, "source": loaded.sources[f.name],
-                     "env": spec.env, "help": spec.help})
+                     "env": spec.env, "help": spec.help, "sep": spec.sep if spec.kind == S.LIST else None})
     for name, var_setting in S.SECRET_VARIABLES.items():
         var = getattr(loaded.settings, var_setting)
         present = bool(environ.get(var))
         rows.append({"name": name, "value": mask("x") if present else None,
                      "source": f"env {var}" if present else f"not set (env {var})", "env": var,
-                     "help": f"read from the variable named by {var_setting}"})
+                     "help": f"read from the variable named by {var_setting}", "sep": None})
     return rows
 
 
@@ -348,15 +350,17 @@ def render(loaded: LoadedConfig, environ: Mapping[str, str] | None = None, *, as
     width = max(len(r["name"]) for r in rows)
     lines = [f"# config file: {loaded.config_file or 'none'}"]
     for r in rows:
-        lines.append(f"{r['name']:<{width}} = {_show(r['value']):<40} # {r['source']}")
+        lines.append(f"{r['name']:<{width}} = {_show(r['value'], r.get('sep')):<40} # {r['source']}")
     return "\n".join(lines)
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, sep: str | None = None) -> str:
     if value is None:
         return "(unset)"
     if isinstance(value, list):
-        return shlex.join(value) if value else "[]"
+        if not value:
+            return "[]"
+        return sep.join(value) if sep else shlex.join(value)
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items()) or "{}"
     if isinstance(value, bool):

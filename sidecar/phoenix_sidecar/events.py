@@ -67,9 +67,16 @@ class IncidentOpened(Event):
 
 
 @dataclass(frozen=True)
+class HangDetected(Event):
+    """The job was silent past the heartbeat threshold; Phoenix is about to stop it."""
+
+    silent_seconds: float
+
+
+@dataclass(frozen=True)
 class DecisionMade(Event):
     incident: int
-    action: str  # repair | restart | stop | wait (safety)
+    action: str  # repair | restart | stop | wait (safety) | rollback
     reason: str
     delay_seconds: float
     budget_remaining: int  # attempts left for this signature after this one

@@ -1,0 +1,128 @@
+"""Builds one supervision session: everything `phoenix run` and `phoenix watch` have in common.
+
+The lock is taken first and released last; nothing else happens without it. Then the state
+store, the run log, the event bus with its listeners (console, run log, metrics, webhook), the
+heartbeat, the runtime (the caller's factory), observability, the repair engine and signal
+handling are put together around one `Supervisor`, and torn down in reverse order whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from phoenix_sidecar.config import LoadedConfig
+from phoenix_sidecar.console import ConsoleReporter, RunLogRecorder
+from phoenix_sidecar.events import EventBus
+from phoenix_sidecar.lock import WorkspaceLock
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.runlog import RunLog
+from phoenix_sidecar.runtime import Runtime
+from phoenix_sidecar.state import StateStore
+from phoenix_sidecar.supervisor import Supervisor
+from phoenix_watchdog.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+RuntimeFactory = Callable[[Heartbeat, RunLog], Runtime]
+_SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def supervise(loaded: LoadedConfig, make_runtime: RuntimeFactory, *, mode: str, description: str,
+              reset_budgets: bool = False, log_dirs: tuple[str, ...] = ()) -> int:
+    """Run a supervision session to its end and return the exit code.
+
+    Args:
+        loaded: the effective configuration.
+        make_runtime: builds the runtime from the session's heartbeat and run log.
+        mode: ``run`` or ``watch``, recorded in the state for `phoenix status`.
+        description: what the lock records as the holder's command.
+        reset_budgets: forget the attempts spent so far (after a human fixed the cause).
+        log_dirs: further directories whose free space the disk gate watches (the log volume).
+
+    Raises:
+        LockHeld: another Phoenix holds the workspace.
+        GaveUp: the job failed beyond its budgets, or needs a human.
+    """
+    settings = loaded.settings
+    paths = StatePaths(loaded.workspace).ensure()
+    with ExitStack() as stack:
+        lock = WorkspaceLock(paths.lock, stale_seconds=settings.lock_stale, command=description)
+        lock.acquire()
+        stack.callback(lock.release)
+
+        runlog = RunLog(paths.run_log, max_bytes=settings.log_max_bytes, backups=settings.log_backups)
+        stack.callback(runlog.close)
+        bus = EventBus([ConsoleReporter(), RunLogRecorder(runlog)])
+        heartbeat = Heartbeat(settings.heartbeat_seconds, settings.heartbeat_initial_seconds)
+        runtime = make_runtime(heartbeat, runlog)
+        stack.callback(runtime.close)
+
+        gates = _observability(loaded, bus, heartbeat, runtime.target, (str(paths.workspace), *log_dirs))
+        if gates is not None:
+            gates.start()
+            stack.callback(gates.stop)
+        repair, make_request = _repair_engine(loaded, paths, bus)
+
+        store = StateStore(paths.state)
+        supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates,
+                                make_repair_request=make_request)
+        if reset_budgets:
+            supervisor.reset_budgets()
+        supervisor.state.supervisor = {"mode": mode, "pid": os.getpid(), "host": socket.gethostname(),
+                                       "started": time.time(), "metrics": _metrics_address(gates)}
+        runlog.event("session_started", mode=mode, workspace=str(paths.workspace), pid=os.getpid())
+        stack.enter_context(_shutdown_on_signals(supervisor))
+        return supervisor.run()
+
+
+class _shutdown_on_signals:
+    """SIGTERM, SIGINT and SIGHUP ask the supervisor to stop the job and return."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for signum in _SHUTDOWN_SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        # A second signal changes nothing: interrupting the stop half-way would orphan the job.
+        if not self.supervisor.shutdown_requested:
+            self.supervisor.request_shutdown(signum)
+
+
+def _observability(loaded: LoadedConfig, bus: EventBus, heartbeat: Heartbeat, target: str,
+                   disk_paths: tuple[str, ...]) -> Any:
+    try:
+        from phoenix_sidecar.observability import Observability
+    except ImportError:  # pragma: no cover - lands with the metrics work
+        return None
+    return Observability(loaded.settings, bus, heartbeat, target=target, disk_paths=disk_paths)
+
+
+def _repair_engine(loaded: LoadedConfig, paths: StatePaths, bus: EventBus) -> tuple[Any, Any]:
+    if not loaded.settings.repair:
+        return None, None
+    try:
+        from phoenix_sidecar.repair import RepairEngine, RepairRequest
+    except ImportError:  # pragma: no cover - lands with the repair engine
+        return None, None
+    engine = RepairEngine(loaded.settings, paths, bus, config_file=loaded.config_file)
+    engine.prune_stale()
+    return engine, lambda diagnosis, tail, stack: RepairRequest(diagnosis, tail, stack)
+
+
+def _metrics_address(gates: Any) -> str | None:
+    address = getattr(gates, "metrics_address", None) if gates is not None else None
+    return f"{address[0]}:{address[1]}" if address else None

@@ -34,6 +34,9 @@ TRAINER_IMAGE=$(sed -n 's/^ *image: *\${TRAINER_IMAGE:-\(.*\)}.*$/\1/p' "$here/c
 PROMETHEUS_IMAGE=$(sed -n 's/^ *image: *\(prom\/prometheus:[^ ]*\).*$/\1/p' "$here/compose.yaml" | head -n1)
 TORCH_SPEC=${PHX_TORCH_SPEC:-torch==2.13.0}
 
+work_root=$(mktemp -d)
+trap 'rm -rf "$work_root"' EXIT
+
 say() { printf 'docker-env: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -97,12 +100,20 @@ cmd_restart() {
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
+# `docker build` quietly; its output is shown only when it fails.
+build() {
+    local tag=$1 context=$2
+    if ! DOCKER_BUILDKIT=0 docker build -t "$tag" "$context" >"$context.log" 2>&1; then
+        tail -n 40 "$context.log" >&2
+        die "building $tag failed"
+    fi
+}
+
 build_python() {
     have_image "$PYTHON_IMAGE" && return
     need_root "building $PYTHON_IMAGE"
     command -v mmdebstrap >/dev/null || die "mmdebstrap is not installed: run '$0 install'"
-    local work; work=$(mktemp -d)
-    trap 'rm -rf "$work"' RETURN
+    local work; work=$(mktemp -d -p "$work_root")
     say "building the $PYTHON_IMAGE stand-in (mmdebstrap, about 30 s)"
     mmdebstrap --quiet --variant=apt --include=python3,python3-venv,git,ca-certificates bookworm "$work/base.tar"
     docker import -c 'CMD ["python3"]' "$work/base.tar" phoenix-ci/bookworm:base >/dev/null
@@ -115,14 +126,13 @@ ENV PIP_CERT=/etc/ssl/certs/phoenix-ci-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 LA
 RUN ln -s /usr/bin/python3 /usr/local/bin/python
 CMD ["python3"]
 EOF
-    docker build -q -t "$PYTHON_IMAGE" "$work" >/dev/null
+    build "$PYTHON_IMAGE" "$work"
 }
 
 build_trainer() {
     have_image "$TRAINER_IMAGE" && return
     build_python
-    local work; work=$(mktemp -d)
-    trap 'rm -rf "$work"' RETURN
+    local work; work=$(mktemp -d -p "$work_root")
     say "building the $TRAINER_IMAGE stand-in (PyTorch for the CPU)"
     mkdir "$work/wheels"
     python3 -m pip download -q --only-binary=:all: --dest "$work/wheels" "$TORCH_SPEC"
@@ -133,21 +143,20 @@ RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-index --find-
     && rm -rf /tmp/wheels /root/.cache
 ENV PATH=/opt/venv/bin:\$PATH
 EOF
-    docker build -q -t "$TRAINER_IMAGE" "$work" >/dev/null
+    build "$TRAINER_IMAGE" "$work"
 }
 
 build_prometheus() {
     have_image "$PROMETHEUS_IMAGE" && return
     build_python
     command -v prometheus >/dev/null || die "prometheus is not installed: run '$0 install'"
-    local work; work=$(mktemp -d)
-    trap 'rm -rf "$work"' RETURN
+    local work; work=$(mktemp -d -p "$work_root")
     say "building the $PROMETHEUS_IMAGE stand-in (Debian's prometheus)"
     cp "$(command -v prometheus)" "$work/prometheus"
     cp -r /usr/share/prometheus "$work/share"
     # Same entry point, arguments, user and paths as the official image.
-    cat >"$work/Dockerfile" <<'EOF'
-FROM phoenix-ci/bookworm:base
+    cat >"$work/Dockerfile" <<EOF
+FROM $PYTHON_IMAGE
 COPY prometheus /bin/prometheus
 COPY share /usr/share/prometheus
 RUN mkdir -p /etc/prometheus /prometheus && chown nobody:nogroup /prometheus
@@ -157,7 +166,7 @@ WORKDIR /prometheus
 ENTRYPOINT ["/bin/prometheus"]
 CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
 EOF
-    docker build -q -t "$PROMETHEUS_IMAGE" "$work" >/dev/null
+    build "$PROMETHEUS_IMAGE" "$work"
 }
 
 cmd_images() {

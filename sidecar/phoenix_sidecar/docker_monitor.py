@@ -62,9 +62,11 @@ class Observed:
         )
 
     @property
-    def finished_after_start(self) -> bool:
-        """The run that began at ``started_at`` has ended (FinishedAt is later)."""
-        return not self.running and self.finished_ns >= self.started_ns > 0
+    def log_since_ns(self) -> int:
+        """Where this run's output begins in the container's log: its first lines can carry a time
+        a little before ``StartedAt`` (the daemon records the start after the process began), but
+        nothing after the previous run's ``FinishedAt`` belongs to that run."""
+        return max(self.finished_ns + 1, self.started_ns - 1_000_000_000)
 
 
 class ContainerMonitor:
@@ -74,6 +76,7 @@ class ContainerMonitor:
         gate: the connection (for pings).
         guard: the container's guard (events and inspect go through it).
         on_observed: receives every fresh `Observed` (from the monitor's thread).
+        on_event: receives each lifecycle event's action and attributes, before the inspect it causes.
         on_outage: called with True when the daemon stops answering, False when it is back.
         on_gone: called when the container no longer exists.
         idle_seconds: after this long without an event, check the daemon is still there.
@@ -81,11 +84,13 @@ class ContainerMonitor:
     """
 
     def __init__(self, gate: DockerGate, guard: TargetGuard, *, on_observed: Callable[[Observed], None],
-                 on_outage: Callable[[bool], None], on_gone: Callable[[ContainerGone], None],
+                 on_event: Callable[[str, dict[str, str]], None], on_outage: Callable[[bool], None],
+                 on_gone: Callable[[ContainerGone], None],
                  idle_seconds: float = 10.0, backoff: tuple[float, float] = (0.1, 5.0)) -> None:
         self._gate = gate
         self._guard = guard
         self._on_observed = on_observed
+        self._on_event = on_event
         self._on_outage = on_outage
         self._on_gone = on_gone
         self._idle = idle_seconds
@@ -165,6 +170,7 @@ class ContainerMonitor:
                 action = str(event.get("Action") or event.get("status") or "").split(":")[0]
                 if action in LIFECYCLE:
                     log.debug("event %s on %s", action, self._guard.name)
+                    self._on_event(action, dict((event.get("Actor") or {}).get("Attributes") or {}))
                     self._on_observed(Observed.from_inspect(self._guard.inspect()))
         finally:
             with self._lock:

@@ -6,6 +6,11 @@ through the API; `ContainerMonitor` reports every fresh inspect, and a run ends 
 container is no longer running with that ``StartedAt``. The end (exit code, OOM flag,
 ``FinishedAt``) comes from inspect, the tail from the log source, drained first.
 
+A container stopped from outside Phoenix (``docker stop``/``kill``/``restart``: a ``kill`` event
+Phoenix did not cause precedes the exit) is the operator's decision, not a failure: the run is
+held, the heartbeat paused, and supervision resumes with the next run when the container is
+started again. A crash or an OOM kill has no such event.
+
 While the daemon is away the heartbeat is paused (silence then is not a hang) and `wait` returns
 early on each change so the supervisor can re-read its deadline; after the daemon returns a
 fresh inspect settles what happened meanwhile. A start request that timed out is followed by an
@@ -48,6 +53,7 @@ class _Run:
     ended: Observed | None = None
     hang: HangInfo | None = None
     stopped_for: str | None = None
+    stopped_outside: str | None = None  # set when someone else sent the container a stop or kill
 
 
 class DockerRuntime:
@@ -80,6 +86,7 @@ class DockerRuntime:
         self._gone: ContainerGone | None = None
         self._woken = False
         self._changed = False
+        self._stopping = False  # Phoenix itself is stopping the container: its kill events are expected
         self.starts = 0  # container starts Phoenix made (Docker's RestartCount ignores API starts)
 
     # -- Runtime -------------------------------------------------------------------------------
@@ -106,7 +113,7 @@ class DockerRuntime:
             self._heartbeat.reset()
         if now.running:
             log.info("%s is running (since %s); attaching to it", self.target, now.started_at)
-            self._begin(now, since_ns=max(now.finished_ns + 1, now.started_ns - 1_000_000_000))
+            self._begin(now)
             return
         self._start_container(guard, now)
 
@@ -156,14 +163,19 @@ class DockerRuntime:
             run = self._run
             if run is None:  # nothing of ours is running: report the container's last end
                 run = _Run("", 0, None, ended=self._observe(guard))
-            run.hang, run.stopped_for = hang, reason
-        if run.ended is None:
-            self._stop_container(guard)
-            self._on_observed(self._observe(guard))
-            with self._cond:
-                self._cond.wait_for(lambda: run.ended is not None, timeout=self._settings.docker_timeout_seconds)
+            run.hang, run.stopped_for, run.stopped_outside = hang, reason, None
+            self._stopping = True
+        try:
             if run.ended is None:
-                raise RuntimeUnavailable(f"{self.target} did not stop")
+                self._stop_container(guard)
+                self._on_observed(self._observe(guard))
+                with self._cond:
+                    self._cond.wait_for(lambda: run.ended is not None,
+                                        timeout=self._settings.docker_timeout_seconds)
+        finally:
+            self._stopping = False
+        if run.ended is None:
+            raise RuntimeUnavailable(f"{self.target} did not stop")
         return self._finish(run)
 
     def wakeup(self) -> None:
@@ -201,7 +213,7 @@ class DockerRuntime:
             self._warn_about_restart_policy(self._observe(guard))
         if s.log_file and self._file is None:
             self._file = FileSource(s.log_file, self._sink)
-        self._monitor = ContainerMonitor(self._gate, guard, on_observed=self._on_observed,
+        self._monitor = ContainerMonitor(self._gate, guard, on_observed=self._on_observed, on_event=self._on_event,
                                          on_outage=self._on_outage, on_gone=self._on_gone)
         self._monitor.start()
         return guard
@@ -220,7 +232,7 @@ class DockerRuntime:
                 guard = self._bind()
                 now = self._observe(guard)
                 if now.running:
-                    self._begin(now, since_ns=now.started_ns - 1_000_000_000)
+                    self._begin(now)
                     return
             except ContainerGone:
                 pass
@@ -248,11 +260,11 @@ class DockerRuntime:
             now = self._observe(guard)
             if now.started_at != before.started_at:
                 self.starts += 1
-                self._begin(now, since_ns=max(before.finished_ns + 1, now.started_ns - 1_000_000_000))
+                self._begin(now)
                 return
         raise RuntimeUnavailable(f"could not start {self.target}: {problem}")
 
-    def _begin(self, now: Observed, *, since_ns: int) -> None:
+    def _begin(self, now: Observed) -> None:
         """A run that began at ``now.started_at`` is the one supervised from here on."""
         assert self._guard is not None and self._monitor is not None
         with self._cond:
@@ -261,7 +273,7 @@ class DockerRuntime:
                 old.source.close()
             source = None
             if not self._settings.log_file:
-                source = StreamSource(self._guard, self._sink, since_ns=since_ns, tty=now.tty,
+                source = StreamSource(self._guard, self._sink, since_ns=now.log_since_ns, tty=now.tty,
                                       connected=self._monitor.wait_connected)
             self._run = _Run(now.started_at, now.started_ns, source)
             self._heartbeat.reset()
@@ -274,9 +286,13 @@ class DockerRuntime:
             if run is None or run.ended is not None:
                 return
             if now.started_at == run.started_at:
-                if not now.running and now.status in ("exited", "dead"):
-                    run.ended = now
-                    self._cond.notify_all()
+                if now.running or now.status not in ("exited", "dead"):
+                    return
+                if run.stopped_outside and not self._stopping:
+                    self._hold(run)
+                    return
+                run.ended = now
+                self._cond.notify_all()
                 return
             if now.started_ns <= run.started_ns:
                 return
@@ -284,10 +300,27 @@ class DockerRuntime:
                 log.warning("%s was restarted outside Phoenix (started %s); following the new run",
                             self.target, now.started_at)
                 self._tail.clear()
-                self._begin(now, since_ns=now.started_ns - 1_000_000_000)
+                self._begin(now)
             else:  # ours ended, and a later run too, while Phoenix could not see
                 run.ended = now
                 self._cond.notify_all()
+
+    def _on_event(self, action: str, attributes: dict[str, str]) -> None:
+        if action in ("kill", "stop") and not self._stopping:
+            with self._cond:
+                if self._run is not None and self._run.ended is None and self._run.stopped_outside is None:
+                    signal = attributes.get("signal")
+                    self._run.stopped_outside = f"{action} {signal}" if signal else action
+
+    def _hold(self, run: _Run) -> None:
+        """The operator stopped the container: not a failure; wait for it to be started again."""
+        if self._heartbeat.paused:
+            return
+        log.warning("%s was stopped from outside Phoenix (%s); not a failure: supervision resumes when "
+                    "it is started again (docker start)", self.target, run.stopped_outside)
+        self._heartbeat.pause()
+        self._changed = True
+        self._cond.notify_all()
 
     def _on_outage(self, down: bool) -> None:
         with self._cond:

@@ -125,20 +125,21 @@ def python_image(engine: Engine) -> str:
 def containers(engine: Engine, python_image: str) -> Iterator[Callable[..., dict[str, Any]]]:
     """Creates labelled, network-less containers (not started) and removes them after the test.
 
-    ``make(command, name=..., image=..., binds={host: container}, **create_kwargs)`` returns the
-    create response, with ``name`` added.
+    ``make(command, name=..., image=..., binds={host: container}, host={host config},
+    **create_kwargs)`` returns the create response, with ``name`` added.
     """
     api = engine.api()
     made: list[str] = []
 
     def make(command: list[str], *, name: str | None = None, image: str | None = None,
              binds: dict[str, str] | None = None, labels: dict[str, str] | None = None,
-             restart_policy: str | None = None, **kwargs: Any) -> dict[str, Any]:
+             restart_policy: str | None = None, host: dict[str, Any] | None = None,
+             **kwargs: Any) -> dict[str, Any]:
         name = name or f"phx-test-{engine.run_id}-{uuid.uuid4().hex[:6]}"
         host_config = api.create_host_config(
             network_mode="none",
             binds={src: {"bind": dst, "mode": "rw"} for src, dst in (binds or {}).items()},
-            restart_policy={"Name": restart_policy} if restart_policy else None)
+            restart_policy={"Name": restart_policy} if restart_policy else None, **(host or {}))
         created = api.create_container(image or python_image, command, name=name, host_config=host_config,
                                        labels={TEST_LABEL: engine.run_id, **(labels or {})}, **kwargs)
         made.append(created["Id"])

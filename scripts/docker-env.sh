@@ -7,6 +7,7 @@
 #                                   prints "started" or "reused"
 #   scripts/docker-env.sh stop      stop the dockerd that `start` started (never someone else's)
 #   scripts/docker-env.sh restart   stop and start that dockerd again (the outage tests use it)
+#   scripts/docker-env.sh owned     exit 0 if the running dockerd is the one `start` started
 #   scripts/docker-env.sh images    build the local stand-in images that are missing (see below)
 #   scripts/docker-env.sh status    say whether a daemon answers and which stand-ins exist
 #
@@ -197,7 +198,8 @@ case ${1:-} in
     start) cmd_start ;;
     stop) cmd_stop ;;
     restart) cmd_restart ;;
+    owned) our_pid >/dev/null ;;
     images) cmd_images ;;
     status) cmd_status ;;
-    *) die "usage: $0 install|start|stop|restart|images|status" ;;
+    *) die "usage: $0 install|start|stop|restart|owned|images|status" ;;
 esac

@@ -43,9 +43,14 @@ def _script(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
 
 @dataclass
 class Engine:
-    """The Docker engine of this test session."""
+    """The Docker engine of this test session.
+
+    ``managed``: the daemon was started by scripts/docker-env.sh (this session or an earlier
+    one), so the tests may stop and restart it; a daemon someone else runs is never touched.
+    """
 
     started_here: bool
+    managed: bool
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def api(self) -> Any:
@@ -55,16 +60,19 @@ class Engine:
 
     def restart_daemon(self) -> None:
         """Stop and start the daemon (only one this session started: never someone else's)."""
-        if not self.started_here:
-            pytest.skip("the Docker daemon was already running; the tests restart only a daemon they started")
+        self._require_managed()
         result = _script("restart", timeout=180)
         assert result.returncode == 0, result.stderr
 
     def stop_daemon(self) -> None:
-        if not self.started_here:
-            pytest.skip("the Docker daemon was already running; the tests stop only a daemon they started")
+        self._require_managed()
         result = _script("stop", timeout=120)
         assert result.returncode == 0, result.stderr
+
+    def _require_managed(self) -> None:
+        if not self.managed:
+            pytest.skip("this Docker daemon was not started by scripts/docker-env.sh; the tests stop and "
+                        "restart only a daemon they manage")
 
     def start_daemon(self) -> None:
         result = _script("start", timeout=120)
@@ -96,7 +104,7 @@ def engine() -> Iterator[Engine]:
         if result.returncode != 0:
             pytest.skip(f"could not start dockerd: {result.stderr.strip()[-500:]}")
         started = result.stdout.strip() == "started"
-    eng = Engine(started_here=started)
+    eng = Engine(started_here=started, managed=_script("owned").returncode == 0)
     eng.cleanup()  # what an interrupted earlier session left behind
     try:
         yield eng

@@ -1,0 +1,72 @@
+"""`phoenix watch`: supervise a training container through the Docker API (the sidecar).
+
+Finds the container by name (``container``) or label (``container_label``), follows its output
+(the shared ``log_file``, or the Docker log stream), and restarts, repairs or stops it like
+`phoenix run` does with a local job. The training container's own restart policy must be "no".
+Exit codes as `phoenix run`: 0 when the job finishes cleanly, 4 when Phoenix gives up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+
+from phoenix_sidecar.commands.common import add_config_options, load_config
+from phoenix_sidecar.docker_runtime import DockerRuntime
+from phoenix_sidecar.errors import UsageError
+from phoenix_sidecar.session import supervise
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("watch", help="supervise a training container through the Docker API (sidecar)",
+                              description=__doc__.split("\n\n")[0])
+    add_config_options(p)
+    p.add_argument("--container", metavar="NAME", help="name or id of the training container")
+    p.add_argument("--label", dest="container_label", metavar="KEY=VALUE",
+                   help="label that finds the training container, e.g. phoenix.role=trainer")
+    p.add_argument("--log-file", metavar="PATH", help="log file the job writes on the shared volume "
+                                                       "(default: the Docker log stream)")
+    p.add_argument("--heartbeat-min", metavar="MIN", help="minutes of silence that count as a hang (0: off)")
+    p.add_argument("--max-retries", metavar="N", help="attempts per error signature")
+    p.add_argument("--dry-run", action="store_const", const=True, help="never overwrite workspace files")
+    p.add_argument("--no-repair", dest="repair", action="store_const", const=False,
+                   help="never ask an LLM for a patch: code failures give up with a summary")
+    p.add_argument("--reset-budgets", action="store_true",
+                   help="forget the attempts spent so far (after fixing the cause); the history stays")
+    p.add_argument("--no-echo", action="store_true",
+                   help="do not copy the job's output to Phoenix's stdout (it is still in the run log)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_config(args, container=args.container, container_label=args.container_label,
+                         log_file=args.log_file, heartbeat_min=args.heartbeat_min, max_retries=args.max_retries,
+                         dry_run=args.dry_run, repair=args.repair)
+    settings = loaded.settings
+    if not settings.container and not settings.container_label:
+        raise UsageError("phoenix watch needs the training container: --container NAME or --label KEY=VALUE "
+                         "(settings container / container_label)")
+    log_file = settings.log_file
+    if log_file and not os.path.isabs(log_file):
+        log_file = os.path.join(settings.workspace, log_file)
+    echo = not args.no_echo
+
+    def make_runtime(heartbeat, runlog):  # type: ignore[no-untyped-def]
+        listeners = [runlog.output, *([_echo] if echo else [])]
+        return DockerRuntime(replace(settings, log_file=log_file), heartbeat, listeners=listeners)
+
+    selector = f"--container {settings.container}" if settings.container else f"--label {settings.container_label}"
+    return supervise(loaded, make_runtime, mode="watch", reset_budgets=args.reset_budgets,
+                     description=f"phoenix watch {selector}",
+                     log_dirs=(os.path.dirname(log_file),) if log_file else ())
+
+
+def _echo(stream: str, data: bytes) -> None:
+    """The job's output on Phoenix's stdout, as `phoenix run` passes a local job's through."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except (OSError, ValueError):
+        pass  # our stdout is gone; the run log still has it

@@ -33,6 +33,8 @@ EXIT_RUNTIME, EXIT_REFUSED, EXIT_STATE, EXIT_INTERNAL = 5, 6, 7, 70
 COMMANDS = [
     "phoenix_sidecar.commands.run",
     "phoenix_sidecar.commands.watch",
+    "phoenix_sidecar.commands.status",
+    "phoenix_sidecar.commands.doctor",
     "phoenix_sidecar.commands.show_config",
     "phoenix_sidecar.commands.lock",
 ]

@@ -7,7 +7,7 @@ container is no longer running with that ``StartedAt``. The end (exit code, OOM 
 ``FinishedAt``) comes from inspect, the tail from the log source, drained first.
 
 A container stopped from outside Phoenix (``docker stop``/``kill``/``restart``: a ``kill`` event
-Phoenix did not cause precedes the exit) is the operator's decision, not a failure: the run is
+with a terminating signal that Phoenix did not send precedes the exit) is the operator's decision, not a failure: the run is
 held, the heartbeat paused, and supervision resumes with the next run when the container is
 started again. A crash or an OOM kill has no such event.
 
@@ -41,6 +41,8 @@ from phoenix_watchdog.heartbeat import Heartbeat
 log = logging.getLogger(__name__)
 
 START_ATTEMPTS = 3
+# Signals an operator stops a container with (SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGTERM), as kill events carry them.
+STOP_SIGNALS = {"1", "2", "3", "9", "15"}
 
 
 @dataclass
@@ -86,7 +88,7 @@ class DockerRuntime:
         self._gone: ContainerGone | None = None
         self._woken = False
         self._changed = False
-        self._stopping = False  # Phoenix itself is stopping the container: its kill events are expected
+        self._signalling = False  # Phoenix itself is signalling the container: its kill events are expected
         self.starts = 0  # container starts Phoenix made (Docker's RestartCount ignores API starts)
 
     # -- Runtime -------------------------------------------------------------------------------
@@ -146,14 +148,17 @@ class DockerRuntime:
         if not signal or self._settings.stack_dump == "off" or guard is None or run is None or run.ended:
             return None
         mark = self._tail.mark()
+        self._signalling = True
         try:
             guard.kill(signal)
+            source = self._file
+            data = wait_quiet(self._tail, mark, drain=(lambda: source.drain(0)) if source else (lambda: None),
+                              quiet=0.5, limit=self._settings.stack_dump_timeout_seconds)
         except RuntimeUnavailable as exc:
             log.warning("could not send %s to %s for a stack dump: %s", signal, self.target, exc)
             return None
-        source = self._file
-        data = wait_quiet(self._tail, mark, drain=(lambda: source.drain(0)) if source else (lambda: None),
-                          quiet=0.5, limit=self._settings.stack_dump_timeout_seconds)
+        finally:
+            self._signalling = False
         return data.decode("utf-8", errors="replace") or None
 
     def stop(self, *, hang: HangInfo | None = None, reason: str | None = None) -> RunEnd:
@@ -164,7 +169,7 @@ class DockerRuntime:
             if run is None:  # nothing of ours is running: report the container's last end
                 run = _Run("", 0, None, ended=self._observe(guard))
             run.hang, run.stopped_for, run.stopped_outside = hang, reason, None
-            self._stopping = True
+            self._signalling = True
         try:
             if run.ended is None:
                 self._stop_container(guard)
@@ -173,7 +178,7 @@ class DockerRuntime:
                     self._cond.wait_for(lambda: run.ended is not None,
                                         timeout=self._settings.docker_timeout_seconds)
         finally:
-            self._stopping = False
+            self._signalling = False
         if run.ended is None:
             raise RuntimeUnavailable(f"{self.target} did not stop")
         return self._finish(run)
@@ -288,7 +293,7 @@ class DockerRuntime:
             if now.started_at == run.started_at:
                 if now.running or now.status not in ("exited", "dead"):
                     return
-                if run.stopped_outside and not self._stopping:
+                if run.stopped_outside and not self._signalling:
                     self._hold(run)
                     return
                 run.ended = now
@@ -306,11 +311,13 @@ class DockerRuntime:
                 self._cond.notify_all()
 
     def _on_event(self, action: str, attributes: dict[str, str]) -> None:
-        if action in ("kill", "stop") and not self._stopping:
-            with self._cond:
-                if self._run is not None and self._run.ended is None and self._run.stopped_outside is None:
-                    signal = attributes.get("signal")
-                    self._run.stopped_outside = f"{action} {signal}" if signal else action
+        # Every API stop, kill and restart sends a `kill` event before the exit; a crash, an OOM kill
+        # or the job's own exit does not. (The `stop` event comes after the exit: too late to tell.)
+        if action != "kill" or self._signalling or attributes.get("signal") not in STOP_SIGNALS:
+            return
+        with self._cond:
+            if self._run is not None and self._run.ended is None and self._run.stopped_outside is None:
+                self._run.stopped_outside = f"signal {attributes['signal']}"
 
     def _hold(self, run: _Run) -> None:
         """The operator stopped the container: not a failure; wait for it to be started again."""

@@ -64,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _echo(stream: str, data: bytes) -> None:
-    """The job's output on Phoenix's stdout, as `phoenix run` passes a local job's through."""
+    """The job's output on Phoenix's own, as `phoenix run` passes a local job's through: its stderr
+    to stderr, its stdout (or the shared log file) to stdout."""
+    out = sys.stderr if stream == "stderr" else sys.stdout
     try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        out.buffer.write(data)
+        out.buffer.flush()
     except (OSError, ValueError):
         pass  # our stdout is gone; the run log still has it

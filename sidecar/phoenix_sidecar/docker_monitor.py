@@ -63,10 +63,12 @@ class Observed:
 
     @property
     def log_since_ns(self) -> int:
-        """Where this run's output begins in the container's log: its first lines can carry a time
-        a little before ``StartedAt`` (the daemon records the start after the process began), but
-        nothing after the previous run's ``FinishedAt`` belongs to that run."""
-        return max(self.finished_ns + 1, self.started_ns - 1_000_000_000)
+        """Where this run's output begins in the container's log. Its first lines carry a time a
+        little before ``StartedAt`` (the daemon records the start after the process began: a
+        millisecond or two), and while it runs nothing after ``FinishedAt`` (the previous run's end)
+        belongs to an earlier run."""
+        early = self.started_ns - 1_000_000_000
+        return max(self.finished_ns + 1, early) if self.running else early
 
 
 class ContainerMonitor:

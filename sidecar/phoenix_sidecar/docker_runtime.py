@@ -36,6 +36,7 @@ from phoenix_sidecar.errors import ContainerGone, DockerUnreachable, RuntimeUnav
 from phoenix_sidecar.runtime import RunEnd
 from phoenix_sidecar.settings import Settings
 from phoenix_watchdog.failure import ExitStatus, HangInfo
+from phoenix_watchdog.filetail import read_last
 from phoenix_watchdog.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,16 @@ class DockerRuntime:
         listeners: receive every block of the job's output (run log, console).
         gate: the Docker connection (a test can point it elsewhere).
         drain_seconds: how long to wait for the log stream's last lines after an exit.
+        handled_until: wall time up to which Phoenix already dealt with the container (the state's
+            last update). A failed exit found at the first start that is later than this was never
+            handled: it is reported as the first run's end instead of being started over silently.
     """
 
     def __init__(self, settings: Settings, heartbeat: Heartbeat, *, listeners: Sequence[OutputListener] = (),
-                 gate: DockerGate | None = None, drain_seconds: float = 2.0,
+                 gate: DockerGate | None = None, drain_seconds: float = 2.0, handled_until: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
+        self._handled_until = handled_until
         self._heartbeat = heartbeat
         self._gate = gate or DockerGate(timeout=settings.docker_timeout_seconds)
         self._tail = OutputTail()
@@ -107,7 +112,13 @@ class DockerRuntime:
         return self._tail
 
     def start(self) -> None:
-        """Attach to the running container, or start it; either way a new run begins now."""
+        """Attach to the running container, or start it; either way a new run begins now.
+
+        At the first start, a container that failed before Phoenix watched it (and after Phoenix
+        last dealt with it) is taken as it is: that run is the first one, already over, so its
+        failure is diagnosed and counted rather than silently started over.
+        """
+        first = self._guard is None
         guard = self._bind()
         now = self._observe(guard)
         with self._cond:
@@ -117,7 +128,18 @@ class DockerRuntime:
             log.info("%s is running (since %s); attaching to it", self.target, now.started_at)
             self._begin(now)
             return
+        if first and self._unhandled_failure(now):
+            log.warning("%s failed (exit code %d) at %s, before Phoenix watched it; handling that failure first",
+                        self.target, now.exit_code, time.strftime("%H:%M:%S", time.localtime(now.finished_ns / 1e9)))
+            if self._file is not None:
+                self._tail.add(read_last(self._file.path, self._tail.max_bytes))
+            self._begin(now)
+            return
         self._start_container(guard, now)
+
+    def _unhandled_failure(self, now: Observed) -> bool:
+        failed = now.started_ns > 0 and now.status in ("exited", "dead") and (now.exit_code != 0 or now.oom_killed)
+        return failed and now.finished_ns / 1e9 > (self._handled_until or 0.0)
 
     def wait(self, timeout: float | None) -> RunEnd | None:
         deadline = None if timeout is None else self._clock() + timeout
@@ -265,11 +287,11 @@ class DockerRuntime:
             now = self._observe(guard)
             if now.started_at != before.started_at:
                 self.starts += 1
-                self._begin(now)
+                self._begin(now, since_ns=max(before.finished_ns + 1, now.started_ns - 1_000_000_000))
                 return
         raise RuntimeUnavailable(f"could not start {self.target}: {problem}")
 
-    def _begin(self, now: Observed) -> None:
+    def _begin(self, now: Observed, since_ns: int | None = None) -> None:
         """A run that began at ``now.started_at`` is the one supervised from here on."""
         assert self._guard is not None and self._monitor is not None
         with self._cond:
@@ -278,7 +300,7 @@ class DockerRuntime:
                 old.source.close()
             source = None
             if not self._settings.log_file:
-                source = StreamSource(self._guard, self._sink, since_ns=now.log_since_ns, tty=now.tty,
+                source = StreamSource(self._guard, self._sink, since_ns=since_ns or now.log_since_ns, tty=now.tty,
                                       connected=self._monitor.wait_connected)
             self._run = _Run(now.started_at, now.started_ns, source)
             self._heartbeat.reset()

@@ -302,3 +302,24 @@ def test_unreachable_daemon_fails_fast_with_the_address(tmp_path) -> None:
         runtime.start()
     assert time.monotonic() - t0 < 5
     runtime.close()
+
+
+def test_a_failure_before_phoenix_watched_is_handled_first(engine, containers, runtimes) -> None:
+    c = containers(["python3", "-c", "print('bad config: lr=-1', flush=True); raise SystemExit(2)"])
+    api = engine.api()
+    api.start(c["Id"])
+    assert api.wait(c["Id"], timeout=30)["StatusCode"] == 2
+    finished = parse_rfc3339_ns(api.inspect_container(c["Id"])["State"]["FinishedAt"]) / 1e9
+    # Phoenix last dealt with this workspace before that exit: the failure is the first run's end.
+    rt = runtimes(container=c["name"])
+    rt.runtime._handled_until = finished - 60
+    rt.runtime.start()
+    end = rt.wait_end(10)
+    assert end.exit.code == 2 and "bad config" in end.tail and rt.runtime.starts == 0
+    rt.runtime.start()  # and then it is started again, as the policy decides
+    assert rt.wait_end().exit.code == 2 and rt.runtime.starts == 1
+    # Already dealt with (Phoenix wrote its state after that exit): simply started again.
+    again = runtimes(container=c["name"])
+    again.runtime._handled_until = time.time()
+    again.runtime.start()
+    assert again.wait_end().exit.code == 2 and again.runtime.starts == 1

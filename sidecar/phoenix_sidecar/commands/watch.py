@@ -16,7 +16,9 @@ from dataclasses import replace
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.docker_runtime import DockerRuntime
 from phoenix_sidecar.errors import UsageError
+from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.session import supervise
+from phoenix_sidecar.state import read_state
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     if log_file and not os.path.isabs(log_file):
         log_file = os.path.join(settings.workspace, log_file)
     echo = not args.no_echo
+    # A failed exit after Phoenix's last word on this workspace was never handled (watch.start).
+    previous = read_state(StatePaths(loaded.workspace).state)
+    handled_until = previous.job.updated_at if previous is not None else None
 
     def make_runtime(heartbeat, runlog):  # type: ignore[no-untyped-def]
         listeners = [runlog.output, *([_echo] if echo else [])]
-        return DockerRuntime(replace(settings, log_file=log_file), heartbeat, listeners=listeners)
+        return DockerRuntime(replace(settings, log_file=log_file), heartbeat, listeners=listeners,
+                             handled_until=handled_until)
 
     selector = f"--container {settings.container}" if settings.container else f"--label {settings.container_label}"
     return supervise(loaded, make_runtime, mode="watch", reset_budgets=args.reset_budgets,

@@ -214,10 +214,12 @@ def test_run_log_rotates_and_keeps_a_bounded_number_of_generations(tmp_path: Pat
     logs = sorted(p.name for p in (tmp_path / ".phoenix_cli").glob("run.log*"))
     assert logs == ["run.log", "run.log.1", "run.log.2", "run.log.3"]
     for name in logs:
-        size = (tmp_path / ".phoenix_cli" / name).stat().st_size
-        assert size <= 20000 + 70000  # a record is at most one read of the pipe
-        for line in (tmp_path / ".phoenix_cli" / name).read_text().splitlines():
+        path = tmp_path / ".phoenix_cli" / name
+        lines = path.read_text().splitlines()
+        for line in lines:
             json.loads(line)  # every line of every generation is a whole record
+        # A file stays under the limit unless one record (one read of the pipe) is larger by itself.
+        assert path.stat().st_size <= 20000 or len(lines) == 1
 
 
 def test_faulthandler_dump_when_py_spy_is_not_used(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""Fixtures for the metrics tests: the fake NVML module, and a check that no thread outlives its test."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+_FAKE_PATH = Path(__file__).with_name("fakenvml.py")
+
+
+def load_fakenvml() -> ModuleType:
+    """tests/metrics/fakenvml.py under a unique module name (tests/metrics is not a package)."""
+    name = "phoenix_tests_fakenvml"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _FAKE_PATH)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def fakenvml() -> ModuleType:
+    return load_fakenvml()
+
+
+def _phoenix_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("phoenix-")}
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_behind() -> Iterator[None]:
+    before = _phoenix_threads()
+    yield
+    deadline = time.monotonic() + 3.0
+    while (left := _phoenix_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"threads left running after the test: {sorted(t.name for t in left)}"
+
+
+@pytest.fixture(scope="session")
+def full_scrape() -> str:
+    """The exposition of a fully exercised Phoenix (8 fake GPUs, every event, an Xid, a disk)."""
+    from prometheus_client import generate_latest
+
+    from phoenix_sidecar import events as ev
+    from phoenix_sidecar.observability import Observability
+    from phoenix_sidecar.settings import Settings
+    from phoenix_watchdog.heartbeat import Heartbeat
+
+    nv = load_fakenvml().eight_gpus()
+    bus, hb = ev.EventBus(), Heartbeat(60.0)
+    obs = Observability(Settings(metrics_addr="", gpu_poll_seconds=0.1, gpu_max_power_ratio=0.95), bus, hb,
+                        target="t", disk_paths=[str(Path(__file__).parent)], nvml=nv)
+    obs.start()
+    try:
+        hb.beat("stdout")
+        hb.beat("stderr")
+        for event in (ev.JobStarted(1, "pid 1"), ev.IncidentOpened(1, "crash", "code_bug", "s", "x"),
+                      ev.LlmCalled("gemini_cli", 1.0, True), ev.VerificationFinished(1.0, True, "test_cmd")):
+            bus.emit(event)
+        obs.loop_tick()
+        deadline = time.monotonic() + 5
+        while not obs._xid.state().watching:  # noqa: SLF001 (test helper)
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        nv.emit_xid(0, 79)
+        while obs.registry.get_sample_value("phoenix_gpu_xid_last_code", {"gpu": "0", "uuid": nv.gpus[0].uuid}) != 79 \
+                or obs.registry.get_sample_value("phoenix_disk_free_bytes", {"path": str(Path(__file__).parent)}) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        return generate_latest(obs.registry).decode()
+    finally:
+        obs.stop()
+
+
+@pytest.fixture(scope="session")
+def exposed_metric_names(full_scrape: str) -> set[str]:
+    """Every sample name in `full_scrape`: rules and dashboards are checked against it, so a renamed
+    metric breaks them here."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {s.name for fam in text_string_to_metric_families(full_scrape) for s in fam.samples}

@@ -1,0 +1,184 @@
+"""A real Prometheus scraping a real `phoenix run`, with the real alert rules, checked through its HTTP API.
+
+The job prints one line and then sleeps: with ``heartbeat_min=0.05`` (3 s) Phoenix declares it hung,
+stops it and restarts it. Prometheus (1 s scrape and evaluation intervals, the shipped rules file
+unchanged: the alerts checked here have no ``for:``) must see the target up, the series arrive,
+and PhoenixJobHung fire. The dashboard's queries are then run against it, so each one is known
+to parse and evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testkit import PHOENIX, clean_env
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "deploy" / "prometheus" / "rules" / "phoenix.rules.yml"
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "phoenix.json"
+JOB = "import time; print('step 1', flush=True); time.sleep(600)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(base: str, path: str, **params: str) -> Any:
+    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (OSError, AssertionError, KeyError, IndexError, ValueError) as exc:
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not seen within {timeout:g} s (last: {last!r})")
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+def phoenix(tmp_path: Path) -> Iterator[str]:
+    """`phoenix run` supervising a job that hangs; yields its metrics address."""
+    address = f"127.0.0.1:{free_port()}"
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    args = ["run", "--no-repair", "--set", "heartbeat_min=0.05", "--set", f"metrics_addr={address}",
+            "--set", "gpu_poll_seconds=1", "--set", "kill_grace_seconds=1", "--set", "stack_dump=off",
+            "--set", "max_retries=100", "--set", "max_total_restarts=100", "--set", "backoff_initial_seconds=0.5",
+            "--set", "backoff_max_seconds=0.5", "--", sys.executable, "-c", JOB]
+    proc = subprocess.Popen([*PHOENIX, *args], cwd=workspace, env=clean_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "phoenix.err").open("wb"))
+    try:
+        eventually(lambda: urllib.request.urlopen(f"http://{address}/healthz", timeout=1).status == 200, 15,
+                   "phoenix /healthz")
+        yield address
+        assert proc.poll() is None, "phoenix exited early: " + (tmp_path / "phoenix.err").read_text()[-2000:]
+    finally:
+        stop(proc)
+    assert proc.returncode in (143, 128 + signal.SIGTERM), (tmp_path / "phoenix.err").read_text()[-2000:]
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, phoenix: str) -> Iterator[str]:
+    exe = shutil.which("prometheus")
+    if exe is None:
+        pytest.skip("prometheus not found: `apt-get install -y prometheus` (scripts/test.sh does)")
+    port = free_port()
+    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+              "rule_files": [str(RULES)],
+              "scrape_configs": [{"job_name": "phoenix", "static_configs": [{"targets": [phoenix]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen([exe, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200, 30, "prometheus ready")
+        yield base
+    finally:
+        stop(proc)
+        log.close()
+
+
+def query(base: str, expr: str) -> list[dict]:
+    return api(base, "/api/v1/query", query=expr)["result"]
+
+
+def test_prometheus_scrapes_phoenix_run_and_alerts_on_a_hang(prometheus: str, phoenix: str):
+    target = eventually(lambda: [t for t in api(prometheus, "/api/v1/targets")["activeTargets"]
+                                 if t["labels"]["job"] == "phoenix" and t["health"] == "up"], 20, "target up")[0]
+    assert target["scrapeUrl"] == f"http://{phoenix}/metrics"
+
+    eventually(lambda: query(prometheus, 'phoenix_job_state{state="running"} == 1'), 15, "job running")
+    [build] = eventually(lambda: query(prometheus, "phoenix_build_info"), 10, "build info")
+    assert build["metric"]["instance"] == phoenix
+    [gpu_up] = query(prometheus, "phoenix_gpu_up")
+    assert gpu_up["value"][1] == "0", "this machine has no GPU driver"
+    assert not query(prometheus, "phoenix_gpu_temperature_celsius"), "no GPU series without a GPU"
+    eventually(lambda: query(prometheus, 'phoenix_heartbeat_last_output_timestamp_seconds{stream="stdout"} > 0'),
+               10, "heartbeat series")
+    [timeout] = query(prometheus, "phoenix_heartbeat_timeout_seconds")
+    assert float(timeout["value"][1]) == pytest.approx(3.0)
+
+    def hung_alert() -> list[dict]:
+        return [a for a in api(prometheus, "/api/v1/alerts")["alerts"]
+                if a["labels"]["alertname"] == "PhoenixJobHung" and a["state"] == "firing"]
+
+    [alert] = eventually(hung_alert, 30, "PhoenixJobHung firing")
+    assert alert["labels"]["severity"] == "warning" and alert["labels"]["instance"] == phoenix
+    assert alert["annotations"]["summary"] == f"The job on {phoenix} hung and was stopped"
+    assert float(query(prometheus, "phoenix_hangs_total")[0]["value"][1]) >= 1
+    eventually(lambda: query(prometheus, 'phoenix_job_restarts_total{reason="hang"} > 0'), 15, "the restart after the hang")
+    watchdog = [a for a in api(prometheus, "/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == "PhoenixWatchdog"]
+    assert watchdog and watchdog[0]["state"] == "firing"
+
+    quiet = {"PhoenixDown", "PhoenixAbsent", "PhoenixSupervisorStalled", "PhoenixJobSilent", "PhoenixGpuCollectorFailing"}
+    firing = {a["labels"]["alertname"] for a in api(prometheus, "/api/v1/alerts")["alerts"]}
+    assert not firing & quiet, f"a healthy Phoenix must not page: {firing & quiet}"
+
+    groups = api(prometheus, "/api/v1/rules")["groups"]
+    broken = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"]
+    assert not broken, f"rules that fail to evaluate on real data: {broken}"
+
+    for where, expr in dashboard_queries():
+        api(prometheus, "/api/v1/query", query=expr)  # raises on a query Prometheus rejects
+
+
+def dashboard_queries() -> Iterator[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    grafana_vars = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s", "$instance": ".*", "$gpu": ".*"}
+
+    def concrete(expr: str) -> str:
+        for var, value in grafana_vars.items():
+            expr = expr.replace(var, value)
+        assert "$" not in expr, expr
+        return expr
+
+    def panels(items: list[dict]) -> Iterator[dict]:
+        for p in items:
+            yield p
+            yield from panels(p.get("panels", []))
+
+    for panel in panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            yield panel["title"], concrete(target["expr"])
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" in annotation:
+            yield annotation["name"], concrete(annotation["expr"])

@@ -14,6 +14,7 @@ exited while the daemon was away is seen then, by its ``StartedAt``/``FinishedAt
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,17 @@ class Observed:
         belongs to an earlier run."""
         early = self.started_ns - 1_000_000_000
         return max(self.finished_ns + 1, early) if self.running else early
+
+
+def mounts_workspace(info: dict[str, Any], workspace: str) -> bool:
+    """Whether the container sees ``workspace`` at the same path as Phoenix (a mount there or above).
+    Otherwise its tracebacks name paths Phoenix cannot find, and repairs have nothing to patch."""
+    ws = os.path.normpath(workspace)
+    for mount in info.get("Mounts") or []:
+        dest = os.path.normpath(str(mount.get("Destination") or "/nonexistent"))
+        if ws == dest or ws.startswith(dest.rstrip("/") + "/"):
+            return True
+    return False
 
 
 class ContainerMonitor:

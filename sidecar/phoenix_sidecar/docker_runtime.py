@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from phoenix_sidecar.docker_guard import DockerGate, TargetGuard
-from phoenix_sidecar.docker_monitor import ContainerMonitor, Observed
+from phoenix_sidecar.docker_monitor import ContainerMonitor, Observed, mounts_workspace
 from phoenix_sidecar.docker_output import (FileSource, OutputListener, OutputSink, OutputTail, StreamSource,
                                            wait_quiet)
 from phoenix_sidecar.errors import ContainerGone, DockerUnreachable, RuntimeUnavailable
@@ -237,7 +237,7 @@ class DockerRuntime:
             self._monitor.close()
         self._guard, self._gone = guard, None
         if first:
-            self._warn_about_restart_policy(self._observe(guard))
+            self._warn_about_setup(guard.inspect())
         if s.log_file and self._file is None:
             self._file = FileSource(s.log_file, self._sink)
         self._monitor = ContainerMonitor(self._gate, guard, on_observed=self._on_observed, on_event=self._on_event,
@@ -245,11 +245,17 @@ class DockerRuntime:
         self._monitor.start()
         return guard
 
-    def _warn_about_restart_policy(self, now: Observed) -> None:
+    def _warn_about_setup(self, info: dict[str, object]) -> None:
+        """What would make supervision go wrong later, said once at start-up."""
+        now = Observed.from_inspect(info)
         if now.restart_policy not in ("", "no"):
             log.warning("%s has the Docker restart policy %r: Docker and Phoenix would both restart it and "
                         "fight over it; set its restart policy to \"no\" (compose: restart: \"no\")",
                         self.target, now.restart_policy)
+        if not mounts_workspace(info, self._settings.workspace):
+            log.warning("%s does not mount the workspace at %s, where Phoenix sees it: its tracebacks will name "
+                        "paths Phoenix cannot find and repairs will have nothing to patch; mount the workspace "
+                        "at the same path in both containers", self.target, self._settings.workspace)
 
     def _follow_recreated(self, gone: ContainerGone) -> None:
         """The container was removed: follow a new one under the same name or label, or give up."""

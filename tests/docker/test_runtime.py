@@ -284,14 +284,19 @@ def test_finding_the_target_by_label(engine, containers) -> None:
     gate.close()
 
 
-def test_restart_policy_of_the_container_is_warned_about(containers, runtimes,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
-    c = containers(["sleep", "30"], restart_policy="on-failure")
-    rt = runtimes(container=c["name"])
+def test_restart_policy_and_a_foreign_workspace_path_are_warned_about(containers, runtimes, tmp_path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    c = containers(["sleep", "30"], restart_policy="on-failure", binds={str(tmp_path): "/workspace"})
+    rt = runtimes(container=c["name"], workspace=str(tmp_path))
     caplog.set_level(logging.WARNING)
     rt.runtime.start()
-    assert any("restart policy 'on-failure'" in r.getMessage() and "fight" in r.getMessage()
-               for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("restart policy 'on-failure'" in m and "fight" in m for m in messages)
+    assert any(f"does not mount the workspace at {tmp_path}" in m for m in messages)
+    caplog.clear()
+    same = containers(["sleep", "30"], binds={str(tmp_path): str(tmp_path)})
+    runtimes(container=same["name"], workspace=str(tmp_path)).runtime.start()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_unreachable_daemon_fails_fast_with_the_address(tmp_path) -> None:

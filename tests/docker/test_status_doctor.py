@@ -37,7 +37,7 @@ def test_status_while_watching_and_after_giving_up(engine, containers, tmp_path:
         time.sleep(0 if os.path.exists("stop") else 600)
         sys.exit(2)
     """))
-    c = containers(["python3", "-u", "/workspace/train.py"], binds={str(ws): "/workspace"}, working_dir="/workspace")
+    c = containers(["python3", "-u", "train.py"], binds={str(ws): str(ws)}, working_dir=str(ws))
     args = ["--container", c["name"], "--max-retries", "0", "--no-repair", "--set", "docker_timeout_seconds=20"]
     sidecar = subprocess.Popen([*PHOENIX, "watch", "-w", str(ws), *args], env=clean_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -74,7 +74,7 @@ def test_status_while_watching_and_after_giving_up(engine, containers, tmp_path:
 
 
 def test_doctor_on_a_sound_deployment_passes(engine, containers, tmp_path: Path) -> None:
-    c = containers(["sleep", "60"])
+    c = containers(["sleep", "60"], binds={str(tmp_path): str(tmp_path)})  # the workspace at the same path
     engine.api().start(c["Id"])
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     stand_in = tmp_path / "llm.sh"
@@ -98,6 +98,11 @@ def test_doctor_names_each_problem_and_its_fix(engine, containers, tmp_path: Pat
     assert "[FAIL] llm" in out and "'gemini' is not on PATH" in out
     assert "[FAIL] gpu" in out and "--skip gpu" in out
     assert "[warn] git" in out and "git init" in out
+    elsewhere = containers(["sleep", "60"], binds={str(tmp_path): "/workspace"})
+    result = phoenix(["doctor", "-w", str(tmp_path), "--set", f"container={elsewhere['name']}", "--skip", "gpu"],
+                     tmp_path)
+    assert "[warn] container" in result.stdout.decode() and f"does not mount the workspace at {tmp_path}" in \
+        result.stdout.decode()
     gone = phoenix(["doctor", "-w", str(tmp_path), "--set", "container=trainer", "--skip", "gpu"], tmp_path,
                    env={"DOCKER_HOST": f"unix://{tmp_path}/missing.sock"})
     out = gone.stdout.decode()

@@ -83,8 +83,8 @@ def workspace_with(tmp_path: Path, source: str) -> Path:
 
 
 def trainer(containers, ws: Path, **kwargs: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return containers(["python3", "-u", "/workspace/train.py"], binds={str(ws): "/workspace"},
-                      working_dir="/workspace", **kwargs)
+    """The job's container, seeing the workspace at the same path as Phoenix (as in the compose stack)."""
+    return containers(["python3", "-u", "train.py"], binds={str(ws): str(ws)}, working_dir=str(ws), **kwargs)
 
 
 def running(engine, cid: str) -> bool:  # type: ignore[no-untyped-def]

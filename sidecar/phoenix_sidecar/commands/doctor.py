@@ -110,13 +110,14 @@ def check_container(settings: Settings) -> Result:
     if not _watches_a_container(settings):
         return Result("container", SKIP, "no container configured (set container or container_label for watch)")
     from phoenix_sidecar.docker_guard import DockerGate
-    from phoenix_sidecar.docker_monitor import Observed
+    from phoenix_sidecar.docker_monitor import Observed, mounts_workspace
 
     gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
     selector = settings.container or f"label {settings.container_label}"
     try:
         guard = gate.find(name=settings.container, label=settings.container_label)
-        now = Observed.from_inspect(guard.inspect())
+        info = guard.inspect()
+        now = Observed.from_inspect(info)
     except ContainerGone:
         return Result("container", FAIL, f"no container matches {selector}",
                       "start the training container first (docker compose up -d trainer), or fix container/"
@@ -133,6 +134,10 @@ def check_container(settings: Settings) -> Result:
         return Result("container", FAIL, f"{detail}, with the Docker restart policy {now.restart_policy!r}",
                       "set its restart policy to \"no\" (compose: restart: \"no\"; or docker update --restart=no): "
                       "Docker and Phoenix would both restart it and fight")
+    if not mounts_workspace(info, settings.workspace):
+        return Result("container", WARN, f"{detail}; it does not mount the workspace at {settings.workspace}",
+                      "mount the workspace at the same path in the trainer and the sidecar, so the paths in its "
+                      "tracebacks are files Phoenix can repair")
     return Result("container", OK, detail)
 
 

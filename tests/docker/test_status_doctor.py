@@ -38,7 +38,8 @@ def test_status_while_watching_and_after_giving_up(engine, containers, tmp_path:
         sys.exit(2)
     """))
     c = containers(["python3", "-u", "train.py"], binds={str(ws): str(ws)}, working_dir=str(ws))
-    args = ["--container", c["name"], "--max-retries", "0", "--no-repair", "--set", "docker_timeout_seconds=20"]
+    args = ["--container", c["name"], "--max-retries", "0", "--no-repair", "--set", "docker_timeout_seconds=20",
+            "--set", "metrics_addr=127.0.0.1:0"]  # so --check asks /healthz too
     sidecar = subprocess.Popen([*PHOENIX, "watch", "-w", str(ws), *args], env=clean_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -54,6 +55,7 @@ def test_status_while_watching_and_after_giving_up(engine, containers, tmp_path:
         report = json.loads(phoenix(["status", "-w", str(ws), "--json", "--set", f"container={c['name']}"], ws).stdout)
         assert report["lock"]["held"] is True and report["lock"]["holder"]["pid"] == sidecar.pid
         assert report["job"]["state"] == "running" and report["container"]["status"] == "running"
+        assert report["supervisor"]["metrics"].startswith("127.0.0.1:")  # so --check asks its /healthz
         check = phoenix(["status", "-w", str(ws), "--check"], ws)
         assert check.returncode == 0 and b"running" in check.stdout
         # Make the job fail with no attempts left: Phoenix gives up and says why.

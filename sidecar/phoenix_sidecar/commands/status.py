@@ -4,7 +4,8 @@ its budgets.
 It reads ``.phoenix_cli/state.json`` (written by the supervisor) and the workspace lock, and, for a
 container, asks Docker for a live look when Docker answers. It never takes the lock and never
 changes anything. ``--check`` is the container's health check: exit 0 while a Phoenix holds the
-workspace and has not given up, 1 otherwise, with one line saying why.
+workspace, has not given up and, where it serves metrics, answers ``/healthz`` (which fails when
+its loop is wedged); 1 otherwise, with one line saying why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +143,26 @@ def health(report: dict[str, Any]) -> tuple[bool, str]:
     if job["state"] == "gave_up":
         incident = report.get("incident") or {}
         return False, f"phoenix gave up on {job['target']}: {incident.get('reason', 'see phoenix status')}"
+    address = (report.get("supervisor") or {}).get("metrics")
+    if address:
+        alive, why = healthz(address)
+        if not alive:
+            return False, why
     return True, f"{job['target']} {job['state']} (phoenix pid {holder.get('pid', '?')})"
+
+
+def healthz(address: str, timeout: float = 5.0) -> tuple[bool, str]:
+    """Ask the metrics server's ``/healthz`` (it fails while the supervisor loop is wedged)."""
+    host, _, port = address.rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
+    url = f"http://{host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return True, response.read(200).decode("utf-8", "replace").strip()
+    except urllib.error.HTTPError as exc:
+        return False, f"{url}: {exc.code} {exc.read(200).decode('utf-8', 'replace').strip()}"
+    except OSError as exc:
+        return False, f"{url} does not answer: {exc}"
 
 
 def render(report: dict[str, Any]) -> str:

@@ -328,3 +328,26 @@ def test_a_failure_before_phoenix_watched_is_handled_first(engine, containers, r
     again.runtime._handled_until = time.time()
     again.runtime.start()
     assert again.wait_end().exit.code == 2 and again.runtime.starts == 1
+
+
+def test_a_recreated_container_is_followed_by_its_label(engine, containers, runtimes) -> None:
+    role = {"phoenix.role": f"trainer-{engine.run_id}-recreate"}
+    command = ["python3", "-u", "-c", "import time, socket\nprint('hello from', socket.gethostname())\ntime.sleep(60)"]
+    old = containers(command, labels=role)
+    api = engine.api()
+    api.start(old["Id"])
+    rt = runtimes(container_label=f"phoenix.role={role['phoenix.role']}", docker_timeout_seconds=20.0)
+    rt.runtime.start()
+    dockerkit.wait_for(lambda: "hello" in rt.text(), 20, "the first container's output")
+    api.remove_container(old["Id"], force=True)  # docker compose up -d after an image change: rm, create, start
+    new = containers(command, labels=role)
+    api.start(new["Id"])
+    # The supervisor keeps calling wait(): no run end is reported, the new container is followed.
+    dockerkit.wait_for(lambda: rt.runtime.wait(0.2) is None and rt.text().count("hello") == 2, 30,
+                       "the new container's output")
+    assert rt.runtime.container_id == new["Id"]
+    api.remove_container(new["Id"], force=True)  # and gone for good: Phoenix says so
+    with pytest.raises(ContainerGone, match="was removed"):
+        rt.runtime._settings = Settings(container_label=f"phoenix.role={role['phoenix.role']}",
+                                        docker_timeout_seconds=2.0)
+        rt.wait_end(30)

@@ -57,6 +57,7 @@ class _Run:
     hang: HangInfo | None = None
     stopped_for: str | None = None
     stopped_outside: str | None = None  # set when someone else sent the container a stop or kill
+    held: bool = False  # stopped by the operator: not over, not watched for silence, until started again
 
 
 class DockerRuntime:
@@ -106,10 +107,6 @@ class DockerRuntime:
     @property
     def container_id(self) -> str | None:
         return self._guard.target_id if self._guard else None
-
-    @property
-    def output_tail(self) -> OutputTail:
-        return self._tail
 
     def start(self) -> None:
         """Attach to the running container, or start it; either way a new run begins now.
@@ -349,8 +346,9 @@ class DockerRuntime:
 
     def _hold(self, run: _Run) -> None:
         """The operator stopped the container: not a failure; wait for it to be started again."""
-        if self._heartbeat.paused:
+        if run.held:
             return
+        run.held = True
         log.warning("%s was stopped from outside Phoenix (%s); not a failure: supervision resumes when "
                     "it is started again (docker start)", self.target, run.stopped_outside)
         self._heartbeat.pause()
@@ -361,7 +359,7 @@ class DockerRuntime:
         with self._cond:
             if down:
                 self._heartbeat.pause()
-            else:
+            elif self._run is None or not self._run.held:
                 self._heartbeat.resume()
             self._changed = True
             self._cond.notify_all()

@@ -181,7 +181,14 @@ class DockerRuntime:
         return data.decode("utf-8", errors="replace") or None
 
     def stop(self, *, hang: HangInfo | None = None, reason: str | None = None) -> RunEnd:
-        """Stop the container (SIGTERM, ``kill_grace_seconds``, SIGKILL) and report how the run ended."""
+        """Stop the container (SIGTERM, ``kill_grace_seconds``, SIGKILL) and report how the run ended.
+
+        Except when Phoenix itself shuts down (``reason="shutdown"``): the container is the job, not
+        Phoenix's child, so it is left running, and the next `phoenix watch` attaches to it. A
+        sidecar restarted for a new configuration must not cost a training run.
+        """
+        if reason == "shutdown":
+            return self._detach()
         guard = self._bind()
         with self._cond:
             run = self._run
@@ -201,6 +208,19 @@ class DockerRuntime:
         if run.ended is None:
             raise RuntimeUnavailable(f"{self.target} did not stop")
         return self._finish(run)
+
+    def _detach(self) -> RunEnd:
+        with self._cond:
+            run, self._run = self._run, None
+        if run is not None and run.ended is None:
+            log.warning("Phoenix is shutting down; leaving %s running (the next phoenix watch attaches to it; "
+                        "docker stop stops the job)", self.target)
+        if run is not None and run.source is not None:
+            run.source.close()
+        ended = run.ended if run is not None else None
+        return RunEnd(exit=ExitStatus(code=ended.exit_code if ended else None), stopped_for="shutdown",
+                      started_at=run.started_ns / 1e9 if run else time.time(), ended_at=time.time(),
+                      tail=self._tail.text())
 
     def wakeup(self) -> None:
         with self._cond:

@@ -230,3 +230,30 @@ def test_daemon_restart_while_watching_misses_nothing(engine, containers, sideca
     assert incident["kind"] == "crash" and incident["exit"].startswith("exit code 137")
     assert incident["action"] == "restart"
     assert "done" in sidecar.stdout()
+
+
+def test_stopping_the_sidecar_leaves_the_job_running_and_the_next_one_attaches(engine, containers, sidecars,
+                                                                              tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, """
+        import os, time
+        for i in range(600):
+            if os.path.exists("finish"):
+                break
+            print("tick", i, flush=True)
+            time.sleep(0.2)
+        print("done", flush=True)
+    """)
+    c = trainer(containers, ws)
+    first = sidecars(ws, ["--container", c["name"], *FAST], name="first")
+    dockerkit.wait_for(lambda: first.state().get("job", {}).get("state") == "running", 30, "supervision")
+    api = engine.api()
+    started = api.inspect_container(c["Id"])["State"]["StartedAt"]
+    first.proc.send_signal(signal.SIGTERM)  # docker compose restart sidecar, say
+    assert first.wait(30) == 143
+    assert "leaving" in first.stderr() and running(engine, c["Id"])
+    second = sidecars(ws, ["--container", c["name"], *FAST], name="second")
+    dockerkit.wait_for(lambda: "tick" in second.stdout(), 30, "the second sidecar to follow the job")
+    (ws / "finish").write_text("")
+    assert second.wait(60) == 0, second.stderr()
+    assert api.inspect_container(c["Id"])["State"]["StartedAt"] == started  # attached, never restarted
+    assert second.state()["incidents"] == [] and "done" in second.stdout()

@@ -14,7 +14,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from phoenix_sidecar.docker_guard import TargetGuard
 from phoenix_sidecar.errors import RuntimeUnavailable
@@ -95,16 +94,10 @@ class OutputSink:
                 log.exception("output listener %r failed", listener)
 
 
-class Source(Protocol):
-    def drain(self, timeout: float) -> None:
-        """Deliver what the job has written so far (the run just ended)."""
-        ...
-
-    def close(self) -> None: ...
-
-
 class FileSource:
-    """Follows the shared log file in a background thread for the whole supervision."""
+    """Follows the shared log file in a background thread for the whole supervision.
+
+    Like `StreamSource`, ``drain(timeout)`` delivers what the job wrote so far (the run just ended)."""
 
     def __init__(self, path: str, sink: OutputSink, *, interval: float = 0.25) -> None:
         self.path = path

@@ -90,6 +90,9 @@ class Stack:
                 "volumes-init": {"labels": {"phoenix.test": engine.run_id}},
                 "prometheus": {"labels": {"phoenix.test": engine.run_id}},
             },
+            "volumes": {name: {"labels": {"phoenix.test": engine.run_id}}
+                        for name in ("logs", "proxy", "prometheus", "grafana")},
+            "networks": {"default": {"labels": {"phoenix.test": engine.run_id}}},
         }
         self.override = folder / "override.yaml"
         self.override.write_text(yaml.safe_dump(override))

@@ -21,7 +21,8 @@
 #   $PROMETHEUS_IMAGE     the base above with Debian's prometheus binary and web assets.
 #
 # Environment: PHX_DOCKERD_DIR (pid file, log; default /tmp/phoenix-dockerd),
-# PHX_DOCKER_IMAGES (which stand-ins `images` builds; default "python trainer prometheus").
+# PHX_DOCKER_IMAGES (which stand-ins `images` builds; default "python trainer prometheus"),
+# PHX_PYTHON (the Python whose pip fetches the PyTorch wheel; default python3).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -136,7 +137,7 @@ build_trainer() {
     local work; work=$(mktemp -d -p "$work_root")
     say "building the $TRAINER_IMAGE stand-in (PyTorch for the CPU)"
     mkdir "$work/wheels"
-    python3 -m pip download -q --only-binary=:all: --dest "$work/wheels" "$TORCH_SPEC"
+    "${PHX_PYTHON:-python3}" -m pip download -q --only-binary=:all: --dest "$work/wheels" "$TORCH_SPEC"
     cat >"$work/Dockerfile" <<EOF
 FROM $PYTHON_IMAGE
 COPY wheels /tmp/wheels

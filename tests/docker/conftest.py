@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _script(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(ENV_SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, "PHX_PYTHON": sys.executable, **(env or {})})
 
 
 @dataclass
@@ -78,6 +78,12 @@ class Engine:
         result = _script("start", timeout=120)
         assert result.returncode == 0, result.stderr
 
+    def images(self, which: str = "python trainer prometheus") -> None:
+        """Build the stand-in images that are missing (scripts/docker-env.sh images)."""
+        result = _script("images", env={"PHX_DOCKER_IMAGES": which}, timeout=900)
+        if result.returncode != 0:
+            pytest.fail(f"building the stand-in images ({which}) failed:\n{result.stderr[-3000:]}")
+
     def cleanup(self) -> None:
         api = self.api()
         try:
@@ -116,16 +122,10 @@ def engine() -> Iterator[Engine]:
                 _script("stop", timeout=120)
 
 
-def _images(engine: Engine, which: str) -> None:
-    result = _script("images", env={"PHX_DOCKER_IMAGES": which}, timeout=900)
-    if result.returncode != 0:
-        pytest.fail(f"building the stand-in images ({which}) failed:\n{result.stderr[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def python_image(engine: Engine) -> str:
     """A Python image for test jobs: the official python:3.11-slim, or its local stand-in."""
-    _images(engine, "python")
+    engine.images("python")
     return PYTHON_IMAGE
 
 

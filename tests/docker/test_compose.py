@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import textwrap
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,9 +121,7 @@ class Stack:
 
 @pytest.fixture
 def stack(engine, tmp_path: Path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    dockerkit_images = subprocess.run(["bash", str(REPO / "scripts" / "docker-env.sh"), "images"], capture_output=True,
-                                      text=True, timeout=900)
-    assert dockerkit_images.returncode == 0, dockerkit_images.stderr
+    engine.images()
     ws = tmp_path / "ws"
     ws.mkdir()
     shutil.copy(REPO / "examples" / "trainer" / "train.py", ws / "train.py")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -35,9 +34,7 @@ STAND_IN = """
 
 @pytest.fixture(scope="module")
 def torch_image(engine) -> str:  # type: ignore[no-untyped-def]
-    result = subprocess.run(["bash", str(REPO / "scripts" / "docker-env.sh"), "images"], capture_output=True, text=True,
-                            timeout=900, env={**os.environ, "PHX_DOCKER_IMAGES": "trainer"})
-    assert result.returncode == 0, result.stderr
+    engine.images("trainer")
     return TRAINER_IMAGE
 
 

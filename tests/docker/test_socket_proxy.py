@@ -194,7 +194,7 @@ def test_phoenix_supervises_through_the_proxy(engine, containers, proxy) -> None
             while end is None and time.monotonic() < deadline:
                 end = runtime.wait(1.0)
             assert end is not None and end.exit.code == 7 and "crashing" in end.tail
-        assert runtime.starts == 2
+        assert runtime.starts == 2 and runtime.container_id == c["Id"]
     finally:
         runtime.close()
 

@@ -163,6 +163,7 @@ def test_budget_exhausted_stops_and_leaves_the_container_down(engine, containers
     assert sidecar.wait(60) == 4, sidecar.stderr()
     err = sidecar.stderr()
     assert "gave up" in err and "segfault" in err and "1 of 1" in err
+    assert "phoenix watch --reset-budgets" in err  # the way back, for the sidecar
     assert not running(engine, c["Id"])
     state = sidecar.state()
     assert state["job"]["state"] == "gave_up" and len(state["incidents"]) == 2

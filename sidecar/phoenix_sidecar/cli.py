@@ -37,6 +37,7 @@ COMMANDS = [
     "phoenix_sidecar.commands.doctor",
     "phoenix_sidecar.commands.show_config",
     "phoenix_sidecar.commands.lock",
+    "phoenix_sidecar.commands.diagnose",
 ]
 
 

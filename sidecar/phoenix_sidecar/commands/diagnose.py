@@ -1,0 +1,109 @@
+"""`phoenix diagnose`: what a crash log reduces to, as the supervisor would see it.
+
+Prints, for each log, the error signature, the failure category, whether a code patch could
+plausibly fix it, the root exception and the innermost frame in user code. ``--json`` prints one
+`Diagnosis.to_json()` object per log (one per line, with ``"input"``) for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import BinaryIO
+
+from phoenix_sidecar.errors import UsageError
+from phoenix_watchdog.diagnose import diagnose
+from phoenix_watchdog.failure import Diagnosis, ExitStatus
+from phoenix_watchdog.logtext import MAX_CHARS
+
+# diagnose() looks at the last MAX_CHARS characters; reading a few times that many bytes keeps
+# multi-byte text whole without ever reading a multi-gigabyte log in full.
+READ_BYTES = 4 * MAX_CHARS
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "diagnose", help="reduce crash logs to a signature, a category and the failing user frame",
+        description="Diagnose crash logs the way the supervisor does: error signature, failure category, "
+                    "whether a code patch could fix it, root exception, innermost frame in user code.")
+    p.add_argument("logs", nargs="+", metavar="FILE", help="log file (its tail is read); - reads standard input")
+    p.add_argument("--json", action="store_true", help="print one JSON object per log, one per line")
+    p.add_argument("--exit-code", type=int, metavar="N", help="the job's exit code (137: SIGKILL, 139: SIGSEGV)")
+    p.add_argument("--signal", type=int, metavar="N", help="the number of the signal that killed the job")
+    p.add_argument("--oom-killed", action="store_true", help="the kernel OOM killer ended the job (Docker's OOMKilled)")
+    p.add_argument("--workspace", "-w", metavar="DIR",
+                   help="the job's directory as the job saw it: frames under it are user code")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    exit = exit_status(args.exit_code, args.signal, args.oom_killed)
+    if args.logs.count("-") > 1:
+        raise UsageError("standard input (-) can be read only once")
+    inputs = [(name, read_log(name)) for name in args.logs]  # every file readable before any output
+    for i, (name, text) in enumerate(inputs):
+        d = diagnose(text, exit, None, args.workspace)
+        if args.json:
+            print(json.dumps({"input": name, **d.to_json()}, ensure_ascii=False))
+        else:
+            if i:
+                print()
+            print(render(name, d))
+    return 0
+
+
+def exit_status(code: int | None, signal: int | None, oom_killed: bool) -> ExitStatus | None:
+    if code is not None and not 0 <= code <= 255:
+        raise UsageError(f"--exit-code must be 0-255, got {code}")
+    if signal is not None and not 1 <= signal <= 64:
+        raise UsageError(f"--signal must be a signal number 1-64, got {signal}")
+    if code is None and signal is None and not oom_killed:
+        return None
+    return ExitStatus(code=code, signal=signal, oom_killed=oom_killed)
+
+
+def read_log(name: str) -> str:
+    """The tail of a log file (or of standard input), decoded leniently."""
+    if name == "-":
+        return _tail(sys.stdin.buffer).decode("utf-8", "replace")
+    try:
+        with open(name, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > READ_BYTES:
+                f.seek(size - READ_BYTES)
+            data = _tail(f)
+    except IsADirectoryError:
+        raise UsageError(f"cannot read {name}: it is a directory") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
+    return data.decode("utf-8", "replace")
+
+
+def _tail(stream: BinaryIO) -> bytes:
+    kept = b""
+    while chunk := stream.read(1 << 20):
+        kept = (kept + chunk)[-READ_BYTES:]
+    return kept
+
+
+def render(name: str, d: Diagnosis) -> str:
+    """The readable block for one log."""
+    frame = f"{d.frame.file}:{d.frame.line} in {d.frame.function}" if d.frame else "- (none in user code)"
+    rows = [
+        ("signature", d.signature),
+        ("category", d.category),
+        ("patchable", "yes, a code patch could plausibly fix it" if d.patchable else "no"),
+        ("exception", d.exception or "- (no Python exception)"),
+        ("message", d.message or "-"),
+        ("user frame", frame),
+        ("summary", d.summary),
+    ]
+    out = [f"{'stdin' if name == '-' else name}:"]
+    out += [f"  {label:<11} {value}" for label, value in rows]
+    for i, line in enumerate(d.evidence):
+        out.append(f"  {'evidence' if i == 0 else '':<11} {line}")
+    if d.files:
+        out.append(f"  {'files':<11} {', '.join(d.files)}")
+    return "\n".join(out)

@@ -1,0 +1,155 @@
+"""Turning a raw log tail into clean lines, each tagged with the stream (rank) that wrote it.
+
+Training logs are written by several processes at once and decorated by every layer they pass:
+ANSI colours, ``\\r``-overwritten progress bars, Docker timestamps, launcher prefixes
+(``[rank3]:``, ``[default0]:``, srun's ``0: ``, ``host:2:``, mpirun's ``[1,3]<stderr>:``) and
+glog headers (``[E321 02:07:08.408 ProcessGroupNCCL.cpp:607]``). `split_log` removes all of that
+and keeps which rank wrote each line, so that interleaved tracebacks of several ranks can be read
+apart. It is the first step of `diagnose` and runs on every line, so it does as little as it can.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+# Only the tail matters, and the work must stay bounded whatever the caller hands in: the last
+# 512 KiB hold thousands of lines (64 ranks' NCCL watchdog reports fit), and reading them costs
+# at most a few tens of milliseconds (bench/bench_diagnose.py).
+MAX_CHARS = 512 * 1024
+MAX_LINE_CHARS = 4000
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+# Launcher and logger prefixes, by the first character of the line (trying only the forms that
+# can start with it keeps the common case, a line with no prefix, to one failed match). Group
+# "key" names the stream where the prefix identifies one. Layers nest ("[default1]:[rank1]: ...").
+_BRACKET = re.compile(
+    r"""\[(?:
+        (?:rank|RANK)\s?(?P<rank>\d+)\]:?\s?                   # torch's [rank3]:
+      | (?P<role>[A-Za-z_]\w*?)(?P<local>\d+)\]:\s?           # torchrun --tee: [default0]:
+      | \d+,(?P<mpi>\d+)\]<std(?:out|err)>:\s?                 # mpirun --tag-output: [1,3]<stderr>:
+      | [IWEF]\d{4}\ [\d:.]+\ (?:\d+\ )?[\w./-]+:\d+\]\s?     # glog: [E321 02:07:08.408 file.cpp:607]
+    )""",
+    re.VERBOSE,
+)
+_DIGIT = re.compile(
+    r"""(?:\d{4}-\d{2}-\d{2}[T\ ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?[\ \t]  # timestamp: one
+                                              # separator only, the line's own indentation follows
+      | \ {0,3}(?P<task>\d{1,4}):\                                                     # srun --label
+    )""",
+    re.VERBOSE,
+)
+_LETTER = re.compile(
+    r"""(?:[IWEF]\d{4}\ [\d:.]+\ \d+\ [\w./-]+:\d+\]\s?              # glog without bracket (torchrun)
+      | (?P<host>[A-Za-z][\w.-]*?(?<!\.py)):(?P<hrank>\d{1,4}):\       # pdsh-style host:2:
+    )""",
+    re.VERBOSE,
+)
+
+# Where a line that was glued to a progress bar (no newline before it) really starts.
+_GLUED = ("Traceback (most recent call last):", "Fatal Python error: ", "Current thread 0x",
+          "terminate called after throwing")
+
+
+class LogLine(NamedTuple):
+    """One cleaned line. ``pos`` is its position in the cleaned log; ``stream`` the rank/task
+    prefix that wrote it, None when unprefixed."""
+
+    pos: int
+    text: str
+    stream: str | None
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+def last_overwrite(line: str) -> str:
+    """What a terminal shows for a line containing carriage returns: its last non-empty segment."""
+    if "\r" not in line:
+        return line
+    for segment in reversed(line.split("\r")):
+        if segment.strip():
+            return segment
+    return ""
+
+
+def strip_prefixes(line: str) -> tuple[str, str | None]:
+    """Remove launcher/logger prefixes; return the text and the stream key of the outermost one."""
+    key: str | None = None
+    for _ in range(4):
+        if not line:
+            break
+        first = line[0]
+        if first == "[" and line.startswith("[rank"):  # by far the most common prefix: no regex
+            close = line.find("]", 5, 12)
+            if close > 5 and line[5:close].isdigit():
+                key = key or f"rank{int(line[5:close])}"
+                line = line[close + 1:]
+                line = line[1:] if line.startswith(":") else line
+                line = line[1:] if line.startswith(" ") else line
+                continue
+        if first == "[":
+            m = _BRACKET.match(line)
+        elif first.isdigit() or (first == " " and line[:4].lstrip()[:1].isdigit()):
+            m = _DIGIT.match(line)
+        elif first.isalpha() and ":" in line[:64]:
+            m = _LETTER.match(line)
+        else:
+            break
+        if not m or m.end() == 0:
+            break
+        if key is None:
+            key = _stream_key(m)
+        line = line[m.end():]
+    return line, key
+
+
+def _stream_key(m: re.Match[str]) -> str | None:
+    groups = m.groupdict()
+    if groups.get("rank") is not None:
+        return f"rank{int(groups['rank'])}"
+    if groups.get("local") is not None:
+        return f"local{int(groups['local'])}"
+    if groups.get("mpi") is not None:
+        return f"rank{int(groups['mpi'])}"
+    if groups.get("task") is not None:
+        return f"rank{int(groups['task'])}"
+    if groups.get("host") is not None:
+        return f"{groups['host']}:{int(groups['hrank'])}"
+    return None
+
+
+def _unglue(text: str) -> list[str]:
+    """Split a line where a traceback or crash header was written right after a progress bar."""
+    for marker in _GLUED:
+        at = text.find(marker, 1)
+        # "Original Traceback (...)" and "traceback : Traceback (...)" are part of a message.
+        if at > 0 and not text[at - 1].isspace():
+            return [text[:at], *_unglue(text[at:])]
+    return [text]
+
+
+def split_log(text: str) -> list[LogLine]:
+    """Clean every line of a log tail (at most the last `MAX_CHARS` characters)."""
+    if len(text) > MAX_CHARS:
+        cut = text.find("\n", len(text) - MAX_CHARS)
+        text = text[cut + 1:] if cut >= 0 else text[-MAX_CHARS:]
+    text = strip_ansi(text)
+    out: list[LogLine] = []
+    for raw in text.split("\n"):
+        if "\r" in raw:
+            raw = last_overwrite(raw)
+        if len(raw) > MAX_LINE_CHARS:
+            raw = raw[:MAX_LINE_CHARS]
+        line, key = strip_prefixes(raw) if raw else (raw, None)
+        line = line.rstrip()
+        if "Traceback (" in line or "Fatal Python" in line or "thread 0x" in line or "terminate called" in line:
+            for part in _unglue(line):
+                out.append(LogLine(len(out), part, key))
+        else:
+            out.append(LogLine(len(out), line, key))
+    if out and not out[-1].text:
+        out.pop()
+    return out

@@ -141,6 +141,7 @@ class StreamSource:
         self._retry = retry_seconds
         self._closed = threading.Event()
         self._done = threading.Event()
+        self._ended = threading.Event()  # the run is known to be over: a stream end is final
         self._stream: object | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="phoenix-docker-logs", daemon=True)
@@ -167,7 +168,7 @@ class StreamSource:
                 finally:
                     with self._lock:
                         self._stream = None
-                if self._closed.is_set() or not self._still_running():
+                if self._closed.is_set() or self._ended.is_set() or not self._still_running():
                     return
                 self._closed.wait(self._retry)  # the stream broke while the job runs: reopen
         finally:
@@ -181,6 +182,7 @@ class StreamSource:
 
     def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) for the stream to deliver the stopped container's last output."""
+        self._ended.set()
         if not self._done.wait(timeout):
             log.warning("the log stream of %s did not finish within %.1fs; its last lines may be missing",
                         self._guard.name, timeout)

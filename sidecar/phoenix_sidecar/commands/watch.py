@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import replace
 
-from phoenix_sidecar.commands.common import add_config_options, load_config
+from phoenix_sidecar.commands.common import add_config_options, add_supervision_options, load_config, supervision_flags
 from phoenix_sidecar.docker_runtime import DockerRuntime
 from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.paths import StatePaths
@@ -30,13 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="label that finds the training container, e.g. phoenix.role=trainer")
     p.add_argument("--log-file", metavar="PATH", help="log file the job writes on the shared volume "
                                                        "(default: the Docker log stream)")
-    p.add_argument("--heartbeat-min", metavar="MIN", help="minutes of silence that count as a hang (0: off)")
-    p.add_argument("--max-retries", metavar="N", help="attempts per error signature")
-    p.add_argument("--dry-run", action="store_const", const=True, help="never overwrite workspace files")
-    p.add_argument("--no-repair", dest="repair", action="store_const", const=False,
-                   help="never ask an LLM for a patch: code failures give up with a summary")
-    p.add_argument("--reset-budgets", action="store_true",
-                   help="forget the attempts spent so far (after fixing the cause); the history stays")
+    add_supervision_options(p)
     p.add_argument("--no-echo", action="store_true",
                    help="do not copy the job's output to Phoenix's stdout (it is still in the run log)")
     p.set_defaults(func=run)
@@ -44,8 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args, container=args.container, container_label=args.container_label,
-                         log_file=args.log_file, heartbeat_min=args.heartbeat_min, max_retries=args.max_retries,
-                         dry_run=args.dry_run, repair=args.repair)
+                         log_file=args.log_file, **supervision_flags(args))
     settings = loaded.settings
     if not settings.container and not settings.container_label:
         raise UsageError("phoenix watch needs the training container: --container NAME or --label KEY=VALUE "

@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--signal", type=int, metavar="N", help="the number of the signal that killed the job")
     p.add_argument("--oom-killed", action="store_true", help="the kernel OOM killer ended the job (Docker's OOMKilled)")
     p.add_argument("--workspace", "-w", metavar="DIR",
-                   help="the job's directory as the job saw it: frames under it are user code")
+                   help="the job's directory as the job saw it: frames under it are user code "
+                        "(default: the current directory, as for phoenix run)")
     p.set_defaults(func=run)
 
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("standard input (-) can be read only once")
     inputs = [(name, read_log(name)) for name in args.logs]  # every file readable before any output
     for i, (name, text) in enumerate(inputs):
-        d = diagnose(text, exit, None, args.workspace)
+        d = diagnose(text, exit, None, args.workspace or os.getcwd())
         if args.json:
             print(json.dumps({"input": name, **d.to_json()}, ensure_ascii=False))
         else:

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import textwrap
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ SIDECAR_UID = 10001  # the image's own user; the workspace is made theirs, as WO
 
 
 def test_cpu_variant_is_compose_yaml_without_gpus() -> None:
-    result = subprocess.run(["python3", str(REPO / "deploy" / "compose_cpu.py"), "--check"], capture_output=True,
+    result = subprocess.run([sys.executable, str(REPO / "deploy" / "compose_cpu.py"), "--check"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     gpu = yaml.safe_load((REPO / "compose.yaml").read_text())

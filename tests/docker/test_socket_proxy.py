@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from phoenix_sidecar.settings import Settings
 from phoenix_watchdog.heartbeat import Heartbeat
 from testkit import clean_env
 
-PY = ["python3", "-m", "phoenix_sidecar.docker_proxy"]
+PY = [sys.executable, "-m", "phoenix_sidecar.docker_proxy"]
 
 
 @pytest.fixture

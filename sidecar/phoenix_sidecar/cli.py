@@ -32,6 +32,9 @@ EXIT_RUNTIME, EXIT_REFUSED, EXIT_STATE, EXIT_INTERNAL = 5, 6, 7, 70
 # Subcommand modules, in the order `phoenix --help` lists them.
 COMMANDS = [
     "phoenix_sidecar.commands.run",
+    "phoenix_sidecar.commands.watch",
+    "phoenix_sidecar.commands.status",
+    "phoenix_sidecar.commands.doctor",
     "phoenix_sidecar.commands.show_config",
     "phoenix_sidecar.commands.lock",
     "phoenix_sidecar.commands.diagnose",

@@ -63,6 +63,22 @@ class RuntimeUnavailable(PhoenixError):
     """The job runtime cannot be reached (Docker daemon down, container missing, spawn failed)."""
 
 
+class DockerUnreachable(RuntimeUnavailable):
+    """The Docker daemon does not answer: socket missing, daemon down, or a call timed out.
+
+    Attributes:
+        timed_out: the request was sent but no answer came in time, so it may have taken effect.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class ContainerGone(RuntimeUnavailable):
+    """The supervised container does not exist (any more)."""
+
+
 class RefusedAction(PhoenixError):
     """Phoenix refused an action outside its mandate (another container, a path outside the workspace)."""
 

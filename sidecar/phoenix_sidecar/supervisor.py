@@ -373,7 +373,7 @@ def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision
         f"  incident:    #{incident.id} ({incident.exit}); full output in {incident.details or paths.run_log}",
     ]
     if decision.code in (policy.BUDGET_SIGNATURE, policy.BUDGET_TOTAL, "repair_failed"):
-        lines.append("  after fixing the cause: phoenix run --reset-budgets")
+        lines.append(f"  after fixing the cause: phoenix {state.supervisor.get('mode') or 'run'} --reset-budgets")
     return "\n".join(lines)
 
 

@@ -20,6 +20,24 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                        help="set any setting, e.g. --set heartbeat_min=0.5 (repeatable)")
 
 
+def add_supervision_options(parser: argparse.ArgumentParser) -> None:
+    """The flags `phoenix run` and `phoenix watch` share; `supervision_flags` turns them into settings."""
+    parser.add_argument("--heartbeat-min", metavar="MIN", help="minutes of silence that count as a hang (0: off)")
+    parser.add_argument("--max-retries", metavar="N", help="attempts per error signature")
+    parser.add_argument("--test-cmd", metavar="CMD", help="test command run after a patch")
+    parser.add_argument("--dry-run", action="store_const", const=True, help="never overwrite workspace files")
+    parser.add_argument("--no-repair", dest="repair", action="store_const", const=False,
+                        help="never ask an LLM for a patch: code failures give up with a summary")
+    parser.add_argument("--reset-budgets", action="store_true",
+                        help="forget the attempts spent so far (after fixing the cause); the history stays")
+
+
+def supervision_flags(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given by `add_supervision_options`' flags (None: not given)."""
+    return {"heartbeat_min": args.heartbeat_min, "max_retries": args.max_retries, "test_cmd": args.test_cmd,
+            "dry_run": args.dry_run, "repair": args.repair}
+
+
 def flag_values(args: argparse.Namespace, **extra: object) -> tuple[dict[str, object], dict[str, str]]:
     """The settings given on the command line, and how each was given.
 

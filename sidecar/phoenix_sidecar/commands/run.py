@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from phoenix_sidecar.commands.common import add_config_options, load_config
+from phoenix_sidecar.commands.common import add_config_options, add_supervision_options, load_config, supervision_flags
 from phoenix_sidecar.local_runtime import LocalRuntime
 from phoenix_sidecar.session import supervise
 
@@ -19,14 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="start the training command and keep it alive (no Docker)",
                               description=__doc__.split("\n\n")[0])
     add_config_options(p)
-    p.add_argument("--heartbeat-min", metavar="MIN", help="minutes of silence that count as a hang (0: off)")
-    p.add_argument("--max-retries", metavar="N", help="attempts per error signature")
-    p.add_argument("--test-cmd", metavar="CMD", help="test command run after a patch")
-    p.add_argument("--dry-run", action="store_const", const=True, help="never overwrite workspace files")
-    p.add_argument("--no-repair", dest="repair", action="store_const", const=False,
-                   help="never ask an LLM for a patch: code failures give up with a summary")
-    p.add_argument("--reset-budgets", action="store_true",
-                   help="forget the attempts spent so far (after fixing the cause); the history stays")
+    add_supervision_options(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD",
                    help="the training command (default: train_cmd, 'python train.py')")
     p.set_defaults(func=run)
@@ -34,9 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
-    loaded = load_config(args, train_cmd=cmd or None, heartbeat_min=args.heartbeat_min,
-                         max_retries=args.max_retries, test_cmd=args.test_cmd, dry_run=args.dry_run,
-                         repair=args.repair)
+    loaded = load_config(args, train_cmd=cmd or None, **supervision_flags(args))
     settings = loaded.settings
 
     def make_runtime(heartbeat, runlog):  # type: ignore[no-untyped-def]

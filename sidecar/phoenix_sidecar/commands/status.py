@@ -1,0 +1,221 @@
+"""`phoenix status [--json] [--check]`: what Phoenix supervises, how it is doing, and what is left of
+its budgets.
+
+It reads ``.phoenix_cli/state.json`` (written by the supervisor) and the workspace lock, and, for a
+container, asks Docker for a live look when Docker answers. It never takes the lock and never
+changes anything. ``--check`` is the container's health check: exit 0 while a Phoenix holds the
+workspace, has not given up and, where it serves metrics, answers ``/healthz`` (which fails when
+its loop is wedged); 1 otherwise, with one line saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from phoenix_sidecar.commands.common import add_config_options, load_config
+from phoenix_sidecar.errors import PhoenixError
+from phoenix_sidecar.lock import read_holder
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.state import SupervisorState, read_state
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("status", help="show the supervised job, its state, the current incident and budgets",
+                              description=__doc__.split("\n\n")[0])
+    add_config_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--check", action="store_true",
+                   help="health check: exit 0 while a Phoenix supervises this workspace, 1 otherwise")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_config(args)
+    report = collect(loaded.settings, StatePaths(loaded.workspace))
+    if args.check:
+        healthy, why = health(report)
+        print(("ok: " if healthy else "unhealthy: ") + why)
+        return 0 if healthy else 1
+    print(json.dumps(report, indent=1, default=str) if args.json else render(report))
+    return 0
+
+
+def collect(settings: Settings, paths: StatePaths) -> dict[str, Any]:
+    """Everything `phoenix status` shows, as plain data (the ``--json`` object)."""
+    state = read_state(paths.state)
+    report: dict[str, Any] = {"workspace": str(paths.workspace), "lock": lock_status(paths.lock)}
+    if state is None:
+        report.update(supervisor=None, job=None, incident=None, budgets=None)
+    else:
+        report.update(supervisor=state.supervisor or None, job=_job(state), incident=_incident(state),
+                      budgets=_budgets(state, settings))
+    if settings.container or settings.container_label:
+        report["container"] = live_container(settings)
+    return report
+
+
+def lock_status(path: Path) -> dict[str, Any]:
+    """Whether the workspace lock is held, and by whom (from the kernel's lock table, without
+    touching the lock; from the holder's record where the table cannot tell)."""
+    holder = read_holder(path)
+    held: bool | None = None
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks") as fh:
+            held = any(_locks_inode(line) == inode for line in fh)
+    except FileNotFoundError:
+        held = False if not path.exists() else None
+    except OSError:
+        held = None
+    return {"path": str(path), "held": held, "holder": holder or None}
+
+
+def _locks_inode(line: str) -> int | None:
+    # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF" (the device:inode field is the 6th)
+    fields = line.split()
+    if len(fields) < 6 or fields[1] != "FLOCK":
+        return None
+    try:
+        return int(fields[5].rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def live_container(settings: Settings) -> dict[str, Any]:
+    """A live look at the supervised container, or why there is none."""
+    from phoenix_sidecar.docker_guard import DockerGate
+    from phoenix_sidecar.docker_monitor import Observed
+
+    gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
+    try:
+        guard = gate.find(name=settings.container, label=settings.container_label)
+        info = guard.inspect()
+        now = Observed.from_inspect(info)
+        return {"name": guard.name, "id": guard.target_id[:12], "status": now.status, "started_at": now.started_at,
+                "exit_code": None if now.running else now.exit_code, "oom_killed": now.oom_killed,
+                "restart_policy": now.restart_policy, "docker_restart_count": info.get("RestartCount", 0),
+                "image": (info.get("Config") or {}).get("Image")}
+    except PhoenixError as exc:
+        return {"error": str(exc)}
+    finally:
+        gate.close()
+
+
+def _job(state: SupervisorState) -> dict[str, Any]:
+    job = state.job
+    return {"target": job.target, "state": job.state, "run": job.run, "started_at": job.started_at,
+            "last_output": job.last_output, "updated_at": job.updated_at}
+
+
+def _incident(state: SupervisorState) -> dict[str, Any] | None:
+    incident = state.current_incident
+    if incident is None:
+        return None
+    return {"id": incident.id, "kind": incident.kind, "category": incident.category,
+            "signature": incident.signature, "summary": incident.summary, "exit": incident.exit,
+            "action": incident.action, "reason": incident.reason, "details": incident.details}
+
+
+def _budgets(state: SupervisorState, settings: Settings) -> dict[str, Any]:
+    b = state.budgets
+    return {"restarts": b.total_restarts, "max_total_restarts": settings.max_total_restarts,
+            "failures_in_a_row": b.failures_in_a_row, "max_retries": settings.max_retries,
+            "signatures": {sig: {"category": e.category, "attempts": e.attempts, "summary": e.summary}
+                           for sig, e in b.signatures.items()}}
+
+
+def health(report: dict[str, Any]) -> tuple[bool, str]:
+    """The verdict of ``--check``."""
+    job, lock = report.get("job"), report["lock"]
+    holder = lock.get("holder") or {}
+    if lock["held"] is False or (lock["held"] is None and not holder):
+        return False, "no Phoenix holds this workspace"
+    if job is None:
+        return True, f"phoenix starting (pid {holder.get('pid', '?')})"
+    if job["state"] == "gave_up":
+        incident = report.get("incident") or {}
+        return False, f"phoenix gave up on {job['target']}: {incident.get('reason', 'see phoenix status')}"
+    address = (report.get("supervisor") or {}).get("metrics")
+    if address:
+        alive, why = healthz(address)
+        if not alive:
+            return False, why
+    return True, f"{job['target']} {job['state']} (phoenix pid {holder.get('pid', '?')})"
+
+
+def healthz(address: str, timeout: float = 5.0) -> tuple[bool, str]:
+    """Ask the metrics server's ``/healthz`` (it fails while the supervisor loop is wedged)."""
+    host, _, port = address.rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
+    url = f"http://{host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return True, response.read(200).decode("utf-8", "replace").strip()
+    except urllib.error.HTTPError as exc:
+        return False, f"{url}: {exc.code} {exc.read(200).decode('utf-8', 'replace').strip()}"
+    except OSError as exc:
+        return False, f"{url} does not answer: {exc}"
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"workspace:  {report['workspace']}"]
+    lock, sup = report["lock"], report.get("supervisor") or {}
+    holder = lock.get("holder") or {}
+    if lock["held"] or (lock["held"] is None and holder):
+        lines.append(f"phoenix:    {sup.get('mode', 'phoenix')} running (pid {holder.get('pid', '?')} on "
+                     f"{holder.get('host', '?')}, since {holder.get('started', '?')})"
+                     + (f", metrics on {sup['metrics']}" if sup.get("metrics") else ""))
+    else:
+        lines.append("phoenix:    not running (the workspace lock is free)")
+    job = report.get("job")
+    if job is None:
+        lines.append("job:        no state yet (Phoenix has not supervised this workspace)")
+    else:
+        lines.append(f"job:        {job['target'] or '?'}: {job['state']}, run {job['run']}"
+                     + (f", started {_ago(job['started_at'])}" if job.get("started_at") else ""))
+        lines.append(f"heartbeat:  last output {_ago(job['last_output'])}" if job.get("last_output")
+                     else "heartbeat:  no output seen yet")
+    container = report.get("container")
+    if container is not None:
+        if "error" in container:
+            lines.append(f"container:  (no live look: {container['error']})")
+        else:
+            ended = "" if container["exit_code"] is None else f", exit code {container['exit_code']}"
+            lines.append(f"container:  {container['name']} ({container['id']}): {container['status']}{ended}"
+                         + (", OOM-killed" if container["oom_killed"] else "")
+                         + f"; restart policy {container['restart_policy']}")
+    incident = report.get("incident")
+    if incident:
+        lines.append(f"incident:   #{incident['id']} {incident['kind']}, {incident['category']}: {incident['summary']}")
+        if incident.get("action"):
+            lines.append(f"            decision: {incident['action']}: {incident['reason']}")
+        if incident.get("details"):
+            lines.append(f"            output: {incident['details']}")
+    budgets = report.get("budgets")
+    if budgets:
+        lines.append(f"budgets:    {budgets['restarts']} of {budgets['max_total_restarts']} restarts used; "
+                     f"{budgets['failures_in_a_row']} failure(s) in a row")
+        for sig, entry in budgets["signatures"].items():
+            lines.append(f"            {sig}: {entry['attempts']} of {budgets['max_retries']} attempts "
+                         f"({entry['category']}: {entry['summary']})")
+    return "\n".join(lines)
+
+
+def _ago(stamp: float | None) -> str:
+    if not stamp:
+        return "never"
+    seconds = max(0.0, time.time() - stamp)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    if seconds < 120:
+        return f"{seconds:.0f}s ago ({when})"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago ({when})"
+    return f"{seconds / 3600:.1f} h ago ({when})"

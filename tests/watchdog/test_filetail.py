@@ -210,3 +210,28 @@ def test_large_and_partial_writes_arrive_whole(tmp_path: Path, chunks: list[byte
             fh.write(chunk)
         tailer.poll()
     assert bytes(got.data) == b"".join(chunks)
+
+
+def test_several_rotations_between_two_polls_lose_no_file(tmp_path: Path) -> None:
+    # A starved poller (or a flood) can miss whole generations: the files in between are found
+    # beside the log and read in order; siblings older than the tailed file are left alone.
+    log = tmp_path / "train.log"
+    (tmp_path / "train.log.old").write_text("from before phoenix\n")
+    log.write_text("a1\n")
+    got = Collector()
+    tailer = FileTailer(log, got, from_end=False)
+    tailer.poll()
+    with open(log, "a") as fh:
+        fh.write("a2\n")
+    os.replace(log, tmp_path / "train.log.1")
+    log.write_text("b1\nb2\n")
+    os.replace(log, tmp_path / "train.log.2")
+    log.write_text("c1\n")
+    (tmp_path / "train.log.2.gz").write_bytes(b"\x1f\x8b compressed copies are not logs")
+    tailer.poll()
+    assert got.lines() == ["a1", "a2", "b1", "b2", "c1"]
+    with open(log, "a") as fh:
+        fh.write("c2\n")
+    tailer.poll()
+    assert got.lines() == ["a1", "a2", "b1", "b2", "c1", "c2"]
+    tailer.close()

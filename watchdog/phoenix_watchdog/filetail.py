@@ -13,6 +13,11 @@ a file that got shorter than the read offset, or whose first bytes changed, is r
 tailers such as Promtail skip it). Lines logrotate writes between its copy and its truncate are
 lost by logrotate itself; the tailer adds nothing to that window.
 
+When the name moved on by more than one rotation between two polls (a flood of output, a starved
+poller), the files in between are not lost either: the rotated siblings (``train.log.1``,
+``train.log-20260101``) that did not exist when the last file was opened are read in the order
+they were written, before the new file.
+
 It polls: one ``fstat`` and one ``stat`` per pass, no inotify, so it works on any file system a
 container can share (bind mounts, named volumes, NFS). Polling a quiet file four times a second
 costs a few microseconds of CPU.
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 MARK_BYTES = 64  # enough of a file's start, and of what precedes the offset, to tell a rewrite from appends
 READ_CHUNK = 1 << 20
 MAX_READ_PER_POLL = 16 << 20  # a flood is read in slices, so a drain never blocks for long
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 
 
 @dataclass
@@ -69,6 +75,7 @@ class FileTailer:
         self._clock = clock
         self._current: _Open | None = None
         self._retired: list[_Open] = []
+        self._older: set[tuple[int, int]] = set()  # siblings that existed when the current file was opened
         self._lock = threading.Lock()
         self._closed = False
 
@@ -128,16 +135,58 @@ class FileTailer:
         current = self._current
         if current is not None and current.ident == ident:
             return 0
+        older = self._older
         fresh = self._open(at_end=self._from_end)
         self._from_end = False  # only a file there at the very first look starts at its end
         if fresh is None:
             return 0
+        delivered = 0
         if current is not None:
             log.info("%s was rotated or replaced; following the new file", self.path)
             current.retire_at = self._clock() + self._rotate_wait
             self._retired.append(current)
+            skip = older | {current.ident, fresh.ident} | {f.ident for f in self._retired}
+            for missed in self._missed_rotations(skip):
+                log.info("%s rotated more than once between two looks; reading the file in between", self.path)
+                missed.retire_at = self._clock() + self._rotate_wait
+                self._retired.append(missed)
+                delivered += self._read(missed)
+        self._older = {ident for ident, _ in self._siblings()} - {fresh.ident}
         self._current = fresh
-        return self._read(fresh)
+        return delivered + self._read(fresh)
+
+    def _siblings(self) -> list[tuple[tuple[int, int], os.DirEntry[str]]]:
+        """Rotated copies of the file beside it (``name.1``, ``name-20260101``), uncompressed."""
+        directory, base = os.path.split(self.path)
+        out = []
+        try:
+            with os.scandir(directory or ".") as entries:
+                for entry in entries:
+                    name = entry.name
+                    if (name.startswith(base) and len(name) > len(base) and name[len(base)] in ".-_"
+                            and not name.endswith(_COMPRESSED) and entry.is_file(follow_symlinks=False)):
+                        st = entry.stat(follow_symlinks=False)
+                        out.append(((st.st_dev, st.st_ino), entry))
+        except OSError:
+            return []
+        return out
+
+    def _missed_rotations(self, skip: set[tuple[int, int]]) -> list[_Open]:
+        """Siblings born after the current file was opened and never read: oldest write first."""
+        found = []
+        for ident, entry in self._siblings():
+            if ident in skip:
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != ident:  # renamed again meanwhile; it will be seen under its new name
+                os.close(fd)
+                continue
+            found.append((st.st_mtime_ns, _Open(fd, ident, 0, os.pread(fd, MARK_BYTES, 0), b"")))
+        return [f for _, f in sorted(found, key=lambda pair: pair[0])]
 
     def _open(self, *, at_end: bool) -> _Open | None:
         try:

@@ -47,10 +47,11 @@ def describe(event: ev.Event) -> str | None:
             return f"safety gate {gate} crossed: {detail}"
         case ev.SafetyCleared(gate=gate):
             return f"safety gate {gate} clear again"
-        case ev.RepairFinished(outcome=outcome):
-            return f"repair finished: {outcome}"
-        case ev.RepairPromoted(files=files):
-            return f"repair promoted: {files} file(s) changed in the workspace"
+        case ev.RepairFinished(outcome="promoted", repair_id=rid, files=files):
+            return (f"repair {rid} promoted: {', '.join(files)} changed (backups in .phoenix_cli/backups; "
+                    f"undo: phoenix rollback {rid})")
+        case ev.RepairFinished(outcome=outcome, repair_id=rid, reason=reason):
+            return f"repair {rid or '(not recorded)'}: {outcome}: {reason}"
         case ev.RepairRolledBack(automatic=automatic):
             return "repair rolled back" + (" automatically" if automatic else "")
     return None

@@ -113,6 +113,9 @@ class SafetyCleared(Event):
 class RepairFinished(Event):
     category: str
     outcome: str  # promoted | dry_run | rejected | verify_failed | llm_failed | no_target | error
+    repair_id: str = ""  # for humans only (never a metric label), as are reason and files
+    reason: str = ""
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,8 @@ class RepairEngine:
             log.exception("repair %s failed unexpectedly", record.repair_id)
             outcome = self._finish(record, "error", f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            self.bus.emit(RepairFinished(category=d.category, outcome=outcome.outcome))
+            self.bus.emit(RepairFinished(category=d.category, outcome=outcome.outcome, repair_id=outcome.repair_id,
+                                         reason=outcome.reason, files=tuple(outcome.files)))
         return outcome
 
     def _repair(self, request: RepairRequest, record: RecordWriter) -> RepairOutcome:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from phoenix_sidecar.errors import LockHeld, LockUnavailable
+from phoenix_watchdog.proctree import start_token
 
 _NO_FLOCK = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 _POLL_SECONDS = 0.1
@@ -106,7 +107,7 @@ class WorkspaceLock:
     def record(self) -> dict[str, Any]:
         """What this process writes into the lock: enough for a human to find it."""
         return {"pid": os.getpid(), "host": socket.gethostname(), "started": _now_iso(),
-                "start_token": _start_token(os.getpid()), "command": self.command}
+                "start_token": start_token(os.getpid()), "command": self.command}
 
     # -- flock ---------------------------------------------------------------------------------
     def _try_acquire(self) -> None:
@@ -187,7 +188,7 @@ def holder_is_dead(holder: dict[str, Any]) -> bool:
     except PermissionError:
         return False  # alive, owned by someone else
     token = holder.get("start_token")
-    return token is not None and token != _start_token(pid)
+    return token is not None and token != start_token(pid)
 
 
 def read_holder(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -204,17 +205,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _start_token(pid: int) -> str | None:
-    """The process start time in clock ticks since boot: tells a recycled pid from the original."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses; fields resume after the last ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
 
 
 def _now_iso() -> str:

@@ -21,6 +21,7 @@ class ProcInfo:
     pgid: int
     state: str
     name: str
+    start_time: int  # clock ticks since boot: with the pid, identifies a process (pids are reused)
 
 
 def read_proc(pid: int, proc: Path = PROC) -> ProcInfo | None:
@@ -34,9 +35,16 @@ def read_proc(pid: int, proc: Path = PROC) -> ProcInfo | None:
     name = stat[stat.find("(") + 1:close]
     fields = stat[close + 2:].split()
     try:
-        return ProcInfo(pid=pid, state=fields[0], ppid=int(fields[1]), pgid=int(fields[2]), name=name)
+        return ProcInfo(pid=pid, state=fields[0], ppid=int(fields[1]), pgid=int(fields[2]), name=name,
+                        start_time=int(fields[19]))
     except (IndexError, ValueError):
         return None
+
+
+def start_token(pid: int, proc: Path = PROC) -> str | None:
+    """A process's start time as text, or None when it is gone: tells a recycled pid from the original."""
+    info = read_proc(pid, proc)
+    return str(info.start_time) if info is not None else None
 
 
 def all_processes(proc: Path = PROC) -> list[ProcInfo]:

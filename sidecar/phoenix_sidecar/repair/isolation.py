@@ -21,6 +21,7 @@ from phoenix_sidecar.errors import RepairError
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import gitrepo, proc
 from phoenix_sidecar.repair.gitrepo import Repo, Snapshot
+from phoenix_watchdog.proctree import start_token
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Isolated:
     def track(self, pgid: int) -> None:
         """Remember a process group started in the copy, for `prune_stale` after a crash."""
         record = _read_ledger(self.ledger)
-        record.setdefault("groups", []).append({"pgid": pgid, "token": proc.start_token(pgid)})
+        record.setdefault("groups", []).append({"pgid": pgid, "token": start_token(pgid)})
         self.ledger.write_text(json.dumps(record), encoding="utf-8")
 
     def tree(self, files: list[str]) -> str | None:
@@ -108,7 +109,7 @@ def isolate(paths: StatePaths, repair_id: str, repo: Repo | None, *, only: list[
     paths.worktrees.mkdir(parents=True, exist_ok=True)
     root = paths.worktrees / repair_id
     ledger = paths.worktrees / f"{repair_id}.json"
-    ledger.write_text(json.dumps({"pid": os.getpid(), "token": proc.start_token(os.getpid()), "groups": []}),
+    ledger.write_text(json.dumps({"pid": os.getpid(), "token": start_token(os.getpid()), "groups": []}),
                       encoding="utf-8")
     try:
         if repo is None:
@@ -172,7 +173,7 @@ def _end_groups(ledger: Path, copy: Path) -> None:
         pgid, token = group.get("pgid"), group.get("token")
         if not isinstance(pgid, int) or pgid <= 1 or token is None:
             continue
-        if proc.start_token(pgid) == token:  # the leader we started is alive: the group is ours
+        if start_token(pgid) == token:  # the leader we started is alive: the group is ours
             proc.kill_group(pgid)
             continue
         # The leader is gone: only members that started after it and still work inside the copy are

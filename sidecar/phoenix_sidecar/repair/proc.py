@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoenix_watchdog.proctree import all_processes
+
 KILL_GRACE_SECONDS = 2.0
 
 
@@ -102,34 +104,9 @@ def _read(path: Path, limit: int, keep: str) -> tuple[bytes, bool]:
         return fh.read(limit), True
 
 
-def start_token(pid: int) -> str | None:
-    """The process start time (clock ticks since boot): tells a recycled pid from the original."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
 def group_members(pgid: int, *, since: int = 0) -> list[int]:
     """Live (not zombie) processes in group ``pgid`` that started at or after ``since`` (ticks since boot)."""
-    members = []
-    try:
-        entries = list(Path("/proc").iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2:].split()
-        if len(fields) > 19 and fields[2] == str(pgid) and fields[0] != "Z" and int(fields[19]) >= since:
-            members.append(int(entry.name))
-    return members
+    return [p.pid for p in all_processes() if p.pgid == pgid and p.state != "Z" and p.start_time >= since]
 
 
 def wait_group_gone(pgid: int, timeout: float = 2.0) -> None:

@@ -109,12 +109,14 @@ class Supervisor:
                 return self._interrupted()
 
     # -- watching -----------------------------------------------------------------------------
-    def _start(self, reason: str | None) -> None:
+    def _start(self, reason: str | None, *, counts: bool = True) -> None:
+        """Start the job; a restart (``reason`` set) spends the total budget unless ``counts`` is off."""
         self._set_state(JobState.STARTING)
         self.runtime.start()
         self._run += 1
         if reason is not None:
-            self.state.budgets.total_restarts += 1
+            if counts:
+                self.state.budgets.total_restarts += 1
             self.bus.emit(ev.JobRestarted(reason=reason))
         self.state.job.run = self._run
         self.state.job.target = self.runtime.target
@@ -148,7 +150,6 @@ class Supervisor:
     def _stop_hung(self) -> RunEnd:
         silent = self.heartbeat.silent_for()
         self._set_state(JobState.STOPPING)
-        log.warning("no output for %.0fs: taking a stack dump and stopping the job", silent)
         self.bus.emit(ev.HangDetected(silent_seconds=silent))
         stack = self.runtime.dump_stack()
         return self.runtime.stop(hang=HangInfo(silent_seconds=silent, stack=stack))
@@ -295,6 +296,7 @@ class Supervisor:
         self.bus.emit(ev.DecisionMade(incident=incident.id, action=incident.action, reason=incident.reason,
                                       delay_seconds=0.0, budget_remaining=0))
         if not resume:
+            self._set_state(JobState.GAVE_UP)
             self.bus.emit(ev.GaveUp(category=trip.gate, reason="safety"))
             raise GaveUp(f"phoenix stopped the job for safety: {trip.detail}\n"
                          f"  nothing was patched; fix the hardware condition, then start Phoenix again",
@@ -304,8 +306,7 @@ class Supervisor:
             if not self._sleep(self.tick_seconds):
                 return False
         self.bus.emit(ev.SafetyCleared(gate=trip.gate))
-        self._start(reason="safety")
-        self.state.budgets.total_restarts -= 1  # a safety pause is not the job's failure
+        self._start(reason="safety", counts=False)  # a safety pause is not the job's failure
         return True
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -123,7 +123,7 @@ class LlmCalled(Event):
     client: str
     seconds: float
     ok: bool
-    error: str = ""  # bounded kind: timeout | http | rate_limited | process | parse | ""
+    error: str = ""  # bounded kind: timeout | http | rate_limited | process | parse | config | ""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import logging
 import os
 import select
 import selectors
+import shlex
 import signal
 import subprocess
 import time
@@ -89,7 +90,8 @@ class LocalRuntime:
 
     @property
     def target(self) -> str:
-        return f"pid {self._proc.pid}" if self._proc else f"command {self.cmd[0]}"
+        """``pid N`` while a run is on; before the first start, the command (what metrics and alerts name)."""
+        return f"pid {self._proc.pid}" if self._proc else shlex.join(self.cmd)[:120]
 
     @property
     def pid(self) -> int | None:

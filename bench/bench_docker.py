@@ -186,7 +186,8 @@ BENCHES = {"decision": bench_decision, "recovery": bench_recovery, "idle": bench
 def main(argv: list[str]) -> int:
     names = argv or list(BENCHES)
     script = REPO / "scripts" / "docker-env.sh"
-    subprocess.run(["bash", str(script), "start"], check=True, stdout=subprocess.DEVNULL)
+    started = subprocess.run(["bash", str(script), "start"], check=True, capture_output=True, text=True)
+    we_started = "started" in started.stdout  # "reused" when a daemon was already there: leave it running
     subprocess.run(["bash", str(script), "images"], check=True, env={**os.environ, "PHX_DOCKER_IMAGES": "python"})
     api = docker.APIClient(version="auto", timeout=60)
     ok = True
@@ -203,6 +204,8 @@ def main(argv: list[str]) -> int:
         for c in api.containers(all=True, filters={"label": LABEL}):
             api.remove_container(c["Id"], force=True)
         api.close()
+        if we_started:
+            subprocess.run(["bash", str(script), "stop"], check=False, stdout=subprocess.DEVNULL)
     return 0 if ok else 1
 
 

@@ -42,3 +42,11 @@ def run_phoenix(args: list[str], *, cwd: Path, env: dict[str, str] | None = None
                           input=input, capture_output=True, stdin=None if input else subprocess.DEVNULL)
 
 
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, exited but not yet reaped, counts as gone)."""
+    from phoenix_watchdog.proctree import read_proc
+
+    info = read_proc(pid)
+    return info is not None and info.state != "Z"

@@ -15,7 +15,7 @@ import pytest
 
 from phoenix_sidecar.events import RepairPromoted
 from repair.kit import TRAIN, build_harness, fingerprint, git, make_repo
-from testkit import clean_env
+from testkit import clean_env, process_alive
 
 FIX = json.dumps({"patches": [{"file_path": "train.py", "mode": "search_replace", "search": 'print("Hello!")',
                                "replace": 'print("Bye!")'}]})
@@ -174,15 +174,6 @@ def _engine_script(ws: Path, marker: Path, leader_lives: float = 300) -> str:
     ''')
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rfind(")") + 2] != "Z"
-
-
 @pytest.mark.parametrize("leader_lives", [300, 1], ids=["test-still-running", "only-its-child-left"])
 def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: Path, tmp_path: Path,
                                                                           leader_lives: float) -> None:
@@ -203,9 +194,9 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
     try:
         assert "phoenix_cli/worktrees" in git(ws, "worktree", "list")  # the crash left it behind
         deadline = time.monotonic() + 10
-        while leader_lives < 300 and _alive(test_pid) and time.monotonic() < deadline:
+        while leader_lives < 300 and process_alive(test_pid) and time.monotonic() < deadline:
             time.sleep(0.05)  # the test command ends by itself, leaving its child behind
-        assert _alive(child_pid) and _alive(test_pid) == (leader_lives == 300)
+        assert process_alive(child_pid) and process_alive(test_pid) == (leader_lives == 300)
 
         build_harness(ws).engine.prune_stale()
 
@@ -213,9 +204,9 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
         assert not any((ws / ".phoenix_cli" / "worktrees").iterdir())
         assert not (ws / ".git" / "worktrees").exists() or not any((ws / ".git" / "worktrees").iterdir())
         deadline = time.monotonic() + 5
-        while (_alive(test_pid) or _alive(child_pid)) and time.monotonic() < deadline:
+        while (process_alive(test_pid) or process_alive(child_pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(test_pid) and not _alive(child_pid), "the orphaned test command still runs"
+        assert not process_alive(test_pid) and not process_alive(child_pid), "the orphaned test command still runs"
         assert fingerprint(ws) == before
         assert (ws / "train.py").read_text() == TRAIN  # never promoted
         assert build_harness(ws).engine.history()[-1].outcome == "interrupted"

@@ -18,18 +18,10 @@ from phoenix_sidecar.repair.llm_http import GeminiApiClient, OpenAiClient
 from phoenix_sidecar.repair.llm_proc import CommandClient, GeminiCliClient
 from phoenix_sidecar.settings import Settings
 from repair.kit import ScriptedServer, gemini_reply, install_fake_gemini, openai_reply, quota_error
+from testkit import process_alive
 
 KEY = "AIzaSyA-test-key-0123456789abcdefghijklmn"
 ANSWER = json.dumps({"patches": [{"file_path": "train.py", "mode": "search_replace", "search": "a", "replace": "b"}]})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 # -- Gemini API ------------------------------------------------------------------------------------
@@ -232,7 +224,7 @@ def test_gemini_cli_timeout_kills_its_process_group(fake_gemini, tmp_path: Path)
         client.complete("x")
     assert info.value.kind == "timeout" and time.monotonic() - started < 8
     for pid in map(int, (tmp_path / "pids").read_text().split()):
-        assert not _alive(pid)
+        assert not process_alive(pid)
 
 
 def test_gemini_cli_not_installed(tmp_path: Path) -> None:

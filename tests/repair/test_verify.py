@@ -10,19 +10,11 @@ from pathlib import Path
 
 from phoenix_sidecar.events import RepairPromoted, VerificationFinished
 from repair.kit import TRAIN, build_harness, fingerprint, git, make_repo
+from testkit import process_alive
 
 
 def _answer(search: str, replace: str, path: str = "train.py") -> str:
     return json.dumps({"patches": [{"file_path": path, "mode": "search_replace", "search": search, "replace": replace}]})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def test_a_patch_that_does_not_compile_fails_verification(ws: Path) -> None:
@@ -79,7 +71,7 @@ def test_a_hanging_test_command_is_killed_with_its_whole_group(ws: Path, tmp_pat
     assert report.outcome == "verify_failed" and "timed out" in report.reason
     assert elapsed < 15
     for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), f"process {pid} of the test command outlived it"
+        assert not process_alive(pid), f"process {pid} of the test command outlived it"
     log = (ws / ".phoenix_cli" / "repairs" / report.repair_id / "verify.log").read_text()
     assert "did not finish within 1 s" in log
 

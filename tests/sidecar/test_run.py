@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit import PHOENIX, clean_env, run_phoenix
+from testkit import PHOENIX, clean_env, process_alive, run_phoenix
 
 FAST = ["--set", "backoff_initial_seconds=0.05", "--set", "backoff_max_seconds=0.2", "--set",
         "kill_grace_seconds=1", "--no-repair"]
@@ -25,14 +25,6 @@ def write(path: Path, source: str) -> Path:
 
 def state(workspace: Path) -> dict:
     return json.loads((workspace / ".phoenix_cli" / "state.json").read_text())
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_output_passes_through_byte_for_byte_and_exit_0_ends_phoenix(tmp_path: Path) -> None:
@@ -79,7 +71,7 @@ def test_hang_is_killed_with_its_whole_tree_and_a_stack_dump(tmp_path: Path) -> 
     elapsed = time.monotonic() - started
     assert result.returncode == 4, result.stderr
     for pid in map(int, pids.read_text().split()):
-        assert not alive(pid), f"process {pid} outlived the hung job"
+        assert not process_alive(pid), f"process {pid} outlived the hung job"
     incident = state(tmp_path)["incidents"][-1]
     assert incident["kind"] == "hang"
     details = (tmp_path / incident["details"]).read_text()
@@ -155,7 +147,7 @@ def test_sigterm_stops_the_job_and_exits_143(tmp_path: Path) -> None:
     assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143
-    assert not alive(int(child_pid.read_text()))
+    assert not process_alive(int(child_pid.read_text()))
     assert state(tmp_path)["job"]["state"] == "interrupted"
 
 

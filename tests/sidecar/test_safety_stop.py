@@ -23,6 +23,7 @@ from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.state import StateStore
 from phoenix_sidecar.supervisor import Supervisor
 from phoenix_watchdog.heartbeat import Heartbeat
+from testkit import process_alive
 
 JOB = "import time\nfor i in range(40):\n    print('step', i, flush=True)\n    time.sleep(0.05)\n"
 
@@ -49,14 +50,6 @@ def _devnull() -> int:
     return os.open(os.devnull, os.O_WRONLY)
 
 
-def running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -77,7 +70,7 @@ def test_hot_gpu_stops_the_job_and_it_resumes_when_cool(tmp_path: Path) -> None:
         gpu.temperature = 96
         wait_for(lambda: any(isinstance(e, ev.SafetyTripped) for e in seen))
         wait_for(lambda: supervisor.state.job.state == "safety_stop")
-        assert first_pid is not None and not running(first_pid)
+        assert first_pid is not None and not process_alive(first_pid)
         time.sleep(0.5)  # still hot: it stays stopped
         assert supervisor.state.job.state == "safety_stop"
     finally:

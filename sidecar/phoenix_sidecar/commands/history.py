@@ -8,7 +8,6 @@ import json
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import RepairEngine
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every `phoenix` command builds the parser, and only this one needs them.
+    from phoenix_sidecar.repair import RepairEngine
+
     loaded = load_config(args)
     engine = RepairEngine(loaded.settings, StatePaths(loaded.workspace), EventBus(), config_file=loaded.config_file)
     records = engine.history()

@@ -11,14 +11,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import PatchReport, RepairEngine
-from phoenix_sidecar.repair.answer import MAX_ANSWER_CHARS
+
+if TYPE_CHECKING:
+    from phoenix_sidecar.repair import PatchReport
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -35,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every `phoenix` command builds the parser, and only this one needs the engine.
+    from phoenix_sidecar.repair import RepairEngine
+
     answer = _read_response(args.response)
     loaded = load_config(args, dry_run=True if args.dry_run else None)
     settings = loaded.settings
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_response(name: str) -> str:
+    from phoenix_sidecar.repair.answer import MAX_ANSWER_CHARS
+
     try:
         if name == "-":
             data = sys.stdin.buffer.read(MAX_RESPONSE_BYTES + 1)

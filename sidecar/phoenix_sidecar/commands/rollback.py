@@ -13,7 +13,6 @@ from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import RepairEngine
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every `phoenix` command builds the parser, and only this one needs them.
+    from phoenix_sidecar.repair import RepairEngine
+
     loaded = load_config(args)
     settings = loaded.settings
     paths = StatePaths(loaded.workspace).ensure()

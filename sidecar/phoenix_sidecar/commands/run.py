@@ -11,8 +11,6 @@ import argparse
 import shlex
 
 from phoenix_sidecar.commands.common import add_config_options, add_supervision_options, load_config, supervision_flags
-from phoenix_sidecar.local_runtime import LocalRuntime
-from phoenix_sidecar.session import supervise
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every `phoenix` command builds the parser, and only this one needs them.
+    from phoenix_sidecar.local_runtime import LocalRuntime
+    from phoenix_sidecar.session import supervise
+
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     loaded = load_config(args, train_cmd=cmd or None, **supervision_flags(args))
     settings = loaded.settings

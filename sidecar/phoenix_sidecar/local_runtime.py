@@ -136,14 +136,7 @@ class LocalRuntime:
             now = time.monotonic()
             limits = [d - now for d in (deadline, self._cleanup_deadline) if d is not None]
             wait_for = max(0.0, min(limits)) if limits else None
-            woken = False
-            for key, _ in self._sel.select(wait_for):
-                if key.data == "wake":
-                    woken = self._drain_wake()
-                elif key.data == "exit":
-                    self._reap()
-                else:
-                    self._pump(key.fd, key.data)
+            woken = self._dispatch(wait_for)
             if self._returncode is not None:
                 continue
             if woken or (deadline is not None and time.monotonic() >= deadline):
@@ -202,6 +195,18 @@ class LocalRuntime:
         assert self._proc is not None
         return procgroup.members(self._proc.pid, self._proc.pid, orphans_of=self._orphans_of)
 
+    def _dispatch(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` for output, the exit or a wake-up, and handle what came. True if woken."""
+        woken = False
+        for key, _ in self._sel.select(timeout):
+            if key.data == "wake":
+                woken = self._drain_wake()
+            elif key.data == "exit":
+                self._reap()
+            else:
+                self._pump(key.fd, key.data)
+        return woken
+
     def _pump(self, fd: int, stream: str) -> None:
         try:
             data = os.read(fd, READ_SIZE)
@@ -245,13 +250,7 @@ class LocalRuntime:
             remaining = end - time.monotonic()
             if remaining <= 0:
                 return
-            for key, _ in self._sel.select(remaining):
-                if key.data == "wake":
-                    self._drain_wake()
-                elif key.data == "exit":
-                    self._reap()
-                else:
-                    self._pump(key.fd, key.data)
+            self._dispatch(remaining)
 
     def _reap(self) -> None:
         assert self._proc is not None and self._pidfd is not None

@@ -57,8 +57,8 @@ def signal_all(pids: list[int], pgid: int, signum: int) -> None:
 
 
 def terminate(list_members: Callable[[], list[int]], pgid: int, grace: float, *, leader: int,
-              while_waiting: Callable[[float], None] | None = None, first_signal: int = signal.SIGTERM) -> bool:
-    """Stop every member: ``first_signal``, up to ``grace`` seconds, then SIGKILL.
+              while_waiting: Callable[[float], None] | None = None) -> bool:
+    """Stop every member: SIGTERM, up to ``grace`` seconds, then SIGKILL.
 
     Args:
         list_members: returns the live pids of the job (called repeatedly).
@@ -72,7 +72,7 @@ def terminate(list_members: Callable[[], list[int]], pgid: int, grace: float, *,
     pids = list_members()
     if not pids:
         return True
-    signal_all(pids, pgid, first_signal)
+    signal_all(pids, pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(pids, leader)
@@ -82,8 +82,7 @@ def terminate(list_members: Callable[[], list[int]], pgid: int, grace: float, *,
         (while_waiting or time.sleep)(min(_POLL * 5, max(0.0, deadline - time.monotonic())))
     pids = list_members()
     if pids:
-        log.info("job processes %s ignored %s for %.1fs; sending SIGKILL",
-                 pids, signal.Signals(first_signal).name, grace)
+        log.info("job processes %s ignored SIGTERM for %.1fs; sending SIGKILL", pids, grace)
         signal_all(pids, pgid, signal.SIGKILL)
         end = time.monotonic() + 5.0  # SIGKILL cannot be ignored; only D-state waits delay it
         while pids and time.monotonic() < end:

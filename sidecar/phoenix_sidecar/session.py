@@ -81,11 +81,11 @@ def supervise(loaded: LoadedConfig, make_runtime: RuntimeFactory, *, mode: str, 
         supervisor.state.supervisor = {"mode": mode, "pid": os.getpid(), "host": socket.gethostname(),
                                        "started": time.time(), "metrics": _metrics_address(gates)}
         runlog.event("session_started", mode=mode, workspace=str(paths.workspace), pid=os.getpid())
-        stack.enter_context(_shutdown_on_signals(supervisor))
+        stack.enter_context(_ShutdownOnSignals(supervisor))
         return supervisor.run()
 
 
-class _shutdown_on_signals:
+class _ShutdownOnSignals:
     """SIGTERM, SIGINT and SIGHUP ask the supervisor to stop the job and return."""
 
     def __init__(self, supervisor: Supervisor) -> None:

@@ -52,8 +52,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, runtime: Runtime, heartbeat: Heartbeat, store: StateStore,
                  bus: EventBus, paths: StatePaths, *, repair: RepairEngine | None = None,
-                 gates: Observability | None = None, diagnose: Callable[..., Diagnosis] | None = None,
-                 tick_seconds: float | None = None) -> None:
+                 gates: Observability | None = None, diagnose: Callable[..., Diagnosis] | None = None) -> None:
         self.settings = settings
         self.runtime = runtime
         self.heartbeat = heartbeat
@@ -67,7 +66,7 @@ class Supervisor:
         self.diagnose = diagnose
         self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)
         self.state = store.load()
-        self.tick_seconds = tick_seconds or min(IDLE_TICK_SECONDS, settings.gpu_poll_seconds)
+        self.tick_seconds = min(IDLE_TICK_SECONDS, settings.gpu_poll_seconds)
         self._shutdown: int | None = None
         self._trip: SafetyTrip | None = None
         self._wake = threading.Event()

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from phoenix_watchdog.worker import Worker
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -68,8 +70,8 @@ class Sampler(Generic[T]):
         self._on_stall = on_stall
         self._mono = mono
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(self._run, name)
+        self._stop = self._worker.stopping
         self._latest: T | None = None
         self._samples = 0
         self._in_flight_since: float | None = None
@@ -77,24 +79,15 @@ class Sampler(Generic[T]):
         self._cpu = 0.0
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to end and wait up to ``timeout``. False if it is stuck in a read."""
-        self._stop.set()
-        thread = self._thread
-        if thread is None:
+        if self._worker.stop(timeout):
             return True
-        thread.join(timeout)
-        if thread.is_alive():
-            log.warning("%s: a read is stuck (%s); leaving its thread behind", self._name,
-                        self.health().stalled_call or "unknown call")
-            return False
-        self._thread = None
-        return True
+        log.warning("%s: a read is stuck (%s); leaving its thread behind", self._name,
+                    self.health().stalled_call or "unknown call")
+        return False
 
     @property
     def latest(self) -> T | None:

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from phoenix_watchdog.gpu import as_text, describe_error, is_nvml_error
+from phoenix_watchdog.worker import Worker
 
 log = logging.getLogger(__name__)
 _NOTHING_TO_WATCH = object()
@@ -89,29 +90,22 @@ class XidWatcher:
         self._retry = retry_seconds
         self._wall = wall
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(self._run, "phoenix-xid")
+        self._stop = self._worker.stopping
         self._watching = False
         self._gpus: dict[int, dict[str, Any]] = {}
         self._by_uuid: dict[str, int] = {}
         self._errors: dict[str, int] = {}
 
     def start(self) -> None:
-        if self._thread is None and self._nvml is not None:
-            self._thread = threading.Thread(target=self._run, name="phoenix-xid", daemon=True)
-            self._thread.start()
+        if self._nvml is not None:
+            self._worker.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
-        self._stop.set()
-        thread = self._thread
-        if thread is None:
+        if self._worker.stop(timeout):
             return True
-        thread.join(timeout)
-        if thread.is_alive():
-            log.warning("Xid watcher is stuck in NVML; leaving its thread behind")
-            return False
-        self._thread = None
-        return True
+        log.warning("Xid watcher is stuck in NVML; leaving its thread behind")
+        return False
 
     def state(self) -> XidState:
         with self._lock:

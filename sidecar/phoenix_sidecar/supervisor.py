@@ -71,7 +71,6 @@ class Supervisor:
         self._trip: SafetyTrip | None = None
         self._wake = threading.Event()
         self._last_status_save = 0.0
-        self._run = self.state.job.run
 
     # -- public -------------------------------------------------------------------------------
     def request_shutdown(self, signum: int) -> None:
@@ -112,15 +111,14 @@ class Supervisor:
         """Start the job; a restart (``reason`` set) spends the total budget unless ``counts`` is off."""
         self._set_state(JobState.STARTING)
         self.runtime.start()
-        self._run += 1
+        self.state.job.run += 1
         if reason is not None:
             if counts:
                 self.state.budgets.total_restarts += 1
             self.bus.emit(ev.JobRestarted(reason=reason))
-        self.state.job.run = self._run
         self.state.job.target = self.runtime.target
         self.state.job.started_at = time.time()
-        self.bus.emit(ev.JobStarted(run=self._run, target=self.runtime.target))
+        self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target))
         self._set_state(JobState.RUNNING)
 
     def _watch(self) -> RunEnd:
@@ -174,7 +172,7 @@ class Supervisor:
     def _open_incident(self, end: RunEnd, diagnosis: Diagnosis) -> Incident:
         incident = Incident(
             id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=time.time(),
-            run=self._run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
+            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
             category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary,
             exception=diagnosis.exception, message=diagnosis.message,
             frame=diagnosis.to_json()["frame"], details=self._write_details(end))
@@ -215,7 +213,7 @@ class Supervisor:
             if outcome.ok:
                 if outcome.outcome == "promoted":
                     self.state.promoted_repair = {"id": outcome.repair_id, "run_seconds_before": end.duration,
-                                                  "signature": diagnosis.signature, "run": self._run + 1}
+                                                  "signature": diagnosis.signature, "run": self.state.job.run + 1}
                 return self._restart_after(0.0, reason="repair")
             if outcome.outcome == "no_target":
                 self._give_up(incident, diagnosis, Decision(
@@ -240,7 +238,7 @@ class Supervisor:
     def _maybe_roll_back(self, end: RunEnd, incident: Incident) -> bool:
         """A repaired job that fails sooner than before gets its repair rolled back."""
         promoted = self.state.promoted_repair
-        if not promoted or promoted.get("run") != self._run:
+        if not promoted or promoted.get("run") != self.state.job.run:
             return False
         self.state.promoted_repair = None
         if not self.settings.auto_rollback or self.repair is None:
@@ -280,7 +278,7 @@ class Supervisor:
     def _safety_stop(self, end: RunEnd) -> bool:
         trip = self._trip
         assert trip is not None
-        incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=time.time(), run=self._run,
+        incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=time.time(), run=self.state.job.run,
                             run_seconds=round(end.duration, 3), exit=end.exit.describe(), category=trip.gate,
                             summary=trip.detail, details=self._write_details(end))
         self.state.add_incident(incident)

@@ -87,6 +87,7 @@ class LocalRuntime:
         self._ended_at = 0.0
         self._cleanup_deadline: float | None = None
         self._cleanup_stage = 0
+        self._leftovers: list[int] = []
 
     @property
     def target(self) -> str:
@@ -268,23 +269,29 @@ class LocalRuntime:
         self._pidfd = None
 
     def _after_exit(self) -> RunEnd | None:
-        """The main process is gone: stop what is left of the job, drain the pipes, then report."""
+        """The main process is gone: stop what is left of the job, drain the pipes, then report.
+
+        The process table is read once at the exit; only when something was left is it read again
+        (each read scans /proc, which costs milliseconds on a busy host, on the crash-to-decision path).
+        """
         assert self._proc is not None
         now = time.monotonic()
         if self._cleanup_stage == 0:
             self._cleanup_stage = 1
-            leftovers = self._members()
-            if leftovers:
-                log.info("job exited; stopping %d leftover process(es): %s", len(leftovers), leftovers)
-                procgroup.signal_all(leftovers, self._proc.pid, signal.SIGTERM)
+            self._leftovers = self._members()
+            if self._leftovers:
+                log.info("job exited; stopping %d leftover process(es): %s", len(self._leftovers), self._leftovers)
+                procgroup.signal_all(self._leftovers, self._proc.pid, signal.SIGTERM)
                 self._cleanup_deadline = now + self.kill_grace
             else:
                 self._cleanup_deadline = now + 0.5  # output still in the pipes arrives at once
-        if not self._streams and not self._members():
+        elif self._leftovers:
+            self._leftovers = self._members()
+        if not self._streams and not self._leftovers:
             return self._finish()
         if self._cleanup_deadline is not None and now >= self._cleanup_deadline:
-            if self._cleanup_stage == 1 and self._members():
-                procgroup.signal_all(self._members(), self._proc.pid, signal.SIGKILL)
+            if self._cleanup_stage == 1 and self._leftovers:
+                procgroup.signal_all(self._leftovers, self._proc.pid, signal.SIGKILL)
                 self._cleanup_stage = 2
                 self._cleanup_deadline = now + 2.0
                 return None
@@ -324,3 +331,4 @@ class LocalRuntime:
         self._returncode = None
         self._cleanup_deadline = None
         self._cleanup_stage = 0
+        self._leftovers = []

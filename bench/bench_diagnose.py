@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "watchdog")]
 
-from phoenix_watchdog.diagnose import diagnose  # noqa: E402
-from phoenix_watchdog.failure import ExitStatus  # noqa: E402
+from phoenix_watchdog.diagnosis.diagnose import diagnose  # noqa: E402
+from phoenix_watchdog.diagnosis.failure import ExitStatus  # noqa: E402
 
 LOGS = ROOT / "tests" / "data" / "logs"
 BUDGET_MS = 50.0

@@ -36,7 +36,7 @@ sys.path[:0] = [str(REPO / "sidecar"), str(REPO / "watchdog")]
 
 import docker  # noqa: E402
 
-from phoenix_watchdog.dockerlogs import parse_rfc3339_ns  # noqa: E402
+from phoenix_watchdog.sources.dockerlogs import parse_rfc3339_ns  # noqa: E402
 
 PHOENIX = [sys.executable, "-m", "phoenix_sidecar"]
 IMAGE = "python:3.11-slim"

@@ -30,8 +30,8 @@ sys.path[:0] = [str(REPO / "sidecar"), str(REPO / "watchdog")]
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from phoenix_sidecar import events as ev  # noqa: E402
-from phoenix_sidecar.observability import Observability  # noqa: E402
-from phoenix_sidecar.settings import Settings  # noqa: E402
+from phoenix_sidecar.observe.observability import Observability  # noqa: E402
+from phoenix_sidecar.config.schema import Settings  # noqa: E402
 from phoenix_watchdog.heartbeat import Heartbeat  # noqa: E402
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"

@@ -41,7 +41,7 @@ from phoenix_sidecar.events import EventBus  # noqa: E402
 from phoenix_sidecar.paths import StatePaths  # noqa: E402
 from phoenix_sidecar.repair import RepairEngine, gitrepo, promote, verify  # noqa: E402
 from phoenix_sidecar.repair import pipeline as pl  # noqa: E402
-from phoenix_sidecar.settings import Settings  # noqa: E402
+from phoenix_sidecar.config.schema import Settings  # noqa: E402
 
 TARGET_SECONDS = 1.0
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",

@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "sidecar"), str(ROOT / "watchdog")]
 
-from phoenix_sidecar.settings import DEFAULT_ACTIONS, SECRET_VARIABLES, key_specs  # noqa: E402
+from phoenix_sidecar.config.schema import DEFAULT_ACTIONS, SECRET_VARIABLES, key_specs  # noqa: E402
 
 TARGET = ROOT / "deploy" / "phoenix.example.yaml"
 GROUPS = {
@@ -31,7 +31,7 @@ HEADER = """\
 # `phoenix config` prints the effective values and where each one came from.
 # Secrets (API keys) are never read from this file: the *_api_key_env settings name the variable.
 #
-# Generated from sidecar/phoenix_sidecar/settings.py by scripts/gen_example_config.py.
+# Generated from sidecar/phoenix_sidecar/config/schema.py by scripts/gen_example_config.py.
 """
 
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from phoenix_sidecar import config
-from phoenix_sidecar.settings import key_specs
+from phoenix_sidecar.config import loader as config
+from phoenix_sidecar.config.schema import key_specs
 from testkit import REPO
 
 

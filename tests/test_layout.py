@@ -31,7 +31,7 @@ def test_source_roots_are_not_packages_and_docker_sdk_has_one_seam() -> None:
     assert not (REPO / "watchdog" / "__init__.py").exists()
     users = [p.relative_to(REPO) for p in (REPO / "sidecar").rglob("*.py")
              if any(m == "docker" or m.startswith("docker.") for m in imported_modules(p))]
-    assert [str(p) for p in users] == ["sidecar/phoenix_sidecar/docker_guard.py"]
+    assert [str(p) for p in users] == ["sidecar/phoenix_sidecar/runtime/docker/guard.py"]
 
 
 def test_installed_distribution_ships_no_top_level_sidecar_or_watchdog(tmp_path: Path) -> None:

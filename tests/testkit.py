@@ -46,7 +46,7 @@ def run_phoenix(args: list[str], *, cwd: Path, env: dict[str, str] | None = None
 
 def process_alive(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie, exited but not yet reaped, counts as gone)."""
-    from phoenix_watchdog.proctree import read_proc
+    from phoenix_watchdog.probes.proctree import read_proc
 
     info = read_proc(pid)
     return info is not None and info.state != "Z"

@@ -80,7 +80,7 @@ class Stack:
             "services": {
                 "trainer": {"command": ["python", "-u", "job.py"], "network_mode": "none",
                             "labels": {"phoenix.role": label, "phoenix.test": engine.run_id}},
-                "socket-proxy": {"entrypoint": ["python", "-m", "phoenix_sidecar.docker_proxy",
+                "socket-proxy": {"entrypoint": ["python", "-m", "phoenix_sidecar.runtime.docker.proxy",
                                                 "--label", f"phoenix.role={label}", "--listen",
                                                 "/run/phoenix-proxy/docker.sock", "--owner", f"{SIDECAR_UID}:{SIDECAR_UID}"],
                                  "labels": {"phoenix.test": engine.run_id}},

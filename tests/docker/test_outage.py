@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import dockerkit
-from phoenix_sidecar.docker_runtime import DockerRuntime
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.runtime.docker.runtime import DockerRuntime
+from phoenix_sidecar.config.schema import Settings
 from phoenix_watchdog.heartbeat import Heartbeat
 
 TICKER = ["python3", "-u", "-c", "import time\nfor i in range(100000):\n print('tick', i); time.sleep(0.05)"]

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 import dockerkit
-from phoenix_sidecar.docker_guard import DockerGate
-from phoenix_sidecar.docker_runtime import DockerRuntime
+from phoenix_sidecar.runtime.docker.guard import DockerGate
+from phoenix_sidecar.runtime.docker.runtime import DockerRuntime
 from phoenix_sidecar.errors import ConfigError, ContainerGone, DockerUnreachable
-from phoenix_sidecar.settings import Settings
-from phoenix_watchdog.dockerlogs import parse_rfc3339_ns
-from phoenix_watchdog.failure import HangInfo
+from phoenix_sidecar.config.schema import Settings
+from phoenix_watchdog.sources.dockerlogs import parse_rfc3339_ns
+from phoenix_watchdog.diagnosis.failure import HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
 
@@ -226,7 +226,7 @@ def test_a_start_that_timed_out_is_inspected_not_repeated(engine, containers, ru
     """The start request reached the daemon but its answer was lost: one start, not two."""
     c = containers(["python3", "-c", "import time; print('up', flush=True); time.sleep(30)"])
     rt = runtimes(container=c["name"])
-    from phoenix_sidecar.docker_guard import TargetGuard
+    from phoenix_sidecar.runtime.docker.guard import TargetGuard
 
     real_start = TargetGuard.start
     calls = []

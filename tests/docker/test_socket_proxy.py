@@ -19,13 +19,13 @@ import docker.errors
 import pytest
 
 import dockerkit
-from phoenix_sidecar.docker_guard import DockerGate
-from phoenix_sidecar.docker_runtime import DockerRuntime
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.runtime.docker.guard import DockerGate
+from phoenix_sidecar.runtime.docker.runtime import DockerRuntime
+from phoenix_sidecar.config.schema import Settings
 from phoenix_watchdog.heartbeat import Heartbeat
 from testkit import clean_env
 
-PY = [sys.executable, "-m", "phoenix_sidecar.docker_proxy"]
+PY = [sys.executable, "-m", "phoenix_sidecar.runtime.docker.proxy"]
 
 
 @pytest.fixture

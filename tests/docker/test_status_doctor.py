@@ -12,7 +12,7 @@ import pytest
 
 import dockerkit
 from phoenix_sidecar.commands import doctor
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.config.schema import Settings
 from testkit import PHOENIX, clean_env, run_phoenix
 
 

@@ -52,8 +52,8 @@ def full_scrape() -> str:
     from prometheus_client import generate_latest
 
     from phoenix_sidecar import events as ev
-    from phoenix_sidecar.observability import Observability
-    from phoenix_sidecar.settings import Settings
+    from phoenix_sidecar.observe.observability import Observability
+    from phoenix_sidecar.config.schema import Settings
     from phoenix_watchdog.heartbeat import Heartbeat
 
     nv = load_fakenvml().eight_gpus()

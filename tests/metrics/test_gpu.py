@@ -8,9 +8,9 @@ import time
 import pynvml
 import pytest
 
-from phoenix_watchdog.gpu import NvmlReader
-from phoenix_watchdog.gpu_poller import Sampler
-from phoenix_watchdog.gpu_xid import XidWatcher
+from phoenix_watchdog.probes.gpu import NvmlReader
+from phoenix_watchdog.probes.gpu_poller import Sampler
+from phoenix_watchdog.probes.gpu_xid import XidWatcher
 
 
 def wait_for(condition, timeout: float = 3.0) -> None:

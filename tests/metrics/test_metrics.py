@@ -11,13 +11,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from phoenix_sidecar import events as ev
-from phoenix_sidecar.metrics import DiskCollector, GpuCollector, HeartbeatCollector, PhoenixMetrics
-from phoenix_sidecar.safety import GateChange, SafetyTrip
-from phoenix_sidecar.settings import CATEGORIES, Settings
-from phoenix_watchdog.disk import DiskSnapshot, DiskUsage
-from phoenix_watchdog.gpu import NvmlReader
-from phoenix_watchdog.gpu_poller import SamplerHealth
-from phoenix_watchdog.gpu_xid import XidGpu, XidState
+from phoenix_sidecar.observe.metrics import DiskCollector, GpuCollector, HeartbeatCollector, PhoenixMetrics
+from phoenix_sidecar.observe.gates import GateChange, SafetyTrip
+from phoenix_sidecar.config.schema import CATEGORIES, Settings
+from phoenix_watchdog.probes.disk import DiskSnapshot, DiskUsage
+from phoenix_watchdog.probes.gpu import NvmlReader
+from phoenix_watchdog.probes.gpu_poller import SamplerHealth
+from phoenix_watchdog.probes.gpu_xid import XidGpu, XidState
 from phoenix_watchdog.heartbeat import Heartbeat
 
 HEALTHY = SamplerHealth(samples=1, stalled=False, stalled_call=None, in_flight_seconds=None, cpu_seconds=0.0)

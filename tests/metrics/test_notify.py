@@ -13,7 +13,7 @@ import pytest
 
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.errors import ConfigError
-from phoenix_sidecar.notify import WebhookNotifier, message_for, redact
+from phoenix_sidecar.observe.notify import WebhookNotifier, message_for, redact
 
 
 class Receiver:

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.errors import ConfigError
-from phoenix_sidecar.observability import Observability, SafetyTrip
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.observe.observability import Observability, SafetyTrip
+from phoenix_sidecar.config.schema import Settings
 from phoenix_watchdog.heartbeat import Heartbeat
 
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from phoenix_sidecar.safety import GIB, GateLimits, SafetyGates
-from phoenix_sidecar.settings import Settings
-from phoenix_watchdog.disk import DiskSnapshot, DiskUsage
-from phoenix_watchdog.gpu import GpuIdentity, GpuReading, GpuSnapshot
-from phoenix_watchdog.gpu_xid import XidEvent
+from phoenix_sidecar.observe.gates import GIB, GateLimits, SafetyGates
+from phoenix_sidecar.config.schema import Settings
+from phoenix_watchdog.probes.disk import DiskSnapshot, DiskUsage
+from phoenix_watchdog.probes.gpu import GpuIdentity, GpuReading, GpuSnapshot
+from phoenix_watchdog.probes.gpu_xid import XidEvent
 
 
 def gpu(index: int = 0, **fields) -> GpuReading:

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from phoenix_sidecar.errors import ConfigError
-from phoenix_sidecar.metrics_server import MetricsServer, parse_address
+from phoenix_sidecar.observe.http import MetricsServer, parse_address
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 from phoenix_sidecar.events import Event, EventBus
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import RepairEngine
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.config.schema import Settings
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "Test",
            "GIT_COMMITTER_EMAIL": "test@example.com", "GIT_CONFIG_NOSYSTEM": "1"}

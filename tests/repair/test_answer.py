@@ -7,7 +7,7 @@ import json
 import pytest
 
 from phoenix_sidecar.errors import AnswerRejected
-from phoenix_sidecar.repair.answer import parse_answer
+from phoenix_sidecar.repair.patch.answer import parse_answer
 from phoenix_sidecar.repair.model import Patch
 
 SR = {"file_path": "train.py", "mode": "search_replace", "search": "a = 1", "replace": "a = 2"}

@@ -14,7 +14,7 @@ import pytest
 
 from phoenix_sidecar.events import LlmCalled, RepairFinished, RepairPromoted, VerificationFinished
 from phoenix_sidecar.repair import RepairRequest
-from phoenix_watchdog.failure import Diagnosis, Frame
+from phoenix_watchdog.diagnosis.failure import Diagnosis, Frame
 from repair.kit import ScriptedServer, build_harness, make_repo, openai_reply
 
 TRAIN = textwrap.dedent('''\
@@ -271,8 +271,8 @@ def test_a_hang_is_repaired_from_its_stack_dump(job: tuple[Path, Path]) -> None:
 
 
 def test_the_watchdogs_own_diagnosis_drives_the_repair(job: tuple[Path, Path]) -> None:
-    from phoenix_watchdog.diagnose import diagnose
-    from phoenix_watchdog.failure import ExitStatus
+    from phoenix_watchdog.diagnosis.diagnose import diagnose
+    from phoenix_watchdog.diagnosis.failure import ExitStatus
 
     ws, state = job
     log, line = _crash(ws)

@@ -163,7 +163,7 @@ def _engine_script(ws: Path, marker: Path, leader_lives: float = 300) -> str:
         from phoenix_sidecar.events import EventBus
         from phoenix_sidecar.paths import StatePaths
         from phoenix_sidecar.repair import RepairEngine
-        from phoenix_sidecar.settings import Settings
+        from phoenix_sidecar.config.schema import Settings
         test = [sys.executable, "-c",
                 "import os, subprocess, sys, time; child = subprocess.Popen(['sleep', '300']); "
                 "open(sys.argv[1], 'w').write(f'{{os.getpid()}} {{child.pid}}'); time.sleep({leader_lives})",

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from phoenix_sidecar.lock import WorkspaceLock
+from phoenix_sidecar.supervise.lock import WorkspaceLock
 from repair.kit import TRAIN, fingerprint, git
 from testkit import run_phoenix
 

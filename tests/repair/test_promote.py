@@ -103,7 +103,7 @@ CRASH = textwrap.dedent('''
     from phoenix_sidecar.events import EventBus
     from phoenix_sidecar.paths import StatePaths
     from phoenix_sidecar.repair import RepairEngine, promote
-    from phoenix_sidecar.settings import Settings
+    from phoenix_sidecar.config.schema import Settings
     real, written = promote._write, []
     def write_then_die(path, data):
         real(path, data)

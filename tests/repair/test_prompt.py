@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, render_source
 from phoenix_sidecar.repair.redact import MASK, Redactor, clean_log
-from phoenix_watchdog.failure import Diagnosis, Frame
+from phoenix_watchdog.diagnosis.failure import Diagnosis, Frame
 
 LIMITS = PromptLimits(tail_lines=200, max_file_chars=120000, max_prompt_chars=180000, max_patch_files=5,
                       max_patch_lines=200)

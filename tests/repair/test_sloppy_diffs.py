@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phoenix_sidecar.errors import AnswerRejected
-from phoenix_sidecar.repair.apply import apply_patches
+from phoenix_sidecar.repair.patch.apply import apply_patches
 from phoenix_sidecar.repair.model import Patch
 from phoenix_sidecar.repair.safety import changed_lines, check_added
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_sidecar import config
+from phoenix_sidecar.config import loader as config
 from phoenix_sidecar.errors import ConfigError
-from phoenix_sidecar.settings import key_specs
+from phoenix_sidecar.config.schema import key_specs
 from testkit import run_phoenix
 
 # The environment variables of phoenix_cli_manager.py, with their defaults (issue #3's table).

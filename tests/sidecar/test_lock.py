@@ -16,7 +16,7 @@ import pytest
 
 from testkit import PHOENIX, clean_env, run_phoenix
 from phoenix_sidecar.errors import LockHeld
-from phoenix_sidecar.lock import WorkspaceLock, holder_is_dead, read_holder
+from phoenix_sidecar.supervise.lock import WorkspaceLock, holder_is_dead, read_holder
 
 LOCK = Path(".phoenix_cli") / "train.lock"
 

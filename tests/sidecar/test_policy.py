@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
-from phoenix_sidecar import policy
-from phoenix_sidecar.config import load
-from phoenix_sidecar.policy import Action, PolicySpec
-from phoenix_sidecar.settings import CATEGORIES, DEFAULT_ACTIONS
-from phoenix_sidecar.state import Budgets
-from phoenix_watchdog.failure import Diagnosis
+from phoenix_sidecar.supervise import policy
+from phoenix_sidecar.config.loader import load
+from phoenix_sidecar.supervise.policy import Action, PolicySpec
+from phoenix_sidecar.config.schema import CATEGORIES, DEFAULT_ACTIONS
+from phoenix_sidecar.supervise.state import Budgets
+from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 
 def spec(**over) -> PolicySpec:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from metrics.fakenvml import FakeGpu, FakeNvml
 from phoenix_sidecar import events as ev
-from phoenix_sidecar.config import load
+from phoenix_sidecar.config.loader import load
 from phoenix_sidecar.errors import GaveUp
 from phoenix_sidecar.events import EventBus
-from phoenix_sidecar.local_runtime import LocalRuntime
-from phoenix_sidecar.observability import Observability
+from phoenix_sidecar.runtime.local.runtime import LocalRuntime
+from phoenix_sidecar.observe.observability import Observability
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.state import StateStore
-from phoenix_sidecar.supervisor import Supervisor
+from phoenix_sidecar.supervise.state import StateStore
+from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_watchdog.heartbeat import Heartbeat
 from testkit import process_alive
 

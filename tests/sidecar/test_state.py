@@ -11,7 +11,7 @@ import pytest
 
 from phoenix_sidecar.errors import StateError
 from phoenix_sidecar.fsutil import atomic_write_text
-from phoenix_sidecar.state import Incident, StateStore, SupervisorState
+from phoenix_sidecar.supervise.state import Incident, StateStore, SupervisorState
 
 
 @pytest.fixture

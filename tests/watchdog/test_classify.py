@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from phoenix_watchdog.classify import classify_chain, classify_error
-from phoenix_watchdog.failure import ExitStatus
-from phoenix_watchdog.launcher import find_root_cause
-from phoenix_watchdog.logtext import LogLine, split_log
-from phoenix_watchdog.markers import classify_line, exit_findings
-from phoenix_watchdog.pytrace import PyError, SourceFrame
+from phoenix_watchdog.diagnosis.classify import classify_chain, classify_error
+from phoenix_watchdog.diagnosis.failure import ExitStatus
+from phoenix_watchdog.diagnosis.launcher import find_root_cause
+from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.markers import classify_line, exit_findings
+from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
 
 WS = "/ws"
 USER = (SourceFrame("/ws/train.py", 10, "main", "train(cfg)"),)
@@ -220,5 +220,5 @@ def test_torchrun_root_cause_with_the_workers_traceback() -> None:
 ])
 def test_ordinary_progress_lines_do_not_reach_the_marker_rules(text: str) -> None:
     # The trigger scan is what keeps long logs cheap: the bulk of a log must not pass it.
-    from phoenix_watchdog.markers import _TRIGGER
+    from phoenix_watchdog.diagnosis.markers import _TRIGGER
     assert _TRIGGER.search(text) is None

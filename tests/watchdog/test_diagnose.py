@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from phoenix_watchdog.diagnose import diagnose
-from phoenix_watchdog.failure import ExitStatus, HangInfo
+from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 
 WS = "/ws"
 

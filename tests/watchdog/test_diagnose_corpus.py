@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phoenix_watchdog.diagnose import diagnose
-from phoenix_watchdog.failure import Diagnosis, ExitStatus, HangInfo
-from phoenix_sidecar.settings import CATEGORIES
+from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
+from phoenix_sidecar.config.schema import CATEGORIES
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
 SPEC = yaml.safe_load((LOGS / "expected.yaml").read_text())

@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phoenix_watchdog.diagnose import diagnose
-from phoenix_watchdog.failure import ExitStatus
-from phoenix_watchdog.logtext import split_log
+from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.failure import ExitStatus
+from phoenix_watchdog.diagnosis.logtext import split_log
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
 WS = "/workspace"

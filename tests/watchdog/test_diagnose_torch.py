@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phoenix_watchdog.diagnose import diagnose
-from phoenix_watchdog.failure import ExitStatus
+from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.failure import ExitStatus
 
 pytest.importorskip("torch", exc_type=ImportError)  # absent or broken: skip
 

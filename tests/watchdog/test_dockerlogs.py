@@ -8,7 +8,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from phoenix_watchdog.dockerlogs import Demuxer, DockerLogReader, LogCursor, parse_rfc3339_ns, split_timestamp
+from phoenix_watchdog.sources.dockerlogs import Demuxer, DockerLogReader, LogCursor, parse_rfc3339_ns, split_timestamp
 
 
 def frame(stream: int, payload: bytes) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_watchdog.filetail import FileTailer, read_last
+from phoenix_watchdog.sources.filetail import FileTailer, read_last
 
 
 class Collector:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phoenix_watchdog.logtext import MAX_CHARS, last_overwrite, split_log, strip_ansi, strip_prefixes
+from phoenix_watchdog.diagnosis.logtext import MAX_CHARS, last_overwrite, split_log, strip_ansi, strip_prefixes
 
 
 @pytest.mark.parametrize(("raw", "text", "stream"), [

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from phoenix_watchdog.logtext import split_log
-from phoenix_watchdog.pytrace import looks_like_exception, parse_tracebacks
+from phoenix_watchdog.diagnosis.logtext import split_log
+from phoenix_watchdog.diagnosis.pytrace import looks_like_exception, parse_tracebacks
 
 SIMPLE = '''\
 step 3 loss 0.2

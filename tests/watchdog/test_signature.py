@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from phoenix_watchdog.signature import make_signature, normalise
-from phoenix_watchdog.usercode import display_path, is_user_path, stable_path
+from phoenix_watchdog.diagnosis.signature import make_signature, normalise
+from phoenix_watchdog.diagnosis.usercode import display_path, is_user_path, stable_path
 
 from testkit import clean_env
 
@@ -53,7 +53,7 @@ def test_signature_format_and_parts() -> None:
 
 
 def test_signatures_are_stable_across_processes() -> None:
-    code = ("from phoenix_watchdog.signature import make_signature as m; "
+    code = ("from phoenix_watchdog.diagnosis.signature import make_signature as m; "
             "print(m('cuda_oom', 'cuda_oom', 'models/net.py:forward'))")
     outs = {subprocess.run([sys.executable, "-c", code], env=clean_env({"PYTHONHASHSEED": seed}),
                            capture_output=True, text=True, check=True).stdout for seed in ("1", "2")}

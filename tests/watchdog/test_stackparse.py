@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phoenix_watchdog.stackparse import crashed_thread, main_thread, parse_stacks
+from phoenix_watchdog.diagnosis.stackparse import crashed_thread, main_thread, parse_stacks
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
 

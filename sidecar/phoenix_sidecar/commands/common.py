@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
-from phoenix_sidecar import config
-from phoenix_sidecar.config import LoadedConfig
+from phoenix_sidecar.config import loader as config
+from phoenix_sidecar.config.loader import LoadedConfig
 from phoenix_sidecar.errors import UsageError
 
 

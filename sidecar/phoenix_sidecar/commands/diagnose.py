@@ -14,9 +14,9 @@ import sys
 from typing import BinaryIO
 
 from phoenix_sidecar.errors import UsageError
-from phoenix_watchdog.diagnose import diagnose
-from phoenix_watchdog.failure import Diagnosis, ExitStatus
-from phoenix_watchdog.logtext import MAX_CHARS
+from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus
+from phoenix_watchdog.diagnosis.logtext import MAX_CHARS
 
 # diagnose() looks at the last MAX_CHARS characters; reading a few times that many bytes keeps
 # multi-byte text whole without ever reading a multi-gigabyte log in full.

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix_sidecar import config
+from phoenix_sidecar.config import loader as config
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.commands.status import lock_status
 from phoenix_sidecar.errors import ConfigError, ContainerGone, PhoenixError, RefusedAction
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.config.schema import Settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 CHECKS = ("docker", "container", "volumes", "lock", "llm", "git", "gpu")
@@ -84,7 +84,7 @@ def _watches_a_container(settings: Settings) -> bool:
 def check_docker(settings: Settings) -> Result:
     if not _watches_a_container(settings):
         return Result("docker", SKIP, "no container configured (phoenix run needs no Docker)")
-    from phoenix_sidecar.docker_guard import DockerGate
+    from phoenix_sidecar.runtime.docker.guard import DockerGate
 
     gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
     try:
@@ -109,8 +109,8 @@ def check_docker(settings: Settings) -> Result:
 def check_container(settings: Settings) -> Result:
     if not _watches_a_container(settings):
         return Result("container", SKIP, "no container configured (set container or container_label for watch)")
-    from phoenix_sidecar.docker_guard import DockerGate
-    from phoenix_sidecar.docker_monitor import Observed, mounts_workspace
+    from phoenix_sidecar.runtime.docker.guard import DockerGate
+    from phoenix_sidecar.runtime.docker.monitor import Observed, mounts_workspace
 
     gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
     selector = settings.container or f"label {settings.container_label}"

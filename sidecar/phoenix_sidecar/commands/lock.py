@@ -14,7 +14,7 @@ import sys
 
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import RuntimeUnavailable, UsageError
-from phoenix_sidecar.lock import WorkspaceLock
+from phoenix_sidecar.supervise.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.events import EventBus
-from phoenix_sidecar.lock import WorkspaceLock
+from phoenix_sidecar.supervise.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_response(name: str) -> str:
-    from phoenix_sidecar.repair.answer import MAX_ANSWER_CHARS
+    from phoenix_sidecar.repair.patch.answer import MAX_ANSWER_CHARS
 
     try:
         if name == "-":

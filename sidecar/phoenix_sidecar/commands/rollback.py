@@ -11,7 +11,7 @@ import json
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.events import EventBus
-from phoenix_sidecar.lock import WorkspaceLock
+from phoenix_sidecar.supervise.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
 
 

@@ -25,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: every `phoenix` command builds the parser, and only this one needs them.
-    from phoenix_sidecar.local_runtime import LocalRuntime
-    from phoenix_sidecar.session import supervise
+    from phoenix_sidecar.runtime.local.runtime import LocalRuntime
+    from phoenix_sidecar.supervise.session import supervise
 
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     loaded = load_config(args, train_cmd=cmd or None, **supervision_flags(args))

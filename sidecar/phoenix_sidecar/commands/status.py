@@ -21,10 +21,10 @@ from typing import Any
 
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import PhoenixError
-from phoenix_sidecar.lock import read_holder
+from phoenix_sidecar.supervise.lock import read_holder
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.settings import Settings
-from phoenix_sidecar.state import SupervisorState, read_state
+from phoenix_sidecar.config.schema import Settings
+from phoenix_sidecar.supervise.state import SupervisorState, read_state
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -91,8 +91,8 @@ def _locks_inode(line: str) -> int | None:
 
 def live_container(settings: Settings) -> dict[str, Any]:
     """A live look at the supervised container, or why there is none."""
-    from phoenix_sidecar.docker_guard import DockerGate
-    from phoenix_sidecar.docker_monitor import Observed
+    from phoenix_sidecar.runtime.docker.guard import DockerGate
+    from phoenix_sidecar.runtime.docker.monitor import Observed
 
     gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
     try:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from phoenix_sidecar.commands.common import add_config_options, add_supervision_options, load_config, supervision_flags
 from phoenix_sidecar.errors import UsageError
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.state import read_state
+from phoenix_sidecar.supervise.state import read_state
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: every `phoenix` command builds the parser, and only this one needs them.
-    from phoenix_sidecar.docker_runtime import DockerRuntime
-    from phoenix_sidecar.session import supervise
+    from phoenix_sidecar.runtime.docker.runtime import DockerRuntime
+    from phoenix_sidecar.supervise.session import supervise
 
     loaded = load_config(args, container=args.container, container_label=args.container_label,
                          log_file=args.log_file, **supervision_flags(args))

@@ -17,13 +17,15 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from phoenix_sidecar import config, fsutil
+from phoenix_sidecar import fsutil
+
+from phoenix_sidecar.config import loader as config
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import gitrepo, isolation
-from phoenix_sidecar.repair.answer import parse_answer
-from phoenix_sidecar.repair.llm import LlmChain, build_clients
+from phoenix_sidecar.repair.patch.answer import parse_answer
+from phoenix_sidecar.repair.llm.chain import LlmChain, build_clients
 from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
 from phoenix_sidecar.repair.pipeline import Pipeline
 from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
@@ -31,8 +33,8 @@ from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prom
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
 from phoenix_sidecar.repair.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
-from phoenix_sidecar.settings import Settings
-from phoenix_watchdog.failure import Diagnosis
+from phoenix_sidecar.config.schema import Settings
+from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 log = logging.getLogger(__name__)
 

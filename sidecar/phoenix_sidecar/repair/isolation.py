@@ -21,7 +21,7 @@ from phoenix_sidecar.errors import RepairError
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import gitrepo, proc
 from phoenix_sidecar.repair.gitrepo import Repo, Snapshot
-from phoenix_watchdog.proctree import start_token
+from phoenix_watchdog.probes.proctree import start_token
 
 log = logging.getLogger(__name__)
 

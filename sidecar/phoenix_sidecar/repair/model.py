@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from phoenix_watchdog.failure import Diagnosis
+from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 PATCH_MODES = ("unified_diff", "replace_range", "search_replace")
 

@@ -19,14 +19,15 @@ from typing import Any
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, RepairError
 from phoenix_sidecar.events import EventBus, PatchRejected, RepairPromoted
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import gitrepo, isolation, udiff
-from phoenix_sidecar.repair.apply import FLAG_REASONS, apply_patches
+from phoenix_sidecar.repair import gitrepo, isolation
+from phoenix_sidecar.repair.patch import diff as udiff
+from phoenix_sidecar.repair.patch.apply import FLAG_REASONS, apply_patches
 from phoenix_sidecar.repair.model import Patch, PatchReport, PatchStatus
 from phoenix_sidecar.repair.promote import Promoter
 from phoenix_sidecar.repair.records import RecordWriter, now_iso
 from phoenix_sidecar.repair.safety import PathPolicy, changed_lines, check_added, decode_source, encode_source
 from phoenix_sidecar.repair.verify import verify
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.config.schema import Settings
 
 log = logging.getLogger(__name__)
 

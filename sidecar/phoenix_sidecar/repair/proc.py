@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix_watchdog.proctree import all_processes
+from phoenix_watchdog.probes.proctree import all_processes
 
 KILL_GRACE_SECONDS = 2.0
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from phoenix_watchdog.failure import Diagnosis
+from phoenix_watchdog.diagnosis.failure import Diagnosis
 from phoenix_sidecar.repair.redact import Redactor, clean_log, reveal_invisible
 
 _HEAD_LINES = 25

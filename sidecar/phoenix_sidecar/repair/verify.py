@@ -23,7 +23,7 @@ import yaml
 from phoenix_sidecar.events import EventBus, VerificationFinished
 from phoenix_sidecar.repair import proc
 from phoenix_sidecar.repair.isolation import Isolated
-from phoenix_sidecar.settings import Settings
+from phoenix_sidecar.config.schema import Settings
 
 COMPILE_TIMEOUT = 120.0
 MAX_LOG_BYTES = 256 * 1024

@@ -1,0 +1,368 @@
+"""Loads `Settings` from defaults, the YAML file, the environment and the command line.
+
+Precedence: command-line flags, then environment, then file, then defaults. Every value remembers
+where it came from, so `phoenix config` can show it and an error can name it. An invalid value
+stops Phoenix before it starts anything (``ConfigError``, exit code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import json
+import math
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from phoenix_sidecar.config import schema as S
+from phoenix_sidecar.errors import ConfigError
+from phoenix_sidecar.config.schema import KeySpec, Settings, key_specs
+
+CONFIG_FILE_NAME = "phoenix.yaml"
+CONFIG_ENV = "PHOENIX_CONFIG"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+# Kinds whose empty environment value means "unset" rather than "empty".
+_EMPTY_IS_UNSET = {S.INT, S.FLOAT, S.BOOL, S.CHOICE}
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The effective settings, where each came from, and warnings worth showing."""
+
+    settings: Settings
+    sources: dict[str, str]
+    config_file: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def workspace(self) -> Path:
+        return Path(self.settings.workspace)
+
+
+def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = None,
+         environ: Mapping[str, str] | None = None, cwd: str | None = None,
+         flag_sources: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Build the effective configuration.
+
+    Args:
+        flags: values from the command line, by setting name; strings are parsed like the environment.
+        flag_sources: how each flag was given (``flag --set heartbeat_min``), for messages.
+        config_file: ``--config FILE``; otherwise ``$PHOENIX_CONFIG`` or ``<workspace>/phoenix.yaml``.
+        environ: the environment (``os.environ`` by default).
+        cwd: directory relative paths start from (the current directory by default).
+
+    Raises:
+        ConfigError: a value, the file or a key is invalid; the message names key, source and what is allowed.
+    """
+    environ = os.environ if environ is None else environ
+    flags = dict(flags or {})
+    flag_sources = dict(flag_sources or {})
+    base = Path(cwd or os.getcwd())
+    specs = key_specs()
+    for name in flags:
+        if name not in specs:
+            raise ConfigError(f"unknown setting; known settings: {_suggest(name, specs)}", key=name,
+                              source=flag_sources.get(name, "command line"))
+
+    values: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
+    sources: dict[str, str] = {name: "default" for name in specs}
+
+    def apply(name: str, raw: Any, source: str) -> None:
+        values[name] = parse_value(specs[name], raw, source)
+        sources[name] = source
+
+    # The workspace decides where the default config file is, so it is settled first.
+    ws_spec = specs["workspace"]
+    ws_raw, ws_source = None, None
+    if "workspace" in flags:
+        ws_raw, ws_source = flags["workspace"], flag_sources.get("workspace", "flag --workspace")
+    elif environ.get(ws_spec.env):
+        ws_raw, ws_source = environ[ws_spec.env], f"env {ws_spec.env}"
+
+    path = _find_config_file(config_file, environ, base, ws_raw, base)
+    file_values = _read_yaml(path) if path else {}
+    for name, raw in file_values.items():
+        if name in S.SECRET_VARIABLES:
+            var = specs[S.SECRET_VARIABLES[name]].env
+            raise ConfigError(f"secrets are not read from files; set it in the environment ({var} names the "
+                              f"variable)", key=name, source=f"file {path}")
+        if name not in specs:
+            raise ConfigError(f"unknown key; known keys: {_suggest(name, specs)}", key=name, source=f"file {path}")
+        apply(name, raw, f"file {path}")
+    if "workspace" in file_values and path is not None:
+        values["workspace"] = str((path.parent / values["workspace"]).resolve())
+
+    for name, spec in specs.items():
+        raw = environ.get(spec.env)
+        if raw is None or (raw.strip() == "" and spec.kind in _EMPTY_IS_UNSET):
+            continue
+        apply(name, raw, f"env {spec.env}")
+
+    for name, raw in flags.items():
+        apply(name, raw, flag_sources.get(name, f"flag --{name.replace('_', '-')}"))
+
+    if ws_raw is not None:
+        values["workspace"] = str((base / ws_raw).resolve())
+        sources["workspace"] = ws_source or sources["workspace"]
+    elif sources["workspace"] == "default":
+        values["workspace"] = str(base.resolve())
+
+    _check_combinations(values, sources)
+    warnings = _unknown_variable_warnings(environ, specs)
+    return LoadedConfig(Settings(**values), sources, path, warnings)
+
+
+def parse_value(spec: KeySpec, raw: Any, source: str) -> Any:
+    """Turn a raw value (text from env/flags, or a YAML value) into the setting's type."""
+
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(f"{problem} (got {raw!r})", key=spec.name, source=source)
+
+    kind = spec.kind
+    if raw is None:
+        if kind == S.OPT_WORDS or spec.default is None:
+            return None
+        raise fail(f"must not be empty; expected {_describe(spec)}")
+    if kind in (S.INT, S.FLOAT):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise fail(f"expected {_describe(spec)}")
+        try:
+            num = int(str(raw).strip()) if kind == S.INT else float(str(raw).strip())
+        except ValueError:
+            raise fail(f"expected {_describe(spec)}") from None
+        if kind == S.FLOAT and not math.isfinite(num):
+            raise fail(f"expected {_describe(spec)}")
+        if spec.minimum is not None and num < spec.minimum:
+            raise fail(f"must be at least {spec.minimum:g}")
+        return num
+    if kind == S.BOOL:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise fail("expected a boolean: 1/0, true/false, yes/no, on/off")
+    if kind == S.CHOICE:
+        text = str(raw).strip()
+        if text not in (spec.choices or ()):
+            raise fail(f"expected one of: {', '.join(spec.choices or ())}")
+        return text
+    if kind == S.STR:
+        if isinstance(raw, (dict, list)):
+            raise fail("expected a string")
+        return str(raw)
+    if kind in (S.WORDS, S.OPT_WORDS):
+        words = _words(raw, fail)
+        if kind == S.OPT_WORDS and not words:
+            return None
+        return words
+    if kind == S.LIST:
+        items = raw if isinstance(raw, list) else str(raw).split(spec.sep)
+        items = [str(i).strip() for i in items if str(i).strip()]
+        if spec.name == "fallback":
+            bad = [i for i in items if i not in S.LLM_CLIENTS]
+            if bad:
+                raise fail(f"unknown client {bad[0]!r}; expected clients among: {', '.join(S.LLM_CLIENTS)}")
+        return items
+    if kind == S.MAPPING:
+        return _actions(raw, fail)
+    if kind == S.ADDR:
+        return _address(raw, fail)
+    raise AssertionError(f"unhandled kind {kind}")
+
+
+def _words(raw: Any, fail: Any) -> list[str]:
+    if isinstance(raw, list):
+        if not all(isinstance(w, (str, int, float)) for w in raw):
+            raise fail("expected a command: a string of shell words or a list of strings")
+        return [str(w) for w in raw]
+    if not isinstance(raw, str):
+        raise fail("expected a command: a string of shell words or a list of strings")
+    try:
+        return shlex.split(raw)
+    except ValueError as exc:
+        raise fail(f"not valid shell words ({exc})") from None
+
+
+def _actions(raw: Any, fail: Any) -> dict[str, str]:
+    if isinstance(raw, str):
+        pairs = {}
+        for item in filter(None, (p.strip() for p in raw.split(","))):
+            if "=" not in item:
+                raise fail("expected category=action pairs separated by commas")
+            k, v = item.split("=", 1)
+            pairs[k.strip()] = v.strip()
+        raw = pairs
+    if not isinstance(raw, dict):
+        raise fail("expected a mapping of category to action")
+    out = {}
+    for category, action in raw.items():
+        if category not in S.CATEGORIES:
+            raise fail(f"unknown category {category!r}; categories: {', '.join(S.CATEGORIES)}")
+        if action not in S.ACTIONS:
+            raise fail(f"unknown action {action!r} for {category}; actions: {', '.join(S.ACTIONS)}")
+        out[str(category)] = str(action)
+    return out
+
+
+def _address(raw: Any, fail: Any) -> str:
+    text = str(raw).strip()
+    if text in ("", "off", "none"):
+        return ""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise fail("expected host:port with a port from 0 to 65535, or empty to turn it off")
+    host = host.strip("[]")
+    if host and host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not all(part.isalnum() or "-" in part for part in host.split(".")):
+                raise fail("expected host:port with a valid host name or IP address") from None
+    return text
+
+
+def _find_config_file(explicit: str | None, environ: Mapping[str, str], base: Path,
+                      ws_raw: str | None, cwd: Path) -> Path | None:
+    if explicit or environ.get(CONFIG_ENV):
+        source = "flag --config" if explicit else f"env {CONFIG_ENV}"
+        path = (cwd / (explicit or environ[CONFIG_ENV])).resolve()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist or is not a file", source=source)
+        return path
+    workspace = (base / ws_raw).resolve() if ws_raw else base.resolve()
+    candidate = workspace / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file: {exc}", source=f"file {path}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"malformed YAML{where}: {problem}", source=f"file {path}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of settings at the top level, got {type(data).__name__}",
+                          source=f"file {path}")
+    return {str(k): v for k, v in data.items()}
+
+
+def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None:
+    if values["backoff_max_seconds"] < values["backoff_initial_seconds"]:
+        raise ConfigError(
+            f"must be at least backoff_initial_seconds ({values['backoff_initial_seconds']:g})",
+            key="backoff_max_seconds", source=sources["backoff_max_seconds"])
+    if values["max_prompt_chars"] < 2000:
+        raise ConfigError("must be at least 2000", key="max_prompt_chars", source=sources["max_prompt_chars"])
+    if values["container"] and values["container_label"]:
+        raise ConfigError("set container or container_label, not both", key="container_label",
+                          source=sources["container_label"])
+    label = values["container_label"]
+    if label and ("=" not in label or label.startswith("=")):
+        raise ConfigError("expected key=value, e.g. phoenix.role=trainer", key="container_label",
+                          source=sources["container_label"])
+
+
+def _unknown_variable_warnings(environ: Mapping[str, str], specs: dict[str, KeySpec]) -> list[str]:
+    # Other tools (arize-phoenix) also use PHOENIX_*, so only near-misses are worth a warning.
+    known = {s.env for s in specs.values()} | {CONFIG_ENV}
+    out = []
+    for var in environ:
+        if var.startswith("PHOENIX_") and var not in known:
+            close = difflib.get_close_matches(var, known, n=1, cutoff=0.85)
+            if close:
+                out.append(f"environment variable {var} is not a Phoenix setting; did you mean {close[0]}?")
+    return out
+
+
+def _suggest(name: str, specs: dict[str, KeySpec]) -> str:
+    close = difflib.get_close_matches(name, specs, n=3)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return ", ".join(specs)
+
+
+def _describe(spec: KeySpec) -> str:
+    noun = "an integer" if spec.kind == S.INT else "a number"
+    if spec.minimum is not None:
+        noun += f" >= {spec.minimum:g}"
+    return noun
+
+
+def secret(settings: Settings, name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Read a secret (``gemini_api_key``, ``openai_api_key``) from the variable the settings name."""
+    environ = os.environ if environ is None else environ
+    var = getattr(settings, S.SECRET_VARIABLES[name])
+    value = environ.get(var)
+    return value or None
+
+
+def mask(value: str) -> str:
+    """Show that a secret is set without showing it."""
+    return "****" if value else ""
+
+
+def effective(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rows of the effective configuration, secrets masked: name, value, source, env, help."""
+    environ = os.environ if environ is None else environ
+    specs = key_specs()
+    rows = []
+    for f in dataclasses.fields(Settings):
+        spec = specs[f.name]
+        value = getattr(loaded.settings, f.name)
+        if spec.secret and value:
+            value = mask(value)
+        rows.append({"name": f.name, "value": value, "source": loaded.sources[f.name],
+                     "env": spec.env, "help": spec.help, "sep": spec.sep if spec.kind == S.LIST else None})
+    for name, var_setting in S.SECRET_VARIABLES.items():
+        var = getattr(loaded.settings, var_setting)
+        present = bool(environ.get(var))
+        rows.append({"name": name, "value": mask("x") if present else None,
+                     "source": f"env {var}" if present else f"not set (env {var})", "env": var,
+                     "help": f"read from the variable named by {var_setting}", "sep": None})
+    return rows
+
+
+def render(loaded: LoadedConfig, environ: Mapping[str, str] | None = None, *, as_json: bool = False) -> str:
+    """The text `phoenix config` prints."""
+    rows = effective(loaded, environ)
+    if as_json:
+        return json.dumps({"config_file": str(loaded.config_file) if loaded.config_file else None,
+                           "settings": rows}, indent=2)
+    width = max(len(r["name"]) for r in rows)
+    lines = [f"# config file: {loaded.config_file or 'none'}"]
+    for r in rows:
+        lines.append(f"{r['name']:<{width}} = {_show(r['value'], r.get('sep')):<40} # {r['source']}")
+    return "\n".join(lines)
+
+
+def _show(value: Any, sep: str | None = None) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        return sep.join(value) if sep else shlex.join(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "{}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,382 @@
+"""The supervision loop shared by `phoenix run` and `phoenix watch`.
+
+Start the job, watch it (output, heartbeat, safety gates, shutdown requests), and when a run ends
+badly: diagnose it, record an incident, let the policy decide, and act (restart after a backoff,
+repair then restart, or stop and explain). Everything the loop touches is passed in: the runtime,
+the state store, the event bus, the repair engine and the observability; the loop itself only
+decides and sequences.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from phoenix_sidecar import events as ev
+from phoenix_sidecar.supervise import policy
+from phoenix_sidecar.errors import GaveUp, PhoenixError
+from phoenix_sidecar.events import EventBus, JobState
+from phoenix_sidecar.fsutil import atomic_write_text
+from phoenix_sidecar.observe.observability import Observability, SafetyTrip
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.supervise.policy import Action, Decision, PolicySpec
+from phoenix_sidecar.repair import RepairEngine, RepairRequest
+from phoenix_sidecar.runtime.base import RunEnd, Runtime
+from phoenix_sidecar.config.schema import Settings
+from phoenix_sidecar.supervise.state import Incident, StateStore, SupervisorState
+from phoenix_watchdog.diagnosis.failure import Diagnosis, HangInfo
+from phoenix_watchdog.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+STATUS_SAVE_SECONDS = 15.0  # how often a quiet loop refreshes the job status in state.json
+IDLE_TICK_SECONDS = 5.0
+MAX_INCIDENT_FILES = 100
+
+
+class Supervisor:
+    """Keeps one job alive within its budgets.
+
+    Args:
+        settings: the effective settings.
+        runtime: starts, watches and stops the job.
+        heartbeat: the same object the runtime feeds.
+        store: state.json.
+        bus: receives every event (metrics, console, run log, webhook).
+        paths: the workspace's ``.phoenix_cli`` layout.
+        repair: the repair engine, or None (repairs then give up with a summary).
+        gates: observability (liveness ticks, hardware safety gates), or None.
+        diagnose: the diagnosis function (the watchdog's by default).
+    """
+
+    def __init__(self, settings: Settings, runtime: Runtime, heartbeat: Heartbeat, store: StateStore,
+                 bus: EventBus, paths: StatePaths, *, repair: RepairEngine | None = None,
+                 gates: Observability | None = None, diagnose: Callable[..., Diagnosis] | None = None) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.heartbeat = heartbeat
+        self.store = store
+        self.bus = bus
+        self.paths = paths
+        self.repair = repair
+        self.gates = gates
+        if diagnose is None:
+            from phoenix_watchdog.diagnosis.diagnose import diagnose
+        self.diagnose = diagnose
+        self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)
+        self.state = store.load()
+        self.tick_seconds = min(IDLE_TICK_SECONDS, settings.gpu_poll_seconds)
+        self._shutdown: int | None = None
+        self._trip: SafetyTrip | None = None
+        self._wake = threading.Event()
+        self._last_status_save = 0.0
+
+    # -- public -------------------------------------------------------------------------------
+    def request_shutdown(self, signum: int) -> None:
+        """Stop the job and return (from a signal handler or another thread)."""
+        self._shutdown = signum
+        self._wake.set()
+        self.runtime.wakeup()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        return self._shutdown is not None
+
+    def reset_budgets(self) -> None:
+        """Forget the attempts spent (a human fixed the cause); the incident history stays."""
+        self.state.budgets = type(self.state.budgets)()
+        self.store.save(self.state)
+
+    def run(self) -> int:
+        """Supervise until the job succeeds (0), Phoenix gives up (`GaveUp`), or a shutdown (128+sig)."""
+        self._start(reason=None)
+        while True:
+            end = self._watch()
+            if self._shutdown is not None:
+                return self._interrupted()
+            if end.stopped_for and end.stopped_for.startswith("safety:"):
+                if not self._safety_stop(end):
+                    return self._interrupted()
+                continue
+            if end.exit.succeeded and end.hang is None:
+                self._set_state(JobState.SUCCEEDED)
+                self.bus.emit(ev.JobSucceeded())
+                return 0
+            if not self._failure(end):
+                return self._interrupted()
+
+    # -- watching -----------------------------------------------------------------------------
+    def _start(self, reason: str | None, *, counts: bool = True) -> None:
+        """Start the job; a restart (``reason`` set) spends the total budget unless ``counts`` is off."""
+        self._set_state(JobState.STARTING)
+        self.runtime.start()
+        self.state.job.run += 1
+        if reason is not None:
+            if counts:
+                self.state.budgets.total_restarts += 1
+            self.bus.emit(ev.JobRestarted(reason=reason))
+        self.state.job.target = self.runtime.target
+        self.state.job.started_at = time.time()
+        self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target))
+        self._set_state(JobState.RUNNING)
+
+    def _watch(self) -> RunEnd:
+        while True:
+            left = self.heartbeat.seconds_left()
+            timeout = self.tick_seconds if left is None else min(left, self.tick_seconds)
+            end = self.runtime.wait(timeout)
+            if end is not None:
+                return end
+            if self.gates is not None:
+                self.gates.loop_tick()
+            if self._shutdown is not None:
+                return self.runtime.stop(reason="shutdown")
+            if self.heartbeat.expired():
+                return self._stop_hung()
+            trip = self.gates.safety_trip() if self.gates is not None else None
+            if trip is not None:
+                self._trip = trip
+                self.bus.emit(ev.SafetyTripped(gate=trip.gate, detail=trip.detail))
+                self._set_state(JobState.STOPPING)
+                return self.runtime.stop(reason=f"safety:{trip.gate}")
+            if time.monotonic() - self._last_status_save >= STATUS_SAVE_SECONDS:
+                self.state.job.last_output = self.heartbeat.last_output
+                self._save()
+
+    def _stop_hung(self) -> RunEnd:
+        silent = self.heartbeat.silent_for()
+        self._set_state(JobState.STOPPING)
+        self.bus.emit(ev.HangDetected(silent_seconds=silent))
+        stack = self.runtime.dump_stack()
+        return self.runtime.stop(hang=HangInfo(silent_seconds=silent, stack=stack))
+
+    # -- failures -----------------------------------------------------------------------------
+    def _failure(self, end: RunEnd) -> bool:
+        """Handle a failed run. Returns False when a shutdown interrupted the handling."""
+        diagnosis = self.diagnose(end.tail, end.exit, end.hang, str(self.paths.workspace))
+        budgets = self.state.budgets
+        policy.note_run(budgets, end.duration, self.spec)
+        incident = self._open_incident(end, diagnosis)
+        if self._maybe_roll_back(end, incident):
+            return self._restart_after(0.0, reason="rollback")
+        seen_before = diagnosis.signature in budgets.signatures
+        decision = policy.decide(diagnosis, budgets, self.spec, seen_before=seen_before)
+        self._record_decision(incident, diagnosis, decision)
+        if decision.action is Action.STOP:
+            self._give_up(incident, diagnosis, decision)
+        if decision.action is Action.RESTART:
+            return self._restart_after(decision.delay, reason=diagnosis.category)
+        return self._repair(incident, diagnosis, end)
+
+    def _open_incident(self, end: RunEnd, diagnosis: Diagnosis) -> Incident:
+        incident = Incident(
+            id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=time.time(),
+            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
+            category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary,
+            exception=diagnosis.exception, message=diagnosis.message,
+            frame=diagnosis.to_json()["frame"], details=self._write_details(end))
+        self.state.add_incident(incident)
+        self.bus.emit(ev.IncidentOpened(incident=incident.id, kind=incident.kind, category=diagnosis.category,
+                                        signature=diagnosis.signature, summary=diagnosis.summary))
+        return incident
+
+    def _record_decision(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
+        policy.commit(self.state.budgets, diagnosis, decision, time.time())
+        incident.action = decision.action.value
+        incident.reason = decision.reason
+        incident.delay_seconds = decision.delay
+        incident.attempt = decision.attempt
+        incident.budget_remaining = decision.budget_remaining
+        incident.decided_at = time.time()
+        self._save()
+        self.bus.emit(ev.DecisionMade(incident=incident.id, action=decision.action.value, reason=decision.reason,
+                                      delay_seconds=decision.delay, budget_remaining=decision.budget_remaining))
+
+    def _restart_after(self, delay: float, *, reason: str) -> bool:
+        if delay > 0:
+            self._set_state(JobState.BACKOFF)
+            if not self._sleep(delay):
+                return False
+        self._start(reason=reason)
+        return True
+
+    def _repair(self, incident: Incident, diagnosis: Diagnosis, end: RunEnd) -> bool:
+        assert self.repair is not None
+        request = RepairRequest(diagnosis, end.tail, end.hang.stack if end.hang else None)
+        while True:
+            self._set_state(JobState.REPAIRING)
+            outcome = self.repair.repair(request)
+            incident.repair = {"id": outcome.repair_id, "outcome": outcome.outcome, "reason": outcome.reason,
+                               "files": list(outcome.files)}
+            self._save()
+            if outcome.ok:
+                if outcome.outcome == "promoted":
+                    self.state.promoted_repair = {"id": outcome.repair_id, "run_seconds_before": end.duration,
+                                                  "signature": diagnosis.signature, "run": self.state.job.run + 1}
+                return self._restart_after(0.0, reason="repair")
+            if outcome.outcome == "no_target":
+                self._give_up(incident, diagnosis, Decision(
+                    Action.STOP, "repair_failed", f"nothing Phoenix may patch: {outcome.reason}",
+                    self.spec.cooldown_seconds, 0, incident.budget_remaining))
+            decision = policy.decide(diagnosis, self.state.budgets, self.spec, seen_before=True)
+            if decision.action is Action.RESTART:
+                self._record_decision(incident, diagnosis, decision)
+                return self._restart_after(decision.delay, reason=diagnosis.category)
+            if decision.action is Action.STOP:
+                self._give_up(incident, diagnosis, Decision(
+                    decision.action, "repair_failed",
+                    f"the repair failed ({outcome.outcome}: {outcome.reason}) and {decision.reason}",
+                    decision.delay, 0, 0))
+            self._record_decision(incident, diagnosis, decision)
+            if outcome.outcome == "llm_failed":
+                # The LLM may come back: wait like a restart would before asking again.
+                self._set_state(JobState.BACKOFF)
+                if not self._sleep(policy.backoff_delay(self.state.budgets.failures_in_a_row - 1, self.spec)):
+                    return False
+
+    def _maybe_roll_back(self, end: RunEnd, incident: Incident) -> bool:
+        """A repaired job that fails sooner than before gets its repair rolled back."""
+        promoted = self.state.promoted_repair
+        if not promoted or promoted.get("run") != self.state.job.run:
+            return False
+        self.state.promoted_repair = None
+        if not self.settings.auto_rollback or self.repair is None:
+            return False
+        if end.duration >= float(promoted.get("run_seconds_before", 0.0)):
+            return False
+        try:
+            result = self.repair.rollback(promoted["id"], automatic=True)
+        except PhoenixError as exc:
+            log.error("could not roll back repair %s: %s", promoted["id"], exc)
+            return False
+        if not result.ok:  # e.g. someone edited the files since: leave them alone
+            log.warning("repair %s not rolled back: %s", promoted["id"], result.reason)
+            return False
+        incident.action = "rollback"
+        incident.reason = (f"repair {promoted['id']} made things worse (failed after {end.duration:.0f}s, "
+                           f"before it {promoted['run_seconds_before']:.0f}s): rolled back")
+        incident.decided_at = time.time()
+        self._save()
+        self.bus.emit(ev.DecisionMade(incident=incident.id, action="rollback", reason=incident.reason,
+                                      delay_seconds=0.0, budget_remaining=incident.budget_remaining))
+        return True
+
+    def _give_up(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
+        incident.action = "stop"
+        incident.reason = decision.reason
+        incident.decided_at = incident.decided_at or time.time()
+        self._set_state(JobState.GAVE_UP)
+        self.bus.emit(ev.GaveUp(category=diagnosis.category, reason=decision.code))
+        if decision.delay > 0:
+            log.warning("cooling down %gs before stopping", decision.delay)
+            self._sleep(decision.delay)
+        raise GaveUp(give_up_summary(incident, diagnosis, decision, self.state, self.spec, self.paths),
+                     {"id": incident.id, "signature": diagnosis.signature, "category": diagnosis.category})
+
+    # -- safety -------------------------------------------------------------------------------
+    def _safety_stop(self, end: RunEnd) -> bool:
+        trip = self._trip
+        assert trip is not None
+        incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=time.time(), run=self.state.job.run,
+                            run_seconds=round(end.duration, 3), exit=end.exit.describe(), category=trip.gate,
+                            summary=trip.detail, details=self._write_details(end))
+        self.state.add_incident(incident)
+        self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="safety", category=trip.gate,
+                                        signature=f"safety-{trip.gate}", summary=trip.detail))
+        resume = trip.recoverable and self.settings.safety_resume
+        incident.action = "wait" if resume else "stop"
+        incident.reason = (f"{trip.detail}: waiting for it to clear, then resuming" if resume
+                           else f"{trip.detail}: stopped for a human")
+        incident.decided_at = time.time()
+        self._set_state(JobState.SAFETY_STOP)
+        self.bus.emit(ev.DecisionMade(incident=incident.id, action=incident.action, reason=incident.reason,
+                                      delay_seconds=0.0, budget_remaining=0))
+        if not resume:
+            self._set_state(JobState.GAVE_UP)
+            self.bus.emit(ev.GaveUp(category=trip.gate, reason="safety"))
+            raise GaveUp(f"phoenix stopped the job for safety: {trip.detail}\n"
+                         f"  nothing was patched; fix the hardware condition, then start Phoenix again",
+                         {"id": incident.id, "category": trip.gate})
+        while self.gates is not None and self.gates.safety_trip() is not None:
+            self.gates.loop_tick()
+            if not self._sleep(self.tick_seconds):
+                return False
+        self.bus.emit(ev.SafetyCleared(gate=trip.gate))
+        self._start(reason="safety", counts=False)  # a safety pause is not the job's failure
+        return True
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _interrupted(self) -> int:
+        self._set_state(JobState.INTERRUPTED)
+        return 128 + (self._shutdown or 15)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait, waking early for a shutdown. Returns False when a shutdown was requested."""
+        deadline = time.monotonic() + seconds
+        while self._shutdown is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            self._wake.wait(min(left, self.tick_seconds))
+            if self.gates is not None:
+                self.gates.loop_tick()
+        return False
+
+    def _set_state(self, state: JobState) -> None:
+        self.state.job.state = state.value
+        self.state.job.last_output = self.heartbeat.last_output
+        self._save()
+        self.bus.emit(ev.StateChanged(state=state))
+
+    def _save(self) -> None:
+        self._last_status_save = time.monotonic()
+        self.store.save(self.state)
+
+    def _write_details(self, end: RunEnd) -> str | None:
+        """Keep the whole tail (and stack dump) of a failed run for the human: incidents/<id>.log."""
+        directory = self.paths.incidents
+        directory.mkdir(parents=True, exist_ok=True)
+        number = self.state.next_incident_id()
+        text = end.tail
+        if end.hang is not None:
+            text += f"\n\n=== phoenix: no output for {end.hang.silent_seconds:.0f}s; stack dump ===\n"
+            text += end.hang.stack or "(no stack dump could be taken)"
+        path = directory / f"{number}.log"
+        try:
+            atomic_write_text(path, text)
+        except PhoenixError as exc:
+            log.error("%s", exc)
+            return None
+        for old in sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)[:-MAX_INCIDENT_FILES]:
+            old.unlink(missing_ok=True)
+        return str(path.relative_to(self.paths.workspace))
+
+
+def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision, state: SupervisorState,
+                    spec: PolicySpec, paths: StatePaths) -> str:
+    """The lines a human reads at 3 a.m.: what failed, how often, where, and what to do next."""
+    entry = state.budgets.signatures.get(diagnosis.signature)
+    attempts = entry.attempts if entry else 0
+    where = f"{diagnosis.frame.file}:{diagnosis.frame.line} in {diagnosis.frame.function}" if diagnosis.frame else "-"
+    error = ": ".join(x for x in (diagnosis.exception, diagnosis.message) if x) or diagnosis.summary
+    lines = [
+        f"phoenix gave up on the job: {decision.reason}",
+        f"  signature:   {diagnosis.signature}",
+        f"  category:    {diagnosis.category}" + (" (a code patch could fix it)" if diagnosis.patchable else ""),
+        f"  attempts:    {attempts} of {spec.max_retries} on this signature; "
+        f"{state.budgets.total_restarts} of {spec.max_total_restarts} restarts in all",
+        f"  last error:  {_clip(error, 300)}",
+        f"  where:       {where}",
+        f"  incident:    #{incident.id} ({incident.exit}); full output in {incident.details or paths.run_log}",
+    ]
+    if decision.code in (policy.BUDGET_SIGNATURE, policy.BUDGET_TOTAL, "repair_failed"):
+        lines.append(f"  after fixing the cause: phoenix {state.supervisor.get('mode') or 'run'} --reset-budgets")
+    return "\n".join(lines)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+

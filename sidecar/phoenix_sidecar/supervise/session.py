@@ -1,0 +1,111 @@
+"""Builds one supervision session: everything `phoenix run` and `phoenix watch` have in common.
+
+The lock is taken first and released last; nothing else happens without it. Then the state
+store, the run log, the event bus with its listeners (console, run log, metrics, webhook), the
+heartbeat, the runtime (the caller's factory), observability, the repair engine and signal
+handling are put together around one `Supervisor`, and torn down in reverse order whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+from phoenix_sidecar.config.loader import LoadedConfig
+from phoenix_sidecar.observe.console import ConsoleReporter, RunLogRecorder
+from phoenix_sidecar.events import EventBus
+from phoenix_sidecar.supervise.lock import WorkspaceLock
+from phoenix_sidecar.observe.observability import Observability
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair import RepairEngine
+from phoenix_sidecar.observe.runlog import RunLog
+from phoenix_sidecar.runtime.base import Runtime
+from phoenix_sidecar.supervise.state import StateStore
+from phoenix_sidecar.supervise.loop import Supervisor
+from phoenix_watchdog.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+RuntimeFactory = Callable[[Heartbeat, RunLog], Runtime]
+_SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def supervise(loaded: LoadedConfig, make_runtime: RuntimeFactory, *, mode: str, description: str,
+              reset_budgets: bool = False, log_dirs: tuple[str, ...] = ()) -> int:
+    """Run a supervision session to its end and return the exit code.
+
+    Args:
+        loaded: the effective configuration.
+        make_runtime: builds the runtime from the session's heartbeat and run log.
+        mode: ``run`` or ``watch``, recorded in the state for `phoenix status`.
+        description: what the lock records as the holder's command.
+        reset_budgets: forget the attempts spent so far (after a human fixed the cause).
+        log_dirs: further directories whose free space the disk gate watches (the log volume).
+
+    Raises:
+        LockHeld: another Phoenix holds the workspace.
+        GaveUp: the job failed beyond its budgets, or needs a human.
+    """
+    settings = loaded.settings
+    paths = StatePaths(loaded.workspace).ensure()
+    with ExitStack() as stack:
+        lock = WorkspaceLock(paths.lock, stale_seconds=settings.lock_stale, command=description)
+        lock.acquire()
+        stack.callback(lock.release)
+
+        runlog = RunLog(paths.run_log, max_bytes=settings.log_max_bytes, backups=settings.log_backups)
+        stack.callback(runlog.close)
+        bus = EventBus([ConsoleReporter(), RunLogRecorder(runlog)])
+        heartbeat = Heartbeat(settings.heartbeat_seconds, settings.heartbeat_initial_seconds)
+        runtime = make_runtime(heartbeat, runlog)
+        stack.callback(runtime.close)
+
+        gates = Observability(settings, bus, heartbeat, target=runtime.target,
+                              disk_paths=(str(paths.workspace), *log_dirs))
+        gates.start()
+        stack.callback(gates.stop)
+        repair = None
+        if settings.repair:
+            repair = RepairEngine(settings, paths, bus, config_file=loaded.config_file)
+            repair.prune_stale()
+
+        store = StateStore(paths.state)
+        supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates)
+        if reset_budgets:
+            supervisor.reset_budgets()
+        supervisor.state.supervisor = {"mode": mode, "pid": os.getpid(), "host": socket.gethostname(),
+                                       "started": time.time(), "metrics": _metrics_address(gates)}
+        runlog.event("session_started", mode=mode, workspace=str(paths.workspace), pid=os.getpid())
+        stack.enter_context(_ShutdownOnSignals(supervisor))
+        return supervisor.run()
+
+
+class _ShutdownOnSignals:
+    """SIGTERM, SIGINT and SIGHUP ask the supervisor to stop the job and return."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for signum in _SHUTDOWN_SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        # A second signal changes nothing: interrupting the stop half-way would orphan the job.
+        if not self.supervisor.shutdown_requested:
+            self.supervisor.request_shutdown(signum)
+
+
+def _metrics_address(gates: Observability) -> str | None:
+    address = gates.metrics_address
+    return f"{address[0]}:{address[1]}" if address else None

@@ -1,0 +1,190 @@
+"""`diagnose`: reduce a failed run (log tail, exit status, hang info) to a `Diagnosis`.
+
+The steps, each in its own module:
+
+1. `logtext.split_log` cleans the lines and tags each with the rank that wrote it;
+2. `pytrace.parse_tracebacks` reads the Python tracebacks of every rank;
+3. `markers.scan_markers` finds line-level evidence (Xid, NCCL watchdog, segfaults, OOM kills...);
+   `launcher.find_root_cause` reads torchrun's summary of which rank failed first;
+4. every piece of evidence becomes a candidate `Finding` with a strength (see `classify`), and the
+   strongest wins; the rank torchrun names as root cause gets a small bonus, and among equals the
+   earliest line (the first failure) wins;
+5. `signature.make_signature` hashes the winner's identity.
+
+Which traceback counts. In each stream the *last* traceback that is not a consequence (launcher
+summary, interrupt, peer closed the connection) ended that process; earlier ones were handled
+and it went on. A terminal traceback followed by many ordinary lines of its own stream was
+handled too (a logged exception), so it is demoted below a later crash or kill. Across streams the
+earliest failure wins, because ranks that fail later usually fail *because* the first one died.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phoenix_watchdog.diagnosis import classify as C
+from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
+from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
+from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
+from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, parse_tracebacks
+from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
+from phoenix_watchdog.diagnosis.stackparse import crashed_thread, parse_stacks
+
+STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the process carried on
+MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
+HANDLED = 25             # strength of an exception the process survived
+ROOT_RANK_BONUS = 3
+# Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
+_DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
+                        "Stack (most recent", "  File \"", "  <no Python frame>", "frame #", "Exception raised from",
+                        "CUDA kernel errors", "For debugging consider", "Compile with `TORCH_USE_CUDA_DSA`")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    finding: Finding
+    traceback: Traceback | None = None
+    root: PyError | None = None
+    frames: tuple[SourceFrame, ...] = ()  # every frame of the chain, final link first, root last
+
+
+def diagnose(log_text: str, exit: ExitStatus | None = None, hang: HangInfo | None = None,
+             workspace: str | None = None) -> Diagnosis:
+    """What a failed run reduces to: category, signature, root exception, user frame, evidence.
+
+    Args:
+        log_text: the tail of the run's combined stdout/stderr.
+        exit: how the process ended, when known.
+        hang: set when the supervisor killed the job for silence; its stack locates the hang.
+        workspace: the job's directory; frames under it are user code.
+    """
+    lines = split_log(log_text)
+    if hang is not None:
+        return hang_diagnosis(hang, lines, exit, workspace)
+    code_lines: set[int] = set()
+    tracebacks = parse_tracebacks(lines, code_lines)
+    markers = scan_markers(lines, code_lines)
+    root = find_root_cause(lines)
+    candidates = _traceback_candidates(tracebacks, lines, markers, workspace)
+    candidates += [Candidate(f) for f in markers]
+    candidates += [Candidate(f) for f in exit_findings(exit, len(lines))]
+    candidates += _root_cause_candidates(root, workspace)
+    root_streams = root.streams if root else frozenset()
+
+    def rank(c: Candidate) -> tuple[int, int]:
+        bonus = ROOT_RANK_BONUS if c.finding.stream in root_streams else 0
+        return (c.finding.strength + bonus, -c.finding.pos)
+
+    winner = max(candidates, key=rank) if candidates else None
+    context = _best_traceback(candidates)
+    crash = _crash_frames(lines, winner) if winner and winner.finding.category == "segfault" else None
+    return build_diagnosis(winner, context, crash, candidates, lines, exit, workspace)
+
+
+def _traceback_candidates(tracebacks: list[Traceback], lines: list[LogLine], markers: list[Finding],
+                          workspace: str | None) -> list[Candidate]:
+    tracebacks = _last_per_stream(tracebacks, MAX_TRACEBACKS_PER_STREAM)
+    verdicts: dict[tuple[PyError, ...], C.ChainVerdict] = {}  # identical chains repeat in floods
+    judged = []
+    for tb in tracebacks:
+        if tb.chain not in verdicts:
+            verdicts[tb.chain] = C.classify_chain(tb.chain, workspace)
+        judged.append((tb, verdicts[tb.chain]))
+    terminal: dict[str | None, Traceback] = {}
+    for tb, v in judged:  # in log order, so the last one of each stream stays
+        if not v.secondary and tb.thread is None:
+            terminal[tb.stream] = tb
+    spans = [(tb.start, tb.end) for tb in tracebacks]
+    marker_lines = {f.pos for f in markers}
+    out = []
+    for tb, v in judged:
+        strength = C.traceback_strength(v)
+        if strength >= C.EXCEPTION and (terminal.get(tb.stream) is not tb
+                                        or _carried_on(tb, lines, spans, marker_lines)):
+            strength = HANDLED
+        shown = f"{v.root.type}: {v.root.message}".strip()[:MAX_EVIDENCE_CHARS]
+        finding = Finding(v.category or "unknown", strength, v.key, shown, tb.start, tb.stream)
+        out.append(Candidate(finding, tb, v.root, _frames_root_last(tb.chain, v.root)))
+    return out
+
+
+def _last_per_stream(tracebacks: list[Traceback], limit: int) -> list[Traceback]:
+    """The last ``limit`` tracebacks of each stream, in log order: earlier ones were survived."""
+    seen: dict[str | None, int] = {}
+    kept = []
+    for tb in reversed(tracebacks):
+        seen[tb.stream] = seen.get(tb.stream, 0) + 1
+        if seen[tb.stream] <= limit:
+            kept.append(tb)
+    return kept[::-1]
+
+
+def _frames_root_last(chain: tuple[PyError, ...], root: PyError) -> tuple[SourceFrame, ...]:
+    """All frames of a chain ordered so the innermost frame of the root exception comes last."""
+    others = [e for e in reversed(chain) if e is not root]
+    return tuple(f for err in (*others, root) for f in err.frames)
+
+
+def _carried_on(tb: Traceback, lines: list[LogLine], spans: list[tuple[int, int]], markers: set[int]) -> bool:
+    """Whether the process that printed ``tb`` went on writing ordinary output afterwards.
+
+    Ordinary means: its own stream, not blank, not evidence, not a stack dump or C++ frames, and
+    not inside a later traceback (torchrun's long ChildFailedError summary follows a rank's error).
+    """
+    later = iter(sorted((s, e) for s, e in spans if s > tb.raised))
+    span = next(later, None)
+    count = 0
+    for ln in lines[tb.raised + 1:]:
+        while span is not None and ln.pos > span[1]:
+            span = next(later, None)
+        if span is not None and ln.pos >= span[0]:
+            continue
+        if ln.stream != tb.stream or ln.pos in markers or not ln.text.strip():
+            continue
+        if ln.text.startswith(_DIAGNOSTIC_PREFIXES):
+            continue
+        count += 1
+        if count > STALE_AFTER_LINES:
+            return True
+    return False
+
+
+def _root_cause_candidates(root: RootCause | None, workspace: str | None) -> list[Candidate]:
+    """torchrun's own account of the first failed rank, for when that rank's output is missing.
+
+    These carry no stream: the rank's own lines (its traceback, its faulthandler dump) say the same
+    more precisely and win ties by coming first.
+    """
+    if root is None:
+        return []
+    if root.traceback is not None:
+        v = C.classify_chain((root.traceback,), workspace)
+        strength = C.traceback_strength(v)
+        shown = f"{v.root.type}: {v.root.message}"[:MAX_EVIDENCE_CHARS]
+        finding = Finding(v.category or "unknown", strength, v.key, shown, root.pos, None)
+        return [Candidate(finding, None, v.root, root.traceback.frames)]
+    if root.signal is None:
+        return []
+    shown = f"torchrun root cause: {root.describe()}"
+    return [Candidate(Finding(f.category, f.strength, f.key, shown, root.pos, None))
+            for f in exit_findings(ExitStatus(signal=root.signal), root.pos)]
+
+
+def _best_traceback(candidates: list[Candidate]) -> Candidate | None:
+    """The strongest traceback other than a launcher's: where the code was when things failed."""
+    tbs = [c for c in candidates if c.root is not None and c.finding.strength > C.SECONDARY]
+    return max(tbs, key=lambda c: (c.finding.strength, -c.finding.pos)) if tbs else None
+
+
+def _crash_frames(lines: list[LogLine], winner: Candidate) -> tuple[SourceFrame, ...] | None:
+    """The crashed thread's frames from a faulthandler dump printed at or after the crash line."""
+    start = winner.finding.pos if winner.finding.pos < len(lines) else 0
+    texts = [ln.text for ln in lines[start:start + 400]]
+    if not any("most recent call first" in t for t in texts):
+        texts = [ln.text for ln in lines]
+    thread = crashed_thread(parse_stacks(texts))
+    if thread is None:
+        return None
+    # Stack dumps list innermost first; tracebacks (and the report) want innermost last.
+    return tuple(SourceFrame(f.file, f.line, f.function) for f in reversed(thread.frames))

@@ -1,0 +1,220 @@
+"""Line-level evidence: failures that announce themselves without a Python traceback.
+
+Kernel and driver messages (``NVRM: Xid (PCI:0000:3b:00): 79, ...``, an OOM kill), the NCCL
+watchdog (``[Rank 3] Watchdog caught collective operation timeout: WorkNCCL(...)``), C++ aborts
+(``terminate called after throwing an instance of 'c10::DistBackendError'``), native crashes
+(``Fatal Python error: Segmentation fault``, the shell's ``Segmentation fault (core dumped)`` and
+``Killed``), argparse usage errors, and the same OOM / illegal-access / NaN / DataLoader texts the
+exception rules know, when a job prints them itself. Also what the exit status alone says.
+
+A single C-level regex pass over the whole cleaned text finds the few candidate lines; only those
+are matched against the individual rules, so the cost stays flat for long logs of progress output.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import signal
+from dataclasses import dataclass
+
+from phoenix_watchdog.diagnosis import classify as C
+from phoenix_watchdog.diagnosis.failure import ExitStatus, signal_name
+from phoenix_watchdog.diagnosis.logtext import LogLine
+from phoenix_watchdog.diagnosis.signature import normalise
+
+MAX_EVIDENCE_CHARS = 300
+
+# Literal triggers: a line none of them hits cannot match any marker rule below ("INF" is left out:
+# every "[INFO]" line would hit it; an upper-case "INF" loss is rare enough). They are compiled
+# into one regex factored as a trie (one branch per first letter), which scans ~10x faster than
+# the flat alternation: the whole cleaned text is searched in one C-level pass.
+TRIGGERS = (
+    "Xid", "ECC", "GPU is lost", "GPU_IS_LOST", "fallen off", "launch failure", "NVLink", "CUDA", "HIP out",
+    "CUBLAS", "CUDNN", "cudaError", "out of memory", "Out of memory", "oom", "OOM", "o space left", "Errno",
+    "ENOSPC", "uota exceeded", "PytorchStreamWriter", "write failed", "iostream error", "unexpected pos",
+    "illegal", "misaligned", "Assertion", "NCCL", "nccl", "atchdog", "terminate called", "Fatal Python error",
+    "Segmentation fault", "SIGSEGV", "Signal ", "Bus error", "Illegal instruction", "Floating point exception",
+    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf",
+    "non-finite",
+    "not finite", "loss scale", ": error: ", "allocate", "no CUDA", "NVIDIA driver",
+)
+
+
+def trie_regex(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex matching any of ``words``, factored as a trie so each position costs one branch."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        if "" in node:  # a word ends here: whatever follows, the shorter match suffices
+            return ""
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items())]
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return re.compile(build(trie))
+
+
+_TRIGGER = trie_regex(TRIGGERS)
+_NOISE = ("frame #",)  # C++ stack frames under a c10 error: never evidence
+# Where a c10 error was raised names its kind even when the message scrolled out of the tail.
+_RAISED_FROM = re.compile(r"^Exception raised from (?P<fn>\w+) at \S*ProcessGroupNCCL\.cpp")
+_DIST_ABORT = re.compile(r"DistBackendError|DistNetworkError|NCCL|nccl")
+
+_XID = re.compile(r"NVRM: Xid \((?P<bus>[^)]*)\): (?P<code>\d+)")
+_XID_IGNORED = frozenset({43, 45})  # app stopped / preemptive cleanup: consequences of any crash
+_XID_APPLICATION = frozenset({13, 31})  # graphics engine exception / MMU fault: a kernel's bad access
+_OOM_KILL = re.compile(r"Out of memory: Kill(?:ed)? process|\boom-kill\b|oom_kill_process|invoked oom-killer"
+                       r"|Memory cgroup out of memory|\bOOMKilled\b")
+_ARGPARSE = re.compile(r"^\S+: error: (?:unrecognized arguments|the following arguments are required"
+                       r"|argument \S+|invalid choice|ambiguous option)")
+_NATIVE = re.compile(r"Fatal Python error: (?P<fatal>Segmentation fault|Bus error|Floating point exception"
+                     r"|Illegal instruction)|(?P<shell>Segmentation fault|Bus error|Illegal instruction"
+                     r"|Floating point exception)\s*(?:\(core dumped\))?\s*(?:\S*python\S*|\S*torchrun\S*|\S+\.py|$)"
+                     r"|\bSignal (?P<sig>11|7|4|8) \(SIG\w+\) received")
+_ABORT = re.compile(r"^terminate called (?:after throwing an instance of '(?P<what>[^']+)'|without an active exception)"
+                    r"|Fatal Python error: Aborted|Aborted \(core dumped\)")
+_NATIVE_NAMES = {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS", "Illegal instruction": "SIGILL",
+                 "Floating point exception": "SIGFPE"}
+_KILLED = re.compile(r"^Killed$|: line \d+: +\d+ Killed\b|^\S*\s*\d+ Killed\s")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of evidence for a category. ``key`` joins the signature; ``line`` is shown to humans."""
+
+    category: str
+    strength: int
+    key: str
+    line: str
+    pos: int             # the line's position in the cleaned log; len(lines) for exit-status evidence
+    stream: str | None
+
+
+def scan_markers(lines: list[LogLine], skip: set[int]) -> list[Finding]:
+    """Every line-level finding, in log order. ``skip``: indices of traceback frame/source lines."""
+    # C++ frame lines are blanked before the scan: an NCCL storm prints dozens per rank.
+    texts = ["" if ln.text.startswith(_NOISE) else ln.text for ln in lines]
+    joined = "\n".join(texts)
+    starts = [0]
+    for text in texts[:-1]:
+        starts.append(starts[-1] + len(text) + 1)
+    found: list[Finding] = []
+    pos = 0
+    while (m := _TRIGGER.search(joined, pos)) is not None:
+        i = bisect.bisect_right(starts, m.start()) - 1
+        pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
+        if i not in skip and (f := classify_line(lines[i])) is not None:
+            found.append(f)
+    return found
+
+
+def _has(text: str, needles: tuple[str, ...]) -> bool:
+    return any(n in text for n in needles)
+
+
+# Substrings without which a rule's regex cannot match: cheap guards that spare most searches.
+_HW_NEEDLES = ("ECC", "GPU", "fallen off", "launch failure", "NVLink", "NVIDIA driver", "CUDA-capable")
+_OOM_NEEDLES = ("oom", "OOM", "ut of memory")
+_DISK_NEEDLES = ("No space", "Errno 28", "Errno 122", "ENOSPC", "quota", "PytorchStreamWriter", "write failed",
+                 "unexpected pos", "iostream error")
+_ILLEGAL_NEEDLES = ("illegal", "misaligned", "program counter", "IllegalAddress", "ILLEGAL_ADDRESS")
+_NATIVE_NEEDLES = ("Segmentation fault", "Bus error", "Illegal instruction", "Floating point exception", "Signal ")
+
+
+def classify_line(ln: LogLine) -> Finding | None:
+    """The marker rule one cleaned line matches, if any (rules in priority order)."""
+    text = ln.text
+    if text.startswith(_NOISE):
+        return None
+    shown = text.strip()[:MAX_EVIDENCE_CHARS]
+
+    def hit(category: str, strength: int, key: str) -> Finding:
+        return Finding(category, strength, key, shown, ln.pos, ln.stream)
+
+    if "Xid" in text and (m := _XID.search(text)):
+        code = int(m["code"])
+        if code in _XID_IGNORED:
+            return None
+        if code in _XID_APPLICATION:
+            return hit("cuda_illegal_access", C.LINE - 5, f"xid:{code}")
+        return hit("gpu_hardware", C.HARDWARE, f"xid:{code}")
+    if _has(text, _HW_NEEDLES) and (m := C.HARDWARE_TEXT.search(text)):
+        return hit("gpu_hardware", C.HARDWARE, C.hardware_key(m.group(0)))
+    oomish = _has(text, _OOM_NEEDLES)
+    if oomish and _OOM_KILL.search(text):
+        return hit("host_oom", C.HOST_OOM, "host_oom")
+    if _has(text, _DISK_NEEDLES) and C.DISK_TEXT.search(text):
+        return hit("disk_full", C.DISK, "disk_full")
+    if ("allocate" in text or "Errno 12" in text) and C.HOST_OOM_TEXT.search(text):
+        return hit("host_oom", C.LINE, "host_oom")
+    if (oomish or "ALLOC_FAILED" in text or "MemoryAllocation" in text) and C.CUDA_OOM_TEXT.search(text):
+        return hit("cuda_oom", C.LINE, "cuda_oom")
+    if ("assert" in text or "Assertion" in text) and C.DEVICE_ASSERT_TEXT.search(text):
+        return hit("code_bug", C.LINE - 5, "device-side assert")
+    if _has(text, _ILLEGAL_NEEDLES) and (m := C.ILLEGAL_TEXT.search(text)):
+        return hit("cuda_illegal_access", C.LINE, m.group(0).lower())
+    if ("DataLoader" in text or "worker" in text or "shared memory" in text) and (m := C.DATALOADER_TEXT.search(text)):
+        return hit("dataloader", C.LINE, C.dataloader_key(m.group(0)))
+    if "collective operation timeout" in text:
+        return hit("nccl_timeout", C.NCCL_TIMEOUT, "nccl_timeout")
+    if text.startswith("Exception raised from "):
+        if m := _RAISED_FROM.search(text):
+            return hit(*(("nccl_timeout", C.NCCL_TIMEOUT, "nccl_timeout") if m["fn"] == "checkTimeout"
+                         else ("nccl_error", C.NCCL, "nccl")))
+        return None
+    if _has(text, _NATIVE_NEEDLES) and (m := _NATIVE.search(text)):
+        kind = m["fatal"] or m["shell"]
+        name = _NATIVE_NAMES[kind] if kind else signal_name(int(m["sig"]))
+        return hit("segfault", C.NATIVE_CRASH, f"signal:{name}")
+    if ("terminate called" in text or "Aborted" in text) and (m := _ABORT.search(text)):
+        if m["what"] and _DIST_ABORT.search(m["what"]):  # the NCCL watchdog takes the process down
+            return hit("nccl_error", C.NCCL, "nccl")
+        return hit("segfault", C.ABORT, "signal:SIGABRT")
+    if ("NCCL" in text or "nccl" in text) and C.NCCL_TEXT.search(text) and _nccl_failure(text):
+        return hit("nccl_error", C.NCCL, C.nccl_key(text))
+    if ("nan" in text or "NaN" in text or "NAN" in text or "inf" in text or "Inf" in text or "loss scale" in text) \
+            and C.NAN_LINE_TEXT.search(text):
+        return hit("nan_divergence", C.LINE, normalise(text))
+    if ": error: " in text and _ARGPARSE.search(text):
+        return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))
+    if "Killed" in text and _KILLED.search(text):
+        return hit("unknown", C.KILLED, "signal:SIGKILL")
+    return None
+
+
+def _nccl_failure(text: str) -> bool:
+    """NCCL also logs at WARN level in healthy runs; only failures count."""
+    if "NCCL WARN" not in text:
+        return True
+    return re.search(r"(?i)fail|error|abort|timeout|closed|reset|refused|unhandled|invalid", text) is not None
+
+
+_NATIVE_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
+
+
+def exit_findings(exit: ExitStatus | None, at: int) -> list[Finding]:
+    """What the exit status alone says (positioned after the last log line)."""
+    if exit is None:
+        return []
+    out: list[Finding] = []
+    desc = exit.describe()
+    if exit.oom_killed:
+        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", desc, at, None))
+    sig = exit.effective_signal
+    if sig in _NATIVE_SIGNALS:
+        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None))
+    elif sig == signal.SIGABRT:
+        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None))
+    elif sig is not None:
+        # SIGKILL without OOM evidence: the kernel OOM killer is the usual sender, but `docker kill`,
+        # a preemption or a human send it too. Calling it host_oom would stop a job a restart could
+        # carry on; calling it unknown restarts it, and the per-signature budget bounds the cost.
+        why = " (no OOM evidence in the log: the kernel OOM killer, docker kill or a preemption)" \
+            if sig == signal.SIGKILL else ""
+        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None))
+    return out

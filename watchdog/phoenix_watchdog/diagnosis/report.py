@@ -1,0 +1,204 @@
+"""Assembling a `Diagnosis` from the winning evidence: signature, frame, files, summary, evidence.
+
+`diagnose` decides *what* failed; this module decides how it is written down. The signature's
+identity parts depend on the category (see `signature` for the folding rules):
+
+- code_bug, config_error, missing_file, nan_divergence: exception class, folded message, location;
+- cuda_oom, cuda_illegal_access, dataloader, segfault: the kind of failure and the location
+  (the same OOM in ``forward`` and in ``backward`` are two problems; its byte counts are not);
+- gpu_hardware, host_oom, disk_full, nccl_*, missing_dependency, unknown: the kind only. Where the
+  code happened to be when a GPU fell off the bus or a peer vanished says nothing about the cause;
+- hang: the innermost user frame of the main thread.
+
+The *location* is the innermost user frame as ``<file relative to the workspace>:<function>``,
+without its line number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from phoenix_watchdog.diagnosis import classify as C
+from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, Frame, HangInfo
+from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.pytrace import SourceFrame
+from phoenix_watchdog.diagnosis.signature import make_signature, normalise
+from phoenix_watchdog.diagnosis.stackparse import main_thread, parse_stacks
+from phoenix_watchdog.diagnosis.usercode import display_path, is_user_path, stable_path, under
+
+if TYPE_CHECKING:
+    from phoenix_watchdog.diagnosis.diagnose import Candidate
+
+MAX_EVIDENCE = 8
+MAX_SUMMARY_CHARS = 300
+MAX_MESSAGE_CHARS = 1000
+_TYPED = frozenset({"code_bug", "config_error", "missing_file", "nan_divergence"})
+_KIND_ONLY = frozenset({"gpu_hardware", "host_oom", "disk_full", "nccl_timeout", "nccl_error",
+                        "missing_dependency", "unknown"})
+_ABORT_WHAT = re.compile(r"instance of '(?P<what>[^']+)'")
+
+
+def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: tuple[SourceFrame, ...] | None,
+                    candidates: list[Candidate], lines: list[LogLine], exit: ExitStatus | None,
+                    workspace: str | None) -> Diagnosis:
+    if winner is None:
+        return _nothing(lines, exit)
+    f = winner.finding
+    category = f.category
+    same = context is not None and context.finding.category == category
+    source = winner if winner.root is not None else (context if same else None)
+    if source is not None and source.root is not None:
+        exception: str | None = source.root.type
+        message = source.root.message or next((d for d in source.root.details if d.strip()), "")
+        frames = source.frames
+    else:
+        m = _ABORT_WHAT.search(f.line)
+        exception = m["what"] if m else None
+        message = f.line
+        # Where the code was: a native crash's own dump, else an unrelated traceback that ended
+        # a process (not one from a rank that only lost its peer: that is the victim's position).
+        if category == "segfault":
+            frames = crash or ()
+        elif context is not None and context.finding.strength > C.SECONDARY + 5:
+            frames = context.frames
+        else:
+            frames = ()
+    user = innermost_user(frames, workspace)
+    located = user or (frames[-1] if frames else None)
+    location = f"{stable_path(located.file, workspace)}:{located.function}" if located else None
+    parts: list[str | None] = [f.key]
+    if category in _TYPED and exception:
+        parts.insert(0, exception.rsplit(".", 1)[-1])
+    if category not in _KIND_ONLY:
+        parts.append(location)
+    patchable = category in C.PATCHABLE and (category != "code_bug" or user is not None)
+    frame = _frame(user, workspace)
+    head = f"{exception}: {message}" if exception and source is not None else message
+    where = f" (at {frame.file}:{frame.line} in {frame.function})" if frame else ""
+    summary = _one_line(head, max(60, MAX_SUMMARY_CHARS - len(where))) + where  # the location fits
+    evidence = _evidence(winner, source, candidates, exit)
+    return Diagnosis(
+        signature=make_signature(category, *parts),
+        category=category,
+        patchable=patchable,
+        exception=exception,
+        message=_one_line(message, MAX_MESSAGE_CHARS) or None,
+        frame=frame,
+        summary=_one_line(summary, MAX_SUMMARY_CHARS),  # still bounded for absurdly long paths
+        files=user_files(frames, workspace),
+        evidence=evidence,
+    )
+
+
+def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None,
+                   workspace: str | None) -> Diagnosis:
+    """A job killed for silence: where its main thread was stuck decides the signature."""
+    # A faulthandler dump is the job's own output: clean it like the log (rank prefixes, colours).
+    thread = main_thread(parse_stacks(ln.text for ln in split_log(hang.stack or "")), workspace)
+    frames = tuple(SourceFrame(fr.file, fr.line, fr.function) for fr in reversed(thread.frames)) if thread else ()
+    user = innermost_user(frames, workspace)
+    located = user or (frames[-1] if frames else None)
+    location = f"{stable_path(located.file, workspace)}:{located.function}" if located else "no-stack"
+    silent = f"no output for {hang.silent_seconds:.0f} s"
+    frame = _frame(user, workspace)
+    shown = _frame(located, workspace)
+    where = f"; main thread in {shown.function} ({shown.file}:{shown.line})" if shown else "; no stack dump"
+    evidence = [silent]
+    evidence += [f"{fr.function} ({display_path(fr.file, workspace)}:{fr.line})" for fr in reversed(frames[-5:])]
+    last = next((ln.text.strip() for ln in reversed(lines) if ln.text.strip()), None)
+    if last:
+        evidence.append(f"last output: {last}")
+    if exit is not None:
+        evidence.append(exit.describe())
+    innermost = frames[-1] if frames else None
+    return Diagnosis(
+        signature=make_signature("hang", location),
+        category="hang",
+        patchable=bool(innermost and is_user_path(innermost.file, workspace, strict=_strict(frames, workspace))),
+        exception=None,
+        message=silent,
+        frame=frame,
+        summary=_one_line(silent + where, MAX_SUMMARY_CHARS),
+        files=user_files(frames, workspace),
+        evidence=tuple(_one_line(e, 300) for e in evidence[:MAX_EVIDENCE]),
+    )
+
+
+def innermost_user(frames: tuple[SourceFrame, ...], workspace: str | None) -> SourceFrame | None:
+    """The innermost user-code frame (frames ordered innermost last)."""
+    strict = _strict(frames, workspace)
+    for fr in reversed(frames):
+        if is_user_path(fr.file, workspace, strict=strict):
+            return fr
+    return None
+
+
+def user_files(frames: tuple[SourceFrame, ...], workspace: str | None) -> tuple[str, ...]:
+    """User source files named in the frames, each once, ordered by last appearance (innermost last)."""
+    strict = _strict(frames, workspace)
+    seen: dict[str, None] = {}
+    for fr in frames:
+        if is_user_path(fr.file, workspace, strict=strict):
+            path = display_path(fr.file, workspace)
+            seen.pop(path, None)
+            seen[path] = None
+    return tuple(seen)
+
+
+def _strict(frames: tuple[SourceFrame, ...], workspace: str | None) -> bool:
+    """Judge by the workspace only if some frame lies under it (else its paths differ from the job's)."""
+    return bool(workspace) and any(under(fr.file, workspace) for fr in frames)
+
+
+def _frame(fr: SourceFrame | None, workspace: str | None) -> Frame | None:
+    return Frame(display_path(fr.file, workspace), fr.line, fr.function) if fr else None
+
+
+def _evidence(winner: Candidate, source: Candidate | None, candidates: list[Candidate],
+              exit: ExitStatus | None) -> tuple[str, ...]:
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(line: str) -> None:
+        line = _one_line(line, 300)
+        key = normalise(line)  # the same line from eight ranks is one piece of evidence
+        if line and key not in seen and len(out) < MAX_EVIDENCE:
+            seen.add(key)
+            out.append(line)
+
+    add(winner.finding.line)
+    if source is not None and source.traceback is not None:
+        final = source.traceback.final
+        add(f"{final.type}: {final.message}")
+    same = sorted((c.finding for c in candidates if c.finding.category == winner.finding.category
+                   and c is not winner and c.traceback is None), key=lambda x: x.pos)
+    for finding in same[:4]:
+        add(finding.line)
+    if exit is not None:
+        add(exit.describe())
+    return tuple(out)
+
+
+def _nothing(lines: list[LogLine], exit: ExitStatus | None) -> Diagnosis:
+    """No evidence at all: the exit status (if known) is the only identity."""
+    desc = exit.describe() if exit is not None else "no exit status"
+    key = desc if exit is not None else "no-evidence"
+    tail = next((ln.text.strip() for ln in reversed(lines) if ln.text.strip()), "")
+    summary = f"{desc}; nothing recognisable in the last {len(lines)} log lines"
+    return Diagnosis(
+        signature=make_signature("unknown", key),
+        category="unknown",
+        patchable=False,
+        exception=None,
+        message=_one_line(tail, MAX_MESSAGE_CHARS) or None,
+        frame=None,
+        summary=summary,
+        files=(),
+        evidence=(_one_line(tail, 300) or "the log is empty", desc),
+    )
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

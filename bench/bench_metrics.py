@@ -38,7 +38,7 @@ OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0
 
 
 def fakenvml():
-    spec = importlib.util.spec_from_file_location("bench_fakenvml", REPO / "tests" / "metrics" / "fakenvml.py")
+    spec = importlib.util.spec_from_file_location("bench_fakenvml", REPO / "tests" / "kits" / "fakenvml.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)

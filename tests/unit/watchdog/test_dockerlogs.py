@@ -1,5 +1,5 @@
 """Parsing Docker's multiplexed log stream and resuming it without repeats (the wire format as
-the Engine API sends it; the real-engine tests in tests/docker read it from dockerd itself)."""
+the Engine API sends it; the real-engine tests in tests/integration/docker read it from dockerd itself)."""
 
 from __future__ import annotations
 

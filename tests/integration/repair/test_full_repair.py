@@ -15,7 +15,7 @@ import pytest
 from phoenix_sidecar.events import LlmCalled, RepairFinished, RepairPromoted, VerificationFinished
 from phoenix_sidecar.repair import RepairRequest
 from phoenix_watchdog.diagnosis.failure import Diagnosis, Frame
-from repair.kit import ScriptedServer, build_harness, make_repo, openai_reply
+from kits.repairkit import ScriptedServer, build_harness, make_repo, openai_reply
 
 TRAIN = textwrap.dedent('''\
     """A tiny training loop."""

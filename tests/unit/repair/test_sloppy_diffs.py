@@ -299,7 +299,7 @@ def test_23_a_patch_is_never_retargeted_to_another_file() -> None:
     rejected("no_match", mode="search_replace", search="LAYERS = 2", replace="LAYERS = 3")
 
 
-# 24 (all-or-nothing across files with real files: tests/repair/test_unsafe_corpus.py and test_patch_cli.py)
+# 24 (all-or-nothing across files with real files: tests/integration/repair/test_unsafe_corpus.py and test_patch_cli.py)
 def test_24_one_failing_patch_fails_the_whole_answer() -> None:
     good = Patch("a.py", "search_replace", search="a = 1", replace="a = 2")
     bad = Patch("b.py", "search_replace", search="nowhere", replace="x")

@@ -14,7 +14,7 @@ import pytest
 from phoenix_sidecar.errors import StateError
 from phoenix_sidecar.events import RepairPromoted, RepairRolledBack
 from phoenix_sidecar.repair import promote
-from repair.kit import TRAIN, build_harness, fingerprint
+from kits.repairkit import TRAIN, build_harness, fingerprint
 from testkit import clean_env
 
 

@@ -17,7 +17,7 @@ from phoenix_sidecar.repair.llm.chain import LlmChain, build_clients
 from phoenix_sidecar.repair.llm.http import GeminiApiClient, OpenAiClient
 from phoenix_sidecar.repair.llm.program import CommandClient, GeminiCliClient
 from phoenix_sidecar.config.schema import Settings
-from repair.kit import ScriptedServer, gemini_reply, install_fake_gemini, openai_reply, quota_error
+from kits.repairkit import ScriptedServer, gemini_reply, install_fake_gemini, openai_reply, quota_error
 from testkit import process_alive
 
 KEY = "AIzaSyA-test-key-0123456789abcdefghijklmn"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from phoenix_sidecar.supervise.lock import WorkspaceLock
-from repair.kit import TRAIN, fingerprint, git
+from kits.repairkit import TRAIN, fingerprint, git
 from testkit import run_phoenix
 
 FIX = {"patches": [{"file_path": "train.py", "mode": "search_replace", "search": 'print("Hello!")',

@@ -19,7 +19,7 @@ from phoenix_watchdog.diagnosis.diagnose import diagnose
 from phoenix_watchdog.diagnosis.failure import ExitStatus
 from phoenix_watchdog.diagnosis.logtext import split_log
 
-LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
+LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 WS = "/workspace"
 CORPUS = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(LOGS.glob("*.log")) if p.stat().st_size}
 SINGLE_STREAM = sorted(n for n, t in CORPUS.items() if all(ln.stream is None for ln in split_log(t)))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from phoenix_sidecar.events import RepairPromoted, VerificationFinished
-from repair.kit import TRAIN, build_harness, fingerprint, git, make_repo
+from kits.repairkit import TRAIN, build_harness, fingerprint, git, make_repo
 from testkit import process_alive
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from phoenix_sidecar.events import RepairPromoted
-from repair.kit import TRAIN, build_harness, fingerprint, git, make_repo
+from kits.repairkit import TRAIN, build_harness, fingerprint, git, make_repo
 from testkit import clean_env, process_alive
 
 FIX = json.dumps({"patches": [{"file_path": "train.py", "mode": "search_replace", "search": 'print("Hello!")',

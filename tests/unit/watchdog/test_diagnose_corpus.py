@@ -18,7 +18,7 @@ from phoenix_watchdog.diagnosis.diagnose import diagnose
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_sidecar.config.schema import CATEGORIES
 
-LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
+LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 SPEC = yaml.safe_load((LOGS / "expected.yaml").read_text())
 CASES: dict[str, dict] = SPEC["cases"]
 

@@ -1,4 +1,4 @@
-"""Fixtures of the repair tests (helpers live in ``repair.kit``)."""
+"""Fixtures of the repair tests (helpers live in ``kits.repairkit``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repair.kit import Harness, build_harness, make_repo
+from kits.repairkit import Harness, build_harness, make_repo
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+GRAFANA = Path(__file__).resolve().parents[3] / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "phoenix.json"
 CURRENT_PANELS = {"row", "timeseries", "stat", "state-timeline", "table"}
 PHOENIX_NAME = re.compile(r"\bphoenix_[a-z0-9_]+\b")

@@ -18,7 +18,7 @@ import pytest
 from phoenix_sidecar.events import PatchRejected, RepairPromoted, VerificationFinished
 from phoenix_sidecar.repair import REJECT_REASONS
 
-from repair.kit import TRAIN, fingerprint, make_repo
+from kits.repairkit import TRAIN, fingerprint, make_repo
 
 CORPUS = sorted((Path(__file__).parent / "data" / "unsafe").glob("*.json"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from testkit import run_phoenix
 
-LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
+LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 
 
 def test_text_output_names_everything_a_human_needs(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
-"""Fixtures for the metrics tests: the fake NVML module, and a check that no thread outlives its test."""
+"""Fixtures of the observe tests (unit and integration): the fake NVML module, a full scrape, and a
+check that no Phoenix thread outlives its test.
+
+A tier's ``conftest.py`` imports these names, which makes them fixtures of that folder.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,19 +14,12 @@ from types import ModuleType
 
 import pytest
 
-_FAKE_PATH = Path(__file__).with_name("fakenvml.py")
-
 
 def load_fakenvml() -> ModuleType:
-    """tests/metrics/fakenvml.py under a unique module name (tests/metrics is not a package)."""
-    name = "phoenix_tests_fakenvml"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _FAKE_PATH)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The fake NVML module (``kits.fakenvml``), fresh state per fixture user is the caller's job."""
+    from kits import fakenvml as module
+
+    return module
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import yaml
 
 pytestmark = pytest.mark.prometheus
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 RULES = DEPLOY / "rules" / "phoenix.rules.yml"
 TESTS = sorted((DEPLOY / "tests").glob("*.test.yml"))
 METRIC = re.compile(r"\b(phoenix_[a-z0-9_]+|up)\b(?!\s*\()")

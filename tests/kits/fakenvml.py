@@ -5,7 +5,7 @@
 module's. Each `FakeGpu` scripts one device: its readings, the features it lacks, calls that fail,
 calls that block until released, and whether it has fallen off the bus.
 
-Loaded by ``tests/metrics/conftest.py`` (fixture ``fakenvml``) and by ``bench/bench_metrics.py``.
+Loaded by ``tests/kits/observe.py`` (fixture ``fakenvml``) and by ``bench/bench_metrics.py``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from repair.kit import ScriptedServer, openai_reply
+from kits.repairkit import ScriptedServer, openai_reply
 from testkit import REPO, run_phoenix
 
 pytest.importorskip("torch", reason="the repair scenario trains a real PyTorch model")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from phoenix_watchdog.diagnosis.stackparse import crashed_thread, main_thread, parse_stacks
 
-LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
+LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 
 
 def test_a_real_pyspy_dump() -> None:

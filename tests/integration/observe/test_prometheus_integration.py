@@ -28,7 +28,7 @@ import yaml
 from testkit import PHOENIX, clean_env
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "prometheus" / "rules" / "phoenix.rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "phoenix.json"
 JOB = "import time; print('step 1', flush=True); time.sleep(600)"

@@ -19,7 +19,7 @@ from phoenix_watchdog.diagnosis.failure import ExitStatus
 
 pytest.importorskip("torch", exc_type=ImportError)  # absent or broken: skip
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 EXPECTED = yaml.safe_load((DATA / "logs" / "expected.yaml").read_text())["cases"]
 
 

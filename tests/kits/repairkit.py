@@ -1,6 +1,6 @@
 """Helpers of the repair tests: real git workspaces, engines with recorded events, state fingerprints.
 
-Import as ``from repair.kit import ...`` (``tests/`` is on the pytest path).
+Import as ``from kits.repairkit import ...`` (``tests/`` is on the pytest path).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from metrics.fakenvml import FakeGpu, FakeNvml
+from kits.fakenvml import FakeGpu, FakeNvml
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.loader import load
 from phoenix_sidecar.errors import GaveUp

@@ -31,16 +31,16 @@ __all__ = ["Action", "Decision", "GiveUpReason", "PolicySpec", "backoff_delay", 
 class GiveUpReason(enum.StrEnum):
     """Why Phoenix stopped the job for good: the bounded ``reason`` of ``events.GaveUp`` (a metric label).
 
-    The policy decides the first four; the supervisor gives up with ``repair_failed`` when a repair
-    left nothing to try and with ``safety`` when a hardware gate holds the job stopped.
+    The policy decides all but two: the supervisor gives up with ``repair_failed`` when a repair left
+    nothing to try, and with ``safety`` when a hardware gate holds the job stopped.
     """
 
     BUDGET_SIGNATURE = "budget_signature"
     BUDGET_TOTAL = "budget_total"
     CATEGORY_STOP = "category_stop"
-    REPAIR_DISABLED = "repair_disabled"
     REPAIR_FAILED = "repair_failed"
     SAFETY = "safety"
+    REPAIR_DISABLED = "repair_disabled"
 
 
 # Bounded reason codes of a `Decision`: a give-up reason for a stop, else one of these.

@@ -157,7 +157,7 @@ class RepairEngine:
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
         return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
 
-    def _finish(self, record: RecordWriter, outcome: str, reason: str) -> RepairOutcome:
+    def _finish(self, record: RecordWriter, outcome: Outcome, reason: str) -> RepairOutcome:
         try:
             record.json("outcome.json", {"id": record.repair_id, "finished": now_iso(), "outcome": outcome,
                                          "reason": reason, "files": [], "dry_run": self.settings.dry_run})

@@ -68,7 +68,7 @@ class RepairRecord:
     time: str
     signature: str
     category: str
-    outcome: str
+    outcome: str  # an `Outcome`, or ``interrupted`` (outcomes.INTERRUPTED) for a repair that never finished
     reason: str
     files: tuple[str, ...]
     source: str = "llm"  # llm | phoenix patch

@@ -90,7 +90,7 @@ class JobRestarted(Event):
 @dataclass(frozen=True)
 class GaveUp(Event):
     category: str
-    reason: str  # budget_signature | budget_total | category_stop | repair_failed | safety | repair_disabled
+    reason: str  # a supervise.policy.GiveUpReason
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class SafetyCleared(Event):
 @dataclass(frozen=True)
 class RepairFinished(Event):
     category: str
-    outcome: str  # promoted | dry_run | rejected | verify_failed | llm_failed | no_target | error
+    outcome: str  # a repair.outcomes.Outcome
     repair_id: str = ""  # for humans only (never a metric label), as are reason and files
     reason: str = ""
     files: tuple[str, ...] = ()
@@ -128,7 +128,7 @@ class LlmCalled(Event):
 
 @dataclass(frozen=True)
 class PatchRejected(Event):
-    reason: str  # bounded: allowlist | denylist | outside_workspace | not_found | ambiguous | ...
+    reason: str  # a repair.outcomes.RejectReason
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ import sys
 from typing import BinaryIO
 
 from phoenix_sidecar.errors import UsageError
-from phoenix_watchdog.diagnosis.diagnose import diagnose
-from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus
+from phoenix_watchdog.diagnosis import Diagnosis, ExitStatus, diagnose
 from phoenix_watchdog.diagnosis.logtext import MAX_CHARS
 
 # diagnose() looks at the last MAX_CHARS characters; reading a few times that many bytes keeps

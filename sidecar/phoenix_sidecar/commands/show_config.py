@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from phoenix_sidecar.config import loader as config
+from phoenix_sidecar import config
 from phoenix_sidecar.commands.common import add_config_options, load_config
 
 

@@ -1,15 +1,21 @@
 """The configuration schema: every setting, its type, default, environment variable and meaning.
 
-`Settings` is the frozen, typed result that the rest of Phoenix reads. `config.py` fills it from
-defaults, the YAML file, the environment and the command line. The environment variables of the
+`Settings` is the frozen, typed result that the rest of Phoenix reads. `loader` fills it from
+defaults, the YAML file, the environment and the command line. This module is plain data (plus
+`secret`, which reads a mapping it is given): any wing may import it. The environment variables of the
 original ``phoenix_cli_manager.py`` keep their names, meanings and defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
+
+from phoenix_watchdog.diagnosis.categories import Category
 
 # Kinds understood by config.parse_value.
 INT, FLOAT, BOOL, STR, WORDS, OPT_WORDS, LIST, CHOICE, MAPPING, ADDR = (
@@ -17,20 +23,35 @@ INT, FLOAT, BOOL, STR, WORDS, OPT_WORDS, LIST, CHOICE, MAPPING, ADDR = (
 )
 
 LLM_CLIENTS = ("gemini_cli", "gemini_api", "openai", "command")
-ACTIONS = ("repair", "restart", "stop")
-CATEGORIES = (
-    "code_bug", "config_error", "missing_dependency", "missing_file", "cuda_oom", "host_oom",
-    "disk_full", "nan_divergence", "dataloader", "nccl_timeout", "nccl_error",
-    "cuda_illegal_access", "gpu_hardware", "segfault", "hang", "unknown",
-)
-DEFAULT_ACTIONS: dict[str, str] = {
-    "code_bug": "repair", "config_error": "repair", "missing_file": "repair",
-    "nan_divergence": "repair", "cuda_oom": "repair",
-    "nccl_timeout": "restart", "nccl_error": "restart", "dataloader": "restart",
-    "segfault": "restart", "hang": "restart", "unknown": "restart",
-    "gpu_hardware": "stop", "cuda_illegal_access": "stop", "host_oom": "stop",
-    "disk_full": "stop", "missing_dependency": "stop",
-}
+
+
+class Action(enum.StrEnum):
+    """What the policy does about a failure category (the values of the ``actions`` setting)."""
+
+    REPAIR = "repair"
+    RESTART = "restart"
+    STOP = "stop"
+
+
+ACTIONS = tuple(a.value for a in Action)
+CATEGORIES = tuple(c.value for c in Category)  # the watchdog owns them; here for messages and choices
+# The one table of default actions; ``settings.actions`` overrides entries (see `action_table`).
+DEFAULT_ACTIONS: Mapping[Category, Action] = MappingProxyType({
+    Category.CODE_BUG: Action.REPAIR, Category.CONFIG_ERROR: Action.REPAIR, Category.MISSING_FILE: Action.REPAIR,
+    Category.NAN_DIVERGENCE: Action.REPAIR, Category.CUDA_OOM: Action.REPAIR,
+    Category.NCCL_TIMEOUT: Action.RESTART, Category.NCCL_ERROR: Action.RESTART, Category.DATALOADER: Action.RESTART,
+    Category.SEGFAULT: Action.RESTART, Category.HANG: Action.RESTART, Category.UNKNOWN: Action.RESTART,
+    Category.GPU_HARDWARE: Action.STOP, Category.CUDA_ILLEGAL_ACCESS: Action.STOP, Category.HOST_OOM: Action.STOP,
+    Category.DISK_FULL: Action.STOP, Category.MISSING_DEPENDENCY: Action.STOP,
+})
+FALLBACK_ACTION = Action.RESTART  # for a category the table does not know
+
+
+def action_table(overrides: Mapping[str, str]) -> dict[str, Action]:
+    """Every category's action: the defaults, with the configured ``actions`` over them."""
+    return {**DEFAULT_ACTIONS, **{Category(k): Action(v) for k, v in overrides.items()}}
+
+
 DEFAULT_METRICS_PORT = 9479
 
 
@@ -113,9 +134,9 @@ class Settings:
     webhook_url: str = setting("", STR, "URL that receives incidents and repairs as JSON", secret=True, group="metrics")
     webhook_format: str = setting("generic", CHOICE, "payload shape of the webhook", choices=("generic", "slack", "discord"), group="metrics")
 
-    def action_for(self, category: str) -> str:
+    def action_for(self, category: str) -> Action:
         """The configured action for a failure category."""
-        return {**DEFAULT_ACTIONS, **self.actions}.get(category, "restart")
+        return action_table(self.actions).get(category, FALLBACK_ACTION)
 
     @property
     def heartbeat_seconds(self) -> float | None:
@@ -164,3 +185,8 @@ SECRET_VARIABLES = {
     "gemini_api_key": "gemini_api_key_env",
     "openai_api_key": "openai_api_key_env",
 }
+
+
+def secret(settings: Settings, name: str, environ: Mapping[str, str]) -> str | None:
+    """A secret (``gemini_api_key``, ``openai_api_key``) from the variable the settings name, or None."""
+    return environ.get(getattr(settings, SECRET_VARIABLES[name])) or None

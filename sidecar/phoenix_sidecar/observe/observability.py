@@ -13,21 +13,22 @@ Threads: readings arrive in the poller threads, which evaluate the safety gates 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from phoenix_sidecar.config import loader as config
 from phoenix_sidecar.events import Event, EventBus, JobState, StateChanged
-from phoenix_sidecar.observe.metrics import DiskCollector, GpuCollector, HeartbeatCollector, PhoenixMetrics
+from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector
+from phoenix_sidecar.observe.metrics import PhoenixMetrics
 from phoenix_sidecar.observe.http import MetricsServer
 from phoenix_sidecar.observe.notify import WebhookNotifier
 from phoenix_sidecar.observe.gates import GateChange, GateLimits, SafetyGates, SafetyTrip
-from phoenix_sidecar.config.schema import Settings
+from phoenix_sidecar.config.schema import Settings, secret
 from phoenix_watchdog.probes.disk import DiskSnapshot, read_disks
 from phoenix_watchdog.probes.gpu import GpuSnapshot, NvmlReader
 from phoenix_watchdog.probes.gpu_poller import Sampler
@@ -59,12 +60,15 @@ class Observability:
         nvml: the ``pynvml`` module or a stand-in; None imports ``pynvml``.
         registry: where the metrics live; a fresh one by default (never the global REGISTRY).
         clock: wall-clock seconds, for the supervisor's liveness.
+        environ: where the webhook finds the API keys it must never send (``os.environ`` by default).
     """
 
     def __init__(self, settings: Settings, bus: EventBus, heartbeat: Heartbeat, *, target: str,
                  disk_paths: Sequence[str], nvml: ModuleType | Any | None = None,
-                 registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
+                 registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
+        self._environ = os.environ if environ is None else environ
         self.registry = registry if registry is not None else CollectorRegistry()
         self._bus = bus
         self._target = target
@@ -125,7 +129,7 @@ class Observability:
             server.start()  # first: a bad address fails before any thread runs
             self._server = server
         if s.webhook_url:
-            secrets = [config.secret(s, name) or "" for name in ("gemini_api_key", "openai_api_key")]
+            secrets = [secret(s, name, self._environ) or "" for name in ("gemini_api_key", "openai_api_key")]
             try:
                 notifier = WebhookNotifier(s.webhook_url, s.webhook_format, target=self._target, secrets=secrets,
                                            on_result=self._metrics.webhook_result)

@@ -1,16 +1,13 @@
 """Repair: ask an LLM for a fix, prove it in an isolated worktree, and only then promote it.
 
 Layout (pure modules first):
+    outcomes  the wing's vocabularies: `Outcome` (how a repair ended), `RejectReason` (which rule refused)
     model     records: RepairRequest, RepairOutcome, RollbackResult, RepairRecord, Patch
-    answer    LLM answer text -> patches, or a rejection with a reason
-    udiff     lenient unified-diff parser; unidiff as a second opinion on metadata
-    locate    finds where a block of lines sits, tolerantly, never guessing
-    lines     a text as lines with their own endings; edits applied bottom up
-    apply     patches -> new file texts, all or nothing
+    patch/    answer text -> patches -> new file texts (answer, diff, ladder, locate, lines, apply)
     safety    allowlist, denylist, path resolution, content checks
     redact    secrets and invisible characters out of everything sent or kept
     prompt    the prompt, within its size limit
-    llm, llm_http, llm_proc   the clients (gemini_cli, gemini_api, openai, command) and their chain
+    llm/      the clients (gemini_cli, gemini_api, openai, command), their registry and their chain
     proc      child processes with a time limit and a whole-group kill
     gitrepo   git plumbing that never touches the user's index, HEAD or files
     isolation the isolated worktree (or copy) and its clean-up after crashes
@@ -19,12 +16,17 @@ Layout (pure modules first):
     records   .phoenix_cli/repairs/<id>/
     pipeline  check -> apply -> isolate -> verify -> promote
     engine    RepairEngine, the interface the supervisor and the CLI use
+
+Imports: ``errors``, ``events``, ``paths``, ``fsutil``, ``config.schema`` (plain data) and
+``phoenix_watchdog.diagnosis``; never ``config.loader`` (settings, the environment and the config
+file's path are handed to `RepairEngine`), never ``supervise``, ``observe``, ``runtime`` or ``commands``.
+
+Public names: `RepairEngine`, the records below, `Outcome` and `RejectReason`.
 """
 
+from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.repair.engine import RepairEngine
 from phoenix_sidecar.repair.model import (
-    OUTCOMES,
-    REJECT_REASONS,
     PatchReport,
     PatchStatus,
     RepairOutcome,
@@ -34,6 +36,6 @@ from phoenix_sidecar.repair.model import (
 )
 
 __all__ = [
-    "OUTCOMES", "REJECT_REASONS", "PatchReport", "PatchStatus", "RepairEngine", "RepairOutcome", "RepairRecord",
+    "Outcome", "PatchReport", "PatchStatus", "RejectReason", "RepairEngine", "RepairOutcome", "RepairRecord",
     "RepairRequest", "RollbackResult",
 ]

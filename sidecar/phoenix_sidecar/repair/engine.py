@@ -19,13 +19,13 @@ from pathlib import Path, PurePosixPath
 
 from phoenix_sidecar import fsutil
 
-from phoenix_sidecar.config import loader as config
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import gitrepo, isolation
 from phoenix_sidecar.repair.patch.answer import parse_answer
-from phoenix_sidecar.repair.llm.chain import LlmChain, build_clients
+from phoenix_sidecar.repair.llm import LlmChain, build_clients
+from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
 from phoenix_sidecar.repair.pipeline import Pipeline
 from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
@@ -33,7 +33,7 @@ from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prom
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
 from phoenix_sidecar.repair.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
-from phoenix_sidecar.config.schema import Settings
+from phoenix_sidecar.config.schema import Settings, secret
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class RepairEngine:
         self.bus = bus
         self.environ = dict(os.environ if environ is None else environ)
         self.workspace = Path(paths.workspace)
-        keys = [config.secret(settings, "gemini_api_key", self.environ),
-                config.secret(settings, "openai_api_key", self.environ)]
+        keys = [secret(settings, "gemini_api_key", self.environ),
+                secret(settings, "openai_api_key", self.environ)]
         self.redactor = Redactor.from_environ(self.environ, keys)
         self.policy = PathPolicy(self.workspace, settings.allowlist, config_file=config_file,
                                  test_cmd=settings.test_cmd)
@@ -76,7 +76,7 @@ class RepairEngine:
             if outcome.get("promotion") == "pending":  # stopped before its journal: nothing was written
                 writer = self.store.writer(repair_id)
                 if writer is not None:
-                    writer.update_outcome(outcome="error", promotion=None,
+                    writer.update_outcome(outcome=Outcome.ERROR, promotion=None,
                                           reason="Phoenix stopped before the promotion began; no file was changed")
                     shutil.rmtree(writer.folder / "staged", ignore_errors=True)
         try:
@@ -94,7 +94,7 @@ class RepairEngine:
         if writer is None:
             return
         if recovered.op == "promote":
-            writer.update_outcome(outcome="promoted", promotion="done" if recovered.ok else "partial",
+            writer.update_outcome(outcome=Outcome.PROMOTED, promotion="done" if recovered.ok else "partial",
                                   recovery=recovered.message,
                                   changes=[{"path": s.path, "before": s.before, "after": s.after, "backup": s.backup}
                                            for s in recovered.steps])
@@ -109,17 +109,17 @@ class RepairEngine:
         try:
             record = self.store.create(signature=d.signature, category=d.category, source="llm")
         except PhoenixError as exc:  # no record can be kept (disk full): no repair without one
-            self.bus.emit(RepairFinished(category=d.category, outcome="error"))
-            return RepairOutcome("", "error", f"cannot record the repair: {exc}")
-        outcome = RepairOutcome(record.repair_id, "error", "the repair did not finish")
+            self.bus.emit(RepairFinished(category=d.category, outcome=Outcome.ERROR))
+            return RepairOutcome("", Outcome.ERROR, f"cannot record the repair: {exc}")
+        outcome = RepairOutcome(record.repair_id, Outcome.ERROR, "the repair did not finish")
         try:
             record.json("diagnosis.json", d.to_json())
             outcome = self._repair(request, record)
         except PhoenixError as exc:
-            outcome = self._finish(record, "error", str(exc))
+            outcome = self._finish(record, Outcome.ERROR, str(exc))
         except Exception as exc:  # a bug must not take the supervisor down
             log.exception("repair %s failed unexpectedly", record.repair_id)
-            outcome = self._finish(record, "error", f"internal error: {type(exc).__name__}: {exc}")
+            outcome = self._finish(record, Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             self.bus.emit(RepairFinished(category=d.category, outcome=outcome.outcome, repair_id=outcome.repair_id,
                                          reason=outcome.reason, files=tuple(outcome.files)))
@@ -129,7 +129,7 @@ class RepairEngine:
         d = request.diagnosis
         sources, aliases = self._sources(d, request.log_tail, request.stack)
         if not sources:
-            return self._finish(record, "no_target", "nothing the traceback names is a workspace file a repair may "
+            return self._finish(record, Outcome.NO_TARGET, "nothing the traceback names is a workspace file a repair may "
                                                      f"change (allowlist: {'; '.join(self.settings.allowlist)})")
         s = self.settings
         prompt = build_prompt(
@@ -148,7 +148,7 @@ class RepairEngine:
         result = chain.ask(prompt.text)
         record.json("llm.json", {"attempts": [a.__dict__ for a in result.attempts]})
         if not result.ok or result.parsed is None:
-            return self._finish(record, "llm_failed", f"no usable answer: {result.failure()}")
+            return self._finish(record, Outcome.LLM_FAILED, f"no usable answer: {result.failure()}")
         record.text("answer.txt", result.answer or "", code=True)
         policy = self.policy.narrowed([src.path for src in sources], aliases)
         report = self._pipeline(policy).run(result.parsed, record, shown=prompt.shown, client=result.client)
@@ -157,7 +157,7 @@ class RepairEngine:
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
         return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
 
-    def _finish(self, record: RecordWriter, outcome: str, reason: str) -> RepairOutcome:
+    def _finish(self, record: RecordWriter, outcome: Outcome, reason: str) -> RepairOutcome:
         try:
             record.json("outcome.json", {"id": record.repair_id, "finished": now_iso(), "outcome": outcome,
                                          "reason": reason, "files": [], "dry_run": self.settings.dry_run})
@@ -244,7 +244,7 @@ class RepairEngine:
         try:
             patches = parse_answer(answer)
         except AnswerRejected as exc:
-            return pipeline._rejected(record, PatchReport(record.repair_id, "rejected", "",
+            return pipeline._rejected(record, PatchReport(record.repair_id, Outcome.REJECTED, "",
                                                            dry_run=self.settings.dry_run), [], exc, {})
         return pipeline.run(patches, record)
 
@@ -263,7 +263,7 @@ class RepairEngine:
         if writer is None:
             return RollbackResult(repair_id, False, f"no repair {repair_id!r} is recorded")
         outcome = writer.read_json("outcome.json")
-        if outcome.get("outcome") != "promoted" or outcome.get("promotion") not in ("done", "partial"):
+        if outcome.get("outcome") != Outcome.PROMOTED or outcome.get("promotion") not in ("done", "partial"):
             return RollbackResult(repair_id, False, f"repair {repair_id} was not promoted "
                                                     f"(outcome: {outcome.get('outcome', 'none')})")
         if outcome.get("rolled_back"):
@@ -300,7 +300,7 @@ class RepairEngine:
     def _last_promoted(self) -> str | None:
         for repair_id in reversed(self.store.ids()):
             outcome = self.store.outcome(repair_id)
-            if outcome.get("outcome") == "promoted" and outcome.get("promotion") in ("done", "partial") \
+            if outcome.get("outcome") == Outcome.PROMOTED and outcome.get("promotion") in ("done", "partial") \
                     and not outcome.get("rolled_back"):
                 return repair_id
         return None

@@ -5,21 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from phoenix_sidecar.repair.outcomes import OK_OUTCOMES, Outcome
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 PATCH_MODES = ("unified_diff", "replace_range", "search_replace")
-
-OUTCOMES = ("promoted", "dry_run", "rejected", "verify_failed", "llm_failed", "no_target", "error")
-
-# Every reason an answer can be rejected for: the bounded label of events.PatchRejected.
-REJECT_REASONS = (
-    "invalid_json", "bad_format", "empty", "too_large",
-    "bad_path", "absolute_path", "traversal", "symlink", "outside_workspace", "hard_link",
-    "not_found", "not_a_file", "denylist", "allowlist",
-    "new_file", "deletion", "rename", "mode_change", "binary", "bidi", "control_chars", "elision",
-    "diff_mismatch", "no_match", "ambiguous", "overlap", "bad_range", "stale_range", "no_change",
-    "too_many_files", "too_many_lines",
-)
 
 
 @dataclass(frozen=True)
@@ -37,19 +26,19 @@ class RepairOutcome:
 
     Attributes:
         repair_id: the record under ``.phoenix_cli/repairs/<id>/``.
-        outcome: one of ``OUTCOMES``.
+        outcome: how it ended (an `Outcome`).
         reason: one human line.
         files: workspace-relative files changed (or that would be, in a dry run).
     """
 
     repair_id: str
-    outcome: str
+    outcome: Outcome
     reason: str
     files: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("promoted", "dry_run")
+        return self.outcome in OK_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -79,7 +68,7 @@ class RepairRecord:
     time: str
     signature: str
     category: str
-    outcome: str
+    outcome: str  # an `Outcome`, or ``interrupted`` (outcomes.INTERRUPTED) for a repair that never finished
     reason: str
     files: tuple[str, ...]
     source: str = "llm"  # llm | phoenix patch
@@ -140,9 +129,9 @@ class PatchReport:
     """The result of running one answer through the pipeline (`phoenix patch --json`)."""
 
     repair_id: str
-    outcome: str
+    outcome: Outcome
     reason: str
-    reason_code: str = ""
+    reason_code: str = ""  # a `RejectReason` when the outcome is ``rejected``
     accepted: bool = False
     verified: bool = False
     promoted: bool = False

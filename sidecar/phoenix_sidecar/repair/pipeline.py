@@ -22,6 +22,7 @@ from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import gitrepo, isolation
 from phoenix_sidecar.repair.patch import diff as udiff
 from phoenix_sidecar.repair.patch.apply import FLAG_REASONS, apply_patches
+from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.repair.model import Patch, PatchReport, PatchStatus
 from phoenix_sidecar.repair.promote import Promoter
 from phoenix_sidecar.repair.records import RecordWriter, now_iso
@@ -47,7 +48,7 @@ class Pipeline:
     def run(self, patches: list[Patch], record: RecordWriter, *, shown: Mapping[str, str] | None = None,
             client: str | None = None) -> PatchReport:
         """Carry ``patches`` as far as they go; the report says where they stopped and why."""
-        report = PatchReport(record.repair_id, "error", "", dry_run=self.settings.dry_run)
+        report = PatchReport(record.repair_id, Outcome.ERROR, "", dry_run=self.settings.dry_run)
         extra: dict[str, Any] = {"client": client}
         try:
             changes = self._prepare(patches, report, shown)
@@ -59,10 +60,10 @@ class Pipeline:
         try:
             self._verify_and_promote(changes, record, report, extra)
         except PhoenixError as exc:
-            report.outcome, report.reason = "error", str(exc)
+            report.outcome, report.reason = Outcome.ERROR, str(exc)
         except Exception as exc:  # a bug must not take the supervisor down: record it and go on
             log.exception("repair %s failed unexpectedly", record.repair_id)
-            report.outcome, report.reason = "error", f"internal error: {type(exc).__name__}: {exc}"
+            report.outcome, report.reason = Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}"
         if not report.promoted:
             self._write_outcome(record, report, extra)
         return report
@@ -87,12 +88,12 @@ class Pipeline:
             total += len(added) + removed
             changes.append((rel, originals[rel], encode_source(text, rel)))
         if not changes:
-            raise AnswerRejected("no_change", "the patches change nothing (already applied, or identical text)")
+            raise AnswerRejected(RejectReason.NO_CHANGE, "the patches change nothing (already applied, or identical text)")
         if len(changes) > self.settings.max_patch_files:
-            raise AnswerRejected("too_many_files", f"the answer changes {len(changes)} files; at most "
+            raise AnswerRejected(RejectReason.TOO_MANY_FILES, f"the answer changes {len(changes)} files; at most "
                                                    f"{self.settings.max_patch_files} (max_patch_files)")
         if total > self.settings.max_patch_lines:
-            raise AnswerRejected("too_many_lines", f"the answer changes {total} lines; at most "
+            raise AnswerRejected(RejectReason.TOO_MANY_LINES, f"the answer changes {total} lines; at most "
                                                    f"{self.settings.max_patch_lines} (max_patch_lines)")
         return changes
 
@@ -111,7 +112,7 @@ class Pipeline:
             record.text("verify.log", f"[phoenix] stage {result.stage}: {'passed' if result.ok else 'FAILED'} in "
                                       f"{result.seconds:.2f} s\n{result.output}")
             if not result.ok:
-                report.outcome = "verify_failed"
+                report.outcome = Outcome.VERIFY_FAILED
                 report.reason = _verify_reason(result.stage, result.output, result.timed_out)
                 return
             report.verified = True
@@ -119,7 +120,7 @@ class Pipeline:
             if tree and iso.repo is not None and iso.snapshot is not None:
                 report.commit = _commit(iso.repo, iso.snapshot, tree, record.repair_id, files)
         if self.settings.dry_run:
-            report.outcome = "dry_run"
+            report.outcome = Outcome.DRY_RUN
             report.reason = f"verified; dry run, so {', '.join(files)} left unchanged"
             return
         self._promote(changes, record, report, extra)
@@ -127,7 +128,7 @@ class Pipeline:
     def _promote(self, changes: list[Change], record: RecordWriter, report: PatchReport,
                  extra: dict[str, Any]) -> None:
         files = [rel for rel, _, _ in changes]
-        report.outcome = "promoted"
+        report.outcome = Outcome.PROMOTED
         report.reason = f"verified and promoted: {', '.join(files)}"
         self._write_outcome(record, report, extra, promotion="pending")  # the intent, before the first write
         staging = record.folder / "staged"
@@ -146,7 +147,7 @@ class Pipeline:
     def _rejected(self, record: RecordWriter, report: PatchReport, patches: list[Patch], exc: AnswerRejected,
                   extra: dict[str, Any]) -> PatchReport:
         self.bus.emit(PatchRejected(reason=exc.reason))
-        report.outcome, report.reason, report.reason_code = "rejected", str(exc), exc.reason
+        report.outcome, report.reason, report.reason_code = Outcome.REJECTED, str(exc), exc.reason
         other = "another patch of the answer was rejected"
         statuses = []
         blamed = False

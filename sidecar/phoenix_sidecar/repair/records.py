@@ -19,6 +19,7 @@ from typing import Any
 from phoenix_sidecar import fsutil
 from phoenix_sidecar.errors import StateError
 from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair.outcomes import INTERRUPTED, Outcome
 from phoenix_sidecar.repair.model import RepairRecord
 from phoenix_sidecar.repair.redact import Redactor
 
@@ -109,11 +110,11 @@ class RepairStore:
         folder = self.paths.repairs / repair_id
         meta, outcome = _load(folder / "meta.json"), _load(folder / "outcome.json")
         if outcome:
-            result = str(outcome.get("outcome", "error"))
+            result = str(outcome.get("outcome", Outcome.ERROR))
             if outcome.get("promotion") == "pending":
-                result = "interrupted"
+                result = INTERRUPTED
         else:
-            result = "interrupted"
+            result = INTERRUPTED
         return RepairRecord(
             repair_id=repair_id, time=str(meta.get("time", "")), signature=str(meta.get("signature", "")),
             category=str(meta.get("category", "")), outcome=result,
@@ -131,17 +132,17 @@ class RepairStore:
             rec = self.record(repair_id)
             if rec.signature != signature or rec.source != "llm":
                 continue
-            if rec.outcome == "rejected":
+            if rec.outcome == Outcome.REJECTED:
                 return f"It was rejected: {rec.reason}"
-            if rec.outcome == "verify_failed":
+            if rec.outcome == Outcome.VERIFY_FAILED:
                 log = _tail(self.paths.repairs / repair_id / "verify.log", 3000)
                 return f"It failed verification: {rec.reason}\n{log}".rstrip()
-            if rec.outcome == "promoted":
+            if rec.outcome == Outcome.PROMOTED:
                 if rec.rolled_back:
                     return "It was applied, then rolled back because the job failed sooner than before."
                 return ("It was applied, but the same failure came back. Look for the real cause; do not repeat "
                         "that change.")
-            if rec.outcome in ("llm_failed", "no_target", "error", "interrupted"):
+            if rec.outcome in (Outcome.LLM_FAILED, Outcome.NO_TARGET, Outcome.ERROR, INTERRUPTED):
                 continue
             return None
         return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from phoenix_sidecar.errors import AnswerRejected
+from phoenix_sidecar.repair.outcomes import RejectReason
 from phoenix_sidecar.paths import STATE_DIR_NAME
 
 # Directory names that may not appear anywhere in a target's path (compared case-insensitively).
@@ -103,7 +104,7 @@ class PathPolicy:
         rel = self._relative(raw)
         rule = self.denied(os.path.normpath(rel))  # before touching the file system: the name alone decides
         if rule:
-            raise AnswerRejected("denylist", f"{rule}; Phoenix never patches it", file_path=raw)
+            raise AnswerRejected(RejectReason.DENYLIST, f"{rule}; Phoenix never patches it", file_path=raw)
         target = self._resolve(raw, rel)
         self._check_rules(raw, target.rel)
         return target
@@ -117,14 +118,14 @@ class PathPolicy:
     # -- path resolution -----------------------------------------------------------------------
     def _relative(self, raw: str) -> str:
         if not isinstance(raw, str) or not raw.strip():
-            raise AnswerRejected("bad_path", "the patch names no file")
+            raise AnswerRejected(RejectReason.BAD_PATH, "the patch names no file")
         path = raw.strip()
         if any(ord(c) < 32 for c in path) or len(path) > 4096:
-            raise AnswerRejected("bad_path", "the file name holds control characters or is too long", file_path=raw)
+            raise AnswerRejected(RejectReason.BAD_PATH, "the file name holds control characters or is too long", file_path=raw)
         if re.match(r"^[A-Za-z]:[\\/]", path) or path.startswith("\\\\"):
-            raise AnswerRejected("absolute_path", "absolute Windows path", file_path=raw)
+            raise AnswerRejected(RejectReason.ABSOLUTE_PATH, "absolute Windows path", file_path=raw)
         if "\\" in path:
-            raise AnswerRejected("bad_path", "backslashes are not path separators here", file_path=raw)
+            raise AnswerRejected(RejectReason.BAD_PATH, "backslashes are not path separators here", file_path=raw)
         if path in self.aliases:
             return self.aliases[path]
         if path.startswith("/"):
@@ -132,12 +133,12 @@ class PathPolicy:
             for root in (self.workspace, self.workspace_given):
                 if lexical != root and lexical.is_relative_to(root):
                     return lexical.relative_to(root).as_posix()
-            raise AnswerRejected("absolute_path", "absolute path outside the workspace", file_path=raw)
+            raise AnswerRejected(RejectReason.ABSOLUTE_PATH, "absolute path outside the workspace", file_path=raw)
         normal = os.path.normpath(path)
         if normal == ".." or normal.startswith("../"):
-            raise AnswerRejected("traversal", "the path climbs out of the workspace with ..", file_path=raw)
+            raise AnswerRejected(RejectReason.TRAVERSAL, "the path climbs out of the workspace with ..", file_path=raw)
         if normal == ".":
-            raise AnswerRejected("bad_path", "the path names the workspace itself", file_path=raw)
+            raise AnswerRejected(RejectReason.BAD_PATH, "the path names the workspace itself", file_path=raw)
         return PurePosixPath(path).as_posix()
 
     def _resolve(self, raw: str, rel: str) -> Target:
@@ -147,27 +148,27 @@ class PathPolicy:
             if part == "..":
                 current = current.parent
                 if not current.is_relative_to(self.workspace):
-                    raise AnswerRejected("traversal", "the path climbs out of the workspace with ..", file_path=raw)
+                    raise AnswerRejected(RejectReason.TRAVERSAL, "the path climbs out of the workspace with ..", file_path=raw)
                 continue
             current = current / part
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
-                raise AnswerRejected("not_found", "no such file in the workspace (repairs change existing files only)",
+                raise AnswerRejected(RejectReason.NOT_FOUND, "no such file in the workspace (repairs change existing files only)",
                                      file_path=raw) from None
             except OSError as exc:
-                raise AnswerRejected("not_found", f"cannot inspect the file: {exc.strerror}", file_path=raw) from None
+                raise AnswerRejected(RejectReason.NOT_FOUND, f"cannot inspect the file: {exc.strerror}", file_path=raw) from None
             if stat.S_ISLNK(st.st_mode):
-                raise AnswerRejected("symlink", f"{'/'.join(parts[:i + 1])} is a symbolic link; repairs never "
+                raise AnswerRejected(RejectReason.SYMLINK, f"{'/'.join(parts[:i + 1])} is a symbolic link; repairs never "
                                                 f"write through links", file_path=raw)
         real = Path(os.path.realpath(current))
         if real == self.workspace or not real.is_relative_to(self.workspace):
-            raise AnswerRejected("outside_workspace", "the file resolves outside the workspace", file_path=raw)
+            raise AnswerRejected(RejectReason.OUTSIDE_WORKSPACE, "the file resolves outside the workspace", file_path=raw)
         st = os.lstat(real)
         if not stat.S_ISREG(st.st_mode):
-            raise AnswerRejected("not_a_file", "not a regular file", file_path=raw)
+            raise AnswerRejected(RejectReason.NOT_A_FILE, "not a regular file", file_path=raw)
         if st.st_nlink > 1:
-            raise AnswerRejected("hard_link", "the file has other hard links, which may lie outside the workspace",
+            raise AnswerRejected(RejectReason.HARD_LINK, "the file has other hard links, which may lie outside the workspace",
                                  file_path=raw)
         return Target(real.relative_to(self.workspace).as_posix(), real)
 
@@ -175,12 +176,12 @@ class PathPolicy:
     def _check_rules(self, raw: str, rel: str) -> None:
         rule = self.denied(rel)
         if rule:
-            raise AnswerRejected("denylist", f"{rule}; Phoenix never patches it", file_path=raw)
+            raise AnswerRejected(RejectReason.DENYLIST, f"{rule}; Phoenix never patches it", file_path=raw)
         if not self.is_allowlisted(rel):
-            raise AnswerRejected("allowlist", f"not in the allowlist ({'; '.join(self.allowlist) or 'empty'})",
+            raise AnswerRejected(RejectReason.ALLOWLIST, f"not in the allowlist ({'; '.join(self.allowlist) or 'empty'})",
                                  file_path=raw)
         if self.only is not None and rel not in self.only:
-            raise AnswerRejected("allowlist", f"not one of the files shown for this failure "
+            raise AnswerRejected(RejectReason.NOT_SHOWN, f"not one of the files shown for this failure "
                                               f"({', '.join(self.only)})", file_path=raw)
 
     def denied(self, rel: str) -> str | None:
@@ -239,18 +240,18 @@ class PathPolicy:
 def decode_source(data: bytes, rel: str) -> str:
     """A workspace file's text; refuses binary and non-UTF-8 files."""
     if b"\x00" in data:
-        raise AnswerRejected("binary", "the file holds NUL bytes (binary)", file_path=rel)
+        raise AnswerRejected(RejectReason.BINARY, "the file holds NUL bytes (binary)", file_path=rel)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise AnswerRejected("binary", "the file is not UTF-8 text", file_path=rel) from None
+        raise AnswerRejected(RejectReason.BINARY, "the file is not UTF-8 text", file_path=rel) from None
 
 
 def encode_source(text: str, rel: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        raise AnswerRejected("binary", "the patched text cannot be written as UTF-8", file_path=rel) from None
+        raise AnswerRejected(RejectReason.BINARY, "the patched text cannot be written as UTF-8", file_path=rel) from None
 
 
 def changed_lines(old: str, new: str) -> tuple[list[str], int]:
@@ -270,15 +271,15 @@ def check_added(lines: list[str], rel: str) -> None:
     """Refuse NUL, control, bidi and invisible characters, and elision comments, in added lines."""
     for n, line in enumerate(lines, 1):
         if "\x00" in line:
-            raise AnswerRejected("binary", "an added line holds a NUL byte", file_path=rel)
+            raise AnswerRejected(RejectReason.BINARY, "an added line holds a NUL byte", file_path=rel)
         bad = next((c for c in line if c in _BIDI or c in _INVISIBLE), None)
         if bad is not None:
-            raise AnswerRejected("bidi", f"an added line holds the invisible or bidirectional character "
+            raise AnswerRejected(RejectReason.BIDI, f"an added line holds the invisible or bidirectional character "
                                          f"U+{ord(bad):04X}", file_path=rel)
         ctrl = next((c for c in line if (ord(c) < 32 and c not in "\t\f") or 0x7f <= ord(c) < 0xa0), None)
         if ctrl is not None:
-            raise AnswerRejected("control_chars", f"an added line holds the control character U+{ord(ctrl):04X}",
+            raise AnswerRejected(RejectReason.CONTROL_CHARS, f"an added line holds the control character U+{ord(ctrl):04X}",
                                  file_path=rel)
         if any(p.search(line) for p in _ELISION):
-            raise AnswerRejected("elision", f"an added line stands for code left out ({line.strip()[:60]!r}); "
+            raise AnswerRejected(RejectReason.ELISION, f"an added line stands for code left out ({line.strip()[:60]!r}); "
                                             f"patches must spell out every line", file_path=rel)

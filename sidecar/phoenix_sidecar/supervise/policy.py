@@ -4,7 +4,8 @@ Rules, in order:
 
 1. A run that lasted ``stable_run_seconds`` proves the job healthy again: the backoff and the
    per-signature attempts start over (the total budget does not; it is the backstop).
-2. The category's action comes from the table (``settings.actions`` over the defaults). A hang that
+2. The category's action comes from the one table, ``config.schema.action_table`` (``settings.actions``
+   over ``DEFAULT_ACTIONS``). A hang that
    recurs with the same signature (same stack location) is escalated from restart to repair.
 3. ``stop`` categories stop at once: a human is needed (hardware, host OOM, full disk, ...).
 4. A signature that has used ``max_retries`` attempts stops; so does a job that has used
@@ -19,25 +20,38 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from phoenix_sidecar.config.schema import DEFAULT_ACTIONS, Settings
+from phoenix_sidecar.config.schema import FALLBACK_ACTION, Action, Settings, action_table
 from phoenix_sidecar.supervise.state import Budgets, SignatureBudget
+from phoenix_watchdog.diagnosis.categories import Category
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
-
-class Action(str, enum.Enum):
-    RESTART = "restart"
-    REPAIR = "repair"
-    STOP = "stop"
+__all__ = ["Action", "Decision", "GiveUpReason", "PolicySpec", "backoff_delay", "commit", "decide", "note_run"]
 
 
-# Bounded reason codes: they become metric labels and alert conditions.
-BUDGET_SIGNATURE = "budget_signature"
-BUDGET_TOTAL = "budget_total"
-CATEGORY_STOP = "category_stop"
-REPAIR_DISABLED = "repair_disabled"
+class GiveUpReason(enum.StrEnum):
+    """Why Phoenix stopped the job for good: the bounded ``reason`` of ``events.GaveUp`` (a metric label).
+
+    The policy decides all but two: the supervisor gives up with ``repair_failed`` when a repair left
+    nothing to try, and with ``safety`` when a hardware gate holds the job stopped.
+    """
+
+    BUDGET_SIGNATURE = "budget_signature"
+    BUDGET_TOTAL = "budget_total"
+    CATEGORY_STOP = "category_stop"
+    REPAIR_FAILED = "repair_failed"
+    SAFETY = "safety"
+    REPAIR_DISABLED = "repair_disabled"
+
+
+# Bounded reason codes of a `Decision`: a give-up reason for a stop, else one of these.
 BACKOFF = "backoff"
 REPAIR = "repair"
 HANG_ESCALATED = "hang_escalated"
+# The stop codes under their former names (``supervise.loop`` spells them so).
+BUDGET_SIGNATURE = GiveUpReason.BUDGET_SIGNATURE
+BUDGET_TOTAL = GiveUpReason.BUDGET_TOTAL
+CATEGORY_STOP = GiveUpReason.CATEGORY_STOP
+REPAIR_DISABLED = GiveUpReason.REPAIR_DISABLED
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,7 @@ class PolicySpec:
     backoff_max: float
     stable_run_seconds: float
     cooldown_seconds: float
-    actions: Mapping[str, str]
+    actions: Mapping[str, Action]
     repair_available: bool
 
     @classmethod
@@ -62,7 +76,7 @@ class PolicySpec:
             backoff_max=settings.backoff_max_seconds,
             stable_run_seconds=settings.stable_run_seconds,
             cooldown_seconds=settings.cooldown_seconds,
-            actions={**DEFAULT_ACTIONS, **settings.actions},
+            actions=action_table(settings.actions),
             repair_available=repair_available and settings.repair,
         )
 
@@ -108,21 +122,21 @@ def decide(diagnosis: Diagnosis, budgets: Budgets, spec: PolicySpec, *, seen_bef
         seen_before: the signature failed before in this supervision (used to escalate a hang).
     """
     category = diagnosis.category
-    action = Action(spec.actions.get(category, "restart"))
+    action = Action(spec.actions.get(category, FALLBACK_ACTION))
     code = BACKOFF if action is Action.RESTART else REPAIR
-    if category == "hang" and action is Action.RESTART and seen_before and diagnosis.patchable:
+    if category == Category.HANG and action is Action.RESTART and seen_before and diagnosis.patchable:
         action, code = Action.REPAIR, HANG_ESCALATED
 
     used = budgets.attempts(diagnosis.signature)
     remaining = max(0, spec.max_retries - used)
     if action is Action.STOP:
-        return _stop(CATEGORY_STOP, f"{category} needs a human: Phoenix does not restart or patch it", spec, remaining)
+        return _stop(GiveUpReason.CATEGORY_STOP, f"{category} needs a human: Phoenix does not restart or patch it", spec, remaining)
     if used >= spec.max_retries:
-        return _stop(BUDGET_SIGNATURE, f"this failure has used all {spec.max_retries} attempts", spec, 0)
+        return _stop(GiveUpReason.BUDGET_SIGNATURE, f"this failure has used all {spec.max_retries} attempts", spec, 0)
     if budgets.total_restarts >= spec.max_total_restarts:
-        return _stop(BUDGET_TOTAL, f"the job has used all {spec.max_total_restarts} restarts", spec, remaining)
+        return _stop(GiveUpReason.BUDGET_TOTAL, f"the job has used all {spec.max_total_restarts} restarts", spec, remaining)
     if action is Action.REPAIR and not spec.repair_available:
-        return _stop(REPAIR_DISABLED, f"{category} needs a code repair, and repair is switched off", spec, remaining)
+        return _stop(GiveUpReason.REPAIR_DISABLED, f"{category} needs a code repair, and repair is switched off", spec, remaining)
 
     attempt = used + 1
     if action is Action.REPAIR:

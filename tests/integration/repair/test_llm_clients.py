@@ -13,7 +13,7 @@ import pytest
 from phoenix_sidecar.errors import LlmError
 from phoenix_sidecar.events import EventBus, LlmCalled, PatchRejected
 from phoenix_sidecar.repair.patch.answer import parse_answer
-from phoenix_sidecar.repair.llm.chain import LlmChain, build_clients
+from phoenix_sidecar.repair.llm import LlmChain, build_clients
 from phoenix_sidecar.repair.llm.http import GeminiApiClient, OpenAiClient
 from phoenix_sidecar.repair.llm.program import CommandClient, GeminiCliClient
 from phoenix_sidecar.config.schema import Settings

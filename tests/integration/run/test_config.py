@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_sidecar.config import loader as config
+from phoenix_sidecar import config
 from phoenix_sidecar.errors import ConfigError
 from phoenix_sidecar.config.schema import key_specs
 from testkit import run_phoenix

@@ -11,7 +11,9 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from phoenix_sidecar import events as ev
-from phoenix_sidecar.observe.metrics import DiskCollector, GpuCollector, HeartbeatCollector, PhoenixMetrics
+from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector
+from phoenix_sidecar.observe.metrics import PRECREATED_REJECTIONS, PhoenixMetrics
+from phoenix_sidecar.repair import RejectReason
 from phoenix_sidecar.observe.gates import GateChange, SafetyTrip
 from phoenix_sidecar.config.schema import CATEGORIES, Settings
 from phoenix_watchdog.probes.disk import DiskSnapshot, DiskUsage
@@ -134,7 +136,9 @@ def test_free_form_label_values_stay_bounded(registry):
         m.handle(ev.LlmCalled(f"client{i}", 1.0, ok=False, error=f"weird {i}"))
     reasons = {s.labels["reason"] for fam in registry.collect() if fam.name == "phoenix_patches_rejected"
                for s in fam.samples if s.name.endswith("_total")}
-    assert len(reasons) <= 5 + 8 + 1
+    assert reasons == {*PRECREATED_REJECTIONS, "other"}  # the reasons are an enum: no room for strays
+    m.handle(ev.PatchRejected(RejectReason.BIDI))
+    assert value(registry, "phoenix_patches_rejected_total", reason="bidi") == 1
     assert "other" in reasons and not any("/" in r or " " in r for r in reasons)
     clients = {s.labels["client"] for fam in registry.collect() if fam.name == "phoenix_llm_requests" for s in fam.samples}
     assert len(clients) <= 1 + 4 + 1

@@ -16,7 +16,7 @@ import yaml
 
 from phoenix_watchdog.diagnosis.diagnose import diagnose
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
-from phoenix_sidecar.config.schema import CATEGORIES
+from phoenix_watchdog.diagnosis.categories import Category
 
 LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 SPEC = yaml.safe_load((LOGS / "expected.yaml").read_text())
@@ -45,7 +45,7 @@ def test_the_corpus_is_big_and_covers_every_category() -> None:
     assert len(logs) >= 40
     used = {spec.get("log", f"{name}.log") for name, spec in CASES.items()}
     assert logs <= used, f"logs without an expected result: {sorted(logs - used)}"
-    assert {spec["category"] for spec in CASES.values()} == set(CATEGORIES)
+    assert {spec["category"] for spec in CASES.values()} == set(Category)
     torch_logs = [n for n in logs if n.startswith("torch_")]
     assert len(torch_logs) >= 20
 

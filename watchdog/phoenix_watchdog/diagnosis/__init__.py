@@ -1,1 +1,28 @@
-"""diagnosis."""
+"""Diagnosis: reduce a failed run's output to a `Diagnosis`: category, stable signature, root cause, evidence.
+
+Modules (all pure: text in, records out):
+    categories  `Category`, the failure vocabulary the whole of Phoenix uses, and `PATCHABLE`
+    failure     the records: `Diagnosis`, `ExitStatus`, `HangInfo`, `Frame`
+    logtext     log lines cleaned and tagged with the rank that wrote them
+    pytrace     Python tracebacks (chained, per rank); stackparse: stack dumps of hung jobs
+    markers     line-level evidence (Xid, NCCL watchdog, OOM kills, segfaults), as `Finding`s
+    launcher    torchrun's summary of which rank failed first
+    classify    category rules for exceptions, and the strength scale evidence is ranked on
+    candidate   `Candidate`: a finding competing to explain the failure
+    diagnose    `diagnose`: every candidate, ranked; the strongest wins
+    report      the winner -> `Diagnosis` (summary, evidence, patchable); hang diagnoses
+    signature   normalisation and the ``<category>-<16 hex>`` signature
+    usercode    which frames are the user's code
+
+Imports run diagnose -> report -> candidate -> markers, pytrace; nothing imports `diagnose` back.
+May import: the standard library and other ``phoenix_watchdog.diagnosis`` modules only (no probes,
+no sources, never ``phoenix_sidecar``).
+
+Public names: `diagnose`, `Diagnosis`, `ExitStatus`, `HangInfo`, `Frame`, `Category`, `PATCHABLE`.
+"""
+
+from phoenix_watchdog.diagnosis.categories import PATCHABLE, Category
+from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, Frame, HangInfo
+
+__all__ = ["PATCHABLE", "Category", "Diagnosis", "ExitStatus", "Frame", "HangInfo", "diagnose"]

@@ -34,7 +34,6 @@ from phoenix_watchdog.diagnosis.usercode import is_user_path, under
 HARDWARE, HOST_OOM, DISK, EXCEPTION, LINE = 90, 85, 80, 70, 60
 NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, SECONDARY = 50, 42, 40, 35, 30, 15
 
-PATCHABLE = frozenset({"code_bug", "config_error", "missing_file", "nan_divergence", "cuda_oom"})
 # Facts about the machine: a later link of a chain that reports one overrides a generic root.
 RESOURCE = frozenset({"gpu_hardware", "host_oom", "disk_full", "cuda_oom", "cuda_illegal_access",
                       "dataloader", "nccl_timeout", "nccl_error"})

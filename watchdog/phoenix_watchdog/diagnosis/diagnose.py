@@ -20,9 +20,8 @@ earliest failure wins, because ranks that fail later usually fail *because* the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from phoenix_watchdog.diagnosis import classify as C
+from phoenix_watchdog.diagnosis.candidate import Candidate
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
@@ -39,14 +38,6 @@ ROOT_RANK_BONUS = 3
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
                         "Stack (most recent", "  File \"", "  <no Python frame>", "frame #", "Exception raised from",
                         "CUDA kernel errors", "For debugging consider", "Compile with `TORCH_USE_CUDA_DSA`")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    finding: Finding
-    traceback: Traceback | None = None
-    root: PyError | None = None
-    frames: tuple[SourceFrame, ...] = ()  # every frame of the chain, final link first, root last
 
 
 def diagnose(log_text: str, exit: ExitStatus | None = None, hang: HangInfo | None = None,

@@ -81,7 +81,7 @@ class Diagnosis:
 
     Attributes:
         signature: stable id of the failure; equal for recurrences, different for different failures.
-        category: one of ``phoenix_sidecar.config.schema.CATEGORIES``.
+        category: a `categories.Category` value.
         patchable: whether a code patch could plausibly fix it.
         exception: the root exception type (``ValueError``, ``torch.OutOfMemoryError``), or None.
         message: the root exception message (or the key error line), or None.

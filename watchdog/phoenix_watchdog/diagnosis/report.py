@@ -17,18 +17,16 @@ without its line number.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from phoenix_watchdog.diagnosis import classify as C
+from phoenix_watchdog.diagnosis.candidate import Candidate
+from phoenix_watchdog.diagnosis.categories import PATCHABLE
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, Frame, HangInfo
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
 from phoenix_watchdog.diagnosis.pytrace import SourceFrame
 from phoenix_watchdog.diagnosis.signature import make_signature, normalise
 from phoenix_watchdog.diagnosis.stackparse import main_thread, parse_stacks
 from phoenix_watchdog.diagnosis.usercode import display_path, is_user_path, stable_path, under
-
-if TYPE_CHECKING:
-    from phoenix_watchdog.diagnosis.diagnose import Candidate
 
 MAX_EVIDENCE = 8
 MAX_SUMMARY_CHARS = 300
@@ -72,7 +70,7 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         parts.insert(0, exception.rsplit(".", 1)[-1])
     if category not in _KIND_ONLY:
         parts.append(location)
-    patchable = category in C.PATCHABLE and (category != "code_bug" or user is not None)
+    patchable = category in PATCHABLE and (category != "code_bug" or user is not None)
     frame = _frame(user, workspace)
     head = f"{exception}: {message}" if exception and source is not None else message
     where = f" (at {frame.file}:{frame.line} in {frame.function})" if frame else ""

@@ -20,10 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from phoenix_sidecar.config import loader as config
 from phoenix_sidecar.errors import LlmError
-from phoenix_sidecar.repair.llm.chain import ANSWER_SCHEMA, SYSTEM_INSTRUCTION, config_error, gemini_schema
-from phoenix_sidecar.config.schema import Settings
+from phoenix_sidecar.repair.llm.base import ANSWER_SCHEMA, SYSTEM_INSTRUCTION, config_error, gemini_schema
+from phoenix_sidecar.config.schema import Settings, secret
 
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 MAX_RETRY_DELAY = 300.0  # a longer delay than this is a quota, not a hiccup (Gemini CLI's rule)
@@ -136,7 +135,7 @@ class GeminiApiClient:
 
     def complete(self, prompt: str) -> str:
         s = self.settings
-        key = config.secret(s, "gemini_api_key", self.environ)
+        key = secret(s, "gemini_api_key", self.environ)
         if not key:
             raise config_error(self.name, f"no Gemini API key: set the variable {s.gemini_api_key_env}")
         url = f"{s.gemini_api_base_url.rstrip('/')}/v1beta/models/{urllib.parse.quote(s.gemini_model)}:generateContent"
@@ -233,7 +232,7 @@ class OpenAiClient:
             raise config_error(self.name, "no server: set openai_url (e.g. http://localhost:8000/v1)")
         url = s.openai_url.rstrip("/") + "/chat/completions"
         headers = {}
-        key = config.secret(s, "openai_api_key", self.environ)
+        key = secret(s, "openai_api_key", self.environ)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         deadline = time.monotonic() + s.llm_timeout_seconds

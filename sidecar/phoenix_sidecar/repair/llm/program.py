@@ -18,7 +18,7 @@ from pathlib import Path
 
 from phoenix_sidecar.errors import LlmError
 from phoenix_sidecar.repair import proc
-from phoenix_sidecar.repair.llm.chain import config_error
+from phoenix_sidecar.repair.llm.base import config_error
 from phoenix_sidecar.config.schema import Settings
 
 HELP_TIMEOUT = 30.0

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from phoenix_sidecar.errors import AnswerRejected
+from phoenix_sidecar.repair.outcomes import RejectReason
 from phoenix_sidecar.repair.model import PATCH_MODES, Patch
 
 MAX_ANSWER_CHARS = 1_000_000
@@ -36,16 +37,16 @@ def parse_answer(text: str) -> list[Patch]:
             shape or types) or ``empty`` (no patch at all).
     """
     if not isinstance(text, str):
-        raise AnswerRejected("bad_format", "the answer is not text")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, "the answer is not text")
     if len(text) > MAX_ANSWER_CHARS:
-        raise AnswerRejected("too_large", f"the answer has {len(text)} characters; at most {MAX_ANSWER_CHARS} "
+        raise AnswerRejected(RejectReason.TOO_LARGE, f"the answer has {len(text)} characters; at most {MAX_ANSWER_CHARS} "
                                           f"are read")
     data = extract_json(text)
     items = _patch_list(data)
     if not items:
-        raise AnswerRejected("empty", "the answer proposes no patch")
+        raise AnswerRejected(RejectReason.EMPTY, "the answer proposes no patch")
     if len(items) > MAX_PATCHES:
-        raise AnswerRejected("too_large", f"the answer proposes {len(items)} patches; at most {MAX_PATCHES}")
+        raise AnswerRejected(RejectReason.TOO_LARGE, f"the answer proposes {len(items)} patches; at most {MAX_PATCHES}")
     patches: list[Patch] = []
     for n, item in enumerate(items, 1):
         patch = _patch(item, n)
@@ -58,7 +59,7 @@ def extract_json(text: str) -> Any:
     """The answer's JSON value: the whole text, a fenced block, or the first object/array in prose."""
     stripped = text.strip().lstrip("\ufeff")
     if not stripped:
-        raise AnswerRejected("invalid_json", "the answer is empty")
+        raise AnswerRejected(RejectReason.INVALID_JSON, "the answer is empty")
     candidates = [stripped] + [m.group(1).strip() for m in _FENCE.finditer(text)]
     for candidate in candidates:
         try:
@@ -74,7 +75,7 @@ def extract_json(text: str) -> Any:
             continue
         if _looks_like_patches(value):
             return value
-    raise AnswerRejected("invalid_json", "no JSON object with patches was found in the answer "
+    raise AnswerRejected(RejectReason.INVALID_JSON, "no JSON object with patches was found in the answer "
                                          f"(it begins {stripped[:80]!r})")
 
 
@@ -89,20 +90,20 @@ def _patch_list(data: Any) -> list[Any]:
         if "patches" in data:
             items = data["patches"]
             if not isinstance(items, list):
-                raise AnswerRejected("bad_format", f"\"patches\" must be a list, got {type(items).__name__}")
+                raise AnswerRejected(RejectReason.BAD_FORMAT, f"\"patches\" must be a list, got {type(items).__name__}")
             return items
         if "file_path" in data:
             return [data]
-        raise AnswerRejected("bad_format", "the JSON object has no \"patches\" list")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, "the JSON object has no \"patches\" list")
     if isinstance(data, list):
         return data
-    raise AnswerRejected("bad_format", f"expected an object or an array, got {type(data).__name__}")
+    raise AnswerRejected(RejectReason.BAD_FORMAT, f"expected an object or an array, got {type(data).__name__}")
 
 
 def _patch(item: Any, n: int) -> Patch:
     where = f"patch {n}"
     if not isinstance(item, dict):
-        raise AnswerRejected("bad_format", f"{where} is a {type(item).__name__}, not an object")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where} is a {type(item).__name__}, not an object")
     file_path = _text(item, "file_path", where, required=True)
     mode = _mode(item, where)
     where = f"patch {n} ({file_path})"
@@ -112,12 +113,12 @@ def _patch(item: Any, n: int) -> Patch:
         search = _text(item, "search", where, required=True, nonempty=True)
         replace = _text(item, "replace", where, required=True)
         if search == replace:
-            raise AnswerRejected("no_change", f"{where}: search and replace are the same text")
+            raise AnswerRejected(RejectReason.NO_CHANGE, f"{where}: search and replace are the same text")
         return Patch(file_path, mode, search=search, replace=replace)
     start = _line(item, "start_line", where)
     end = _line(item, "end_line", where)
     if end < start:
-        raise AnswerRejected("bad_range", f"{where}: end_line {end} is before start_line {start}")
+        raise AnswerRejected(RejectReason.BAD_RANGE, f"{where}: end_line {end} is before start_line {start}")
     expected = _text(item, "expected", where, required=False) if item.get("expected") is not None else None
     return Patch(file_path, mode, start_line=start, end_line=end, code=_text(item, "code", where, required=True),
                  expected=expected)
@@ -132,9 +133,9 @@ def _mode(item: dict[str, Any], where: str) -> str:
             return "search_replace"
         if "start_line" in item:
             return "replace_range"
-        raise AnswerRejected("bad_format", f"{where} has no \"mode\" (one of {', '.join(PATCH_MODES)})")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where} has no \"mode\" (one of {', '.join(PATCH_MODES)})")
     if not isinstance(raw, str) or raw.strip().lower() not in _MODE_ALIASES:
-        raise AnswerRejected("bad_format", f"{where} has an unknown mode {str(raw)[:40]!r}; expected one of "
+        raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where} has an unknown mode {str(raw)[:40]!r}; expected one of "
                                            f"{', '.join(PATCH_MODES)}")
     return _MODE_ALIASES[raw.strip().lower()]
 
@@ -143,12 +144,12 @@ def _text(item: dict[str, Any], key: str, where: str, *, required: bool, nonempt
     value = item.get(key)
     if value is None:
         if required:
-            raise AnswerRejected("bad_format", f"{where} lacks \"{key}\"")
+            raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where} lacks \"{key}\"")
         return ""
     if not isinstance(value, str):
-        raise AnswerRejected("bad_format", f"{where}: \"{key}\" must be a string, got {type(value).__name__}")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where}: \"{key}\" must be a string, got {type(value).__name__}")
     if nonempty and not value.strip():
-        raise AnswerRejected("bad_format", f"{where}: \"{key}\" is empty")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where}: \"{key}\" is empty")
     return value
 
 
@@ -157,7 +158,7 @@ def _line(item: dict[str, Any], key: str, where: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise AnswerRejected("bad_format", f"{where}: \"{key}\" must be a line number, got {str(value)[:20]!r}")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, f"{where}: \"{key}\" must be a line number, got {str(value)[:20]!r}")
     if value < 1:
-        raise AnswerRejected("bad_range", f"{where}: \"{key}\" is {value}; lines count from 1")
+        raise AnswerRejected(RejectReason.BAD_RANGE, f"{where}: \"{key}\" is {value}; lines count from 1")
     return value

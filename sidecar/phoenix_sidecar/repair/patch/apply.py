@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from phoenix_sidecar.errors import AnswerRejected
+from phoenix_sidecar.repair.outcomes import RejectReason
 from phoenix_sidecar.repair.patch import diff as udiff
 from phoenix_sidecar.repair.patch.lines import Edit, SourceText, minimize
 from phoenix_sidecar.repair.patch.locate import Block, Locator
@@ -103,7 +104,7 @@ def _apply_one(patch: Patch, state: _FileState, origin: str, *, shown_hash: str 
     try:
         return _add(state, _content_edits(patch, state.base.lines, origin))
     except AnswerRejected as exc:
-        if exc.reason not in ("no_match", "overlap") or not state.pending:
+        if exc.reason not in (RejectReason.NO_MATCH, RejectReason.OVERLAP) or not state.pending:
             raise
     state.settle()  # the patch may build on an earlier one of the same answer
     return _add(state, _content_edits(patch, state.base.lines, origin))
@@ -124,11 +125,11 @@ def _content_edits(patch: Patch, lines: list[str], origin: str) -> list[Edit]:
         return _search_replace(patch, lines, locator, origin)
     files = udiff.parse(patch.diff)
     if len(files) > 1:
-        raise AnswerRejected("bad_format", "the diff of one patch names several files; give each file its own patch")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, "the diff of one patch names several files; give each file its own patch")
     fd = files[0]
     _refuse_flags(fd.flags)
     if fd.path is not None and not udiff.names_same_file(fd.path, patch.file_path):
-        raise AnswerRejected("diff_mismatch", f"the diff's header names {fd.path!r}, not {patch.file_path!r}")
+        raise AnswerRejected(RejectReason.DIFF_MISMATCH, f"the diff's header names {fd.path!r}, not {patch.file_path!r}")
     blocks: list[Block] = []
     for k, hunk in enumerate(fd.hunks, 1):
         block = Block(tuple(hunk.lines), f"{origin} hunk {k}")
@@ -141,12 +142,12 @@ def _content_edits(patch: Patch, lines: list[str], origin: str) -> list[Edit]:
 
 
 FLAG_REASONS = {
-    "binary": ("binary", "binary patches are not accepted"),
-    "symlink": ("symlink", "the diff creates or changes a symbolic link"),
-    "new_file": ("new_file", "the diff creates a file; repairs change existing files only"),
-    "deletion": ("deletion", "the diff deletes a file"),
-    "rename": ("rename", "the diff renames or copies a file"),
-    "mode_change": ("mode_change", "the diff changes file permissions"),
+    "binary": (RejectReason.BINARY, "binary patches are not accepted"),
+    "symlink": (RejectReason.SYMLINK, "the diff creates or changes a symbolic link"),
+    "new_file": (RejectReason.NEW_FILE, "the diff creates a file; repairs change existing files only"),
+    "deletion": (RejectReason.DELETION, "the diff deletes a file"),
+    "rename": (RejectReason.RENAME, "the diff renames or copies a file"),
+    "mode_change": (RejectReason.MODE_CHANGE, "the diff changes file permissions"),
 }
 
 
@@ -162,7 +163,7 @@ def _search_replace(patch: Patch, lines: list[str], locator: Locator, origin: st
     text = "\n".join(lines) + "\n"
     count = text.count(search)
     if count > 1:
-        raise AnswerRejected("ambiguous", f"{origin}: the search text occurs {count} times; it must occur exactly "
+        raise AnswerRejected(RejectReason.AMBIGUOUS, f"{origin}: the search text occurs {count} times; it must occur exactly "
                                           f"once (add surrounding lines)")
     if count == 1:
         edit = minimize(lines, Edit(0, len(lines), tuple(split_lines(text.replace(search, replace, 1))), origin))
@@ -204,13 +205,13 @@ def _range_edits(patch: Patch, state: _FileState, origin: str, *, shown_hash: st
     new = split_lines(code)
     if patch.expected is None:
         if state.moved or (state.pending and _overlaps_pending(state, start - 1, end)):
-            raise AnswerRejected("stale_range", f"{origin}: line numbers cannot be trusted after an earlier patch "
+            raise AnswerRejected(RejectReason.STALE_RANGE, f"{origin}: line numbers cannot be trusted after an earlier patch "
                                                 f"changed these lines; give \"expected\" or use search_replace")
         if shown_hash is not None and shown_hash != current_hash:
-            raise AnswerRejected("stale_range", f"{origin}: the file changed since the prompt showed it; line "
+            raise AnswerRejected(RejectReason.STALE_RANGE, f"{origin}: the file changed since the prompt showed it; line "
                                                 f"numbers no longer hold")
         if end > len(lines):
-            raise AnswerRejected("bad_range", f"{origin}: lines {start}-{end} do not exist (the file has "
+            raise AnswerRejected(RejectReason.BAD_RANGE, f"{origin}: lines {start}-{end} do not exist (the file has "
                                               f"{len(lines)} lines)")
         edit = minimize(lines, Edit(start - 1, end, tuple(new), origin))
         return [edit] if edit else []
@@ -223,8 +224,8 @@ def _range_edits(patch: Patch, state: _FileState, origin: str, *, shown_hash: st
     try:
         return Locator(lines).block(block, trim=False)
     except AnswerRejected as exc:
-        if exc.reason == "no_match":
-            raise AnswerRejected("stale_range", f"{origin}: lines {start}-{end} do not hold the expected text, "
+        if exc.reason == RejectReason.NO_MATCH:
+            raise AnswerRejected(RejectReason.STALE_RANGE, f"{origin}: lines {start}-{end} do not hold the expected text, "
                                                 f"and it is found nowhere else") from None
         raise
 

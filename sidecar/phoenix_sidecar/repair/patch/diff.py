@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import unidiff
 
 from phoenix_sidecar.errors import AnswerRejected
+from phoenix_sidecar.repair.outcomes import RejectReason
 
 DEV_NULL = "/dev/null"
 _PREFIXES = ("a/", "b/", "c/", "i/", "o/", "w/", "1/", "2/")
@@ -190,7 +191,7 @@ def parse(text: str) -> list[FileDiff]:
         f.hunks = [h for h in f.hunks if h.changes]
     files = [f for f in files if f.hunks or f.flags]
     if not files:
-        raise AnswerRejected("bad_format", "the diff holds no hunk with a change (lines starting with - or +)")
+        raise AnswerRejected(RejectReason.BAD_FORMAT, "the diff holds no hunk with a change (lines starting with - or +)")
     _second_opinion(lines, files)
     return files
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from phoenix_sidecar.errors import AnswerRejected
+from phoenix_sidecar.repair.outcomes import RejectReason
 
 _EOL = re.compile(r"\r\n|\n|\r")
 
@@ -79,7 +80,7 @@ class SourceText:
         prev: Edit | None = None
         for _, edit in ordered:
             if prev is not None and edit.start < prev_end:
-                raise AnswerRejected("overlap", f"two edits change the same lines ({_where(prev)} and "
+                raise AnswerRejected(RejectReason.OVERLAP, f"two edits change the same lines ({_where(prev)} and "
                                                 f"{_where(edit)})")
             prev_end = max(prev_end, edit.end)
             prev = edit

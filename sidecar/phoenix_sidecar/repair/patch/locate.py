@@ -2,7 +2,7 @@
 
 A block is the old/new content of one hunk (or of a search/replace pair) as tagged lines: context
 ``" "``, removed ``"-"``, added ``"+"``. It is located by its content only; line numbers in a
-header are never used. Matching climbs a ladder of ever looser comparisons (exact, trailing
+header are never used. Matching climbs the `ladder` of ever looser comparisons (exact, trailing
 whitespace, typography and inner whitespace, uniform indentation shift, blank lines ignored) and
 stops at the first rung with any match: one match is taken, several are rejected as ambiguous.
 When no rung matches, it tries the block's likely intended form (viewer line numbers stripped,
@@ -19,18 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from phoenix_sidecar.errors import AnswerRejected
+from phoenix_sidecar.repair.outcomes import RejectReason
+from phoenix_sidecar.repair.patch.ladder import Keys, Match, find, key, ladder, reindent
 from phoenix_sidecar.repair.patch.lines import Edit, minimize
 
-LEVELS = ("exact", "rstrip", "normalized", "indent", "blanks")
 MIN_ANCHOR_CHARS = 6  # a trimmed block must keep this much non-blank text to be placed at all
 
-_TYPO = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
-    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\u200a": " ", "\u2002": " ", "\u2003": " ",
-    "\u3000": " ",
-})
 _LINE_NUMBER = re.compile(r"^\s*(\d+)(?:\s*[:|]\s?|\t)")
 
 Tagged = tuple[str, str]
@@ -56,149 +50,7 @@ class Block:
         return any(tag != " " for tag, _ in self.lines)
 
 
-@dataclass(frozen=True)
-class _Match:
-    start: int
-    end: int
-    mapping: tuple[int | None, ...]  # file index of each old line (None: a blank the file lacks)
-    shift: tuple[str, str] | None  # ("add" | "remove", whitespace) for a uniformly re-indented block
-
-
-class _Keys:
-    """Comparison keys of a file's lines, per ladder rung, computed once."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self._cache: dict[str, list[str]] = {}
-
-    def get(self, level: str) -> list[str]:
-        if level not in self._cache:
-            self._cache[level] = [_key(line, level) for line in self.lines]
-        return self._cache[level]
-
-
-def _key(line: str, level: str) -> str:
-    if level == "exact":
-        return line
-    if level == "rstrip":
-        return line.rstrip()
-    text = line.translate(_TYPO)
-    if level == "normalized":
-        lead = text[: len(text) - len(text.lstrip())]
-        return lead + " ".join(text.split())
-    return " ".join(text.split())
-
-
-def _lead(line: str) -> str:
-    return line[: len(line) - len(line.lstrip())]
-
-
-def _shift(pairs: list[tuple[str, str]]) -> tuple[str, str] | None | bool:
-    """The one indentation change turning every old line into its file line; False if there is none.
-
-    Either a whitespace prefix added or removed on every line, or tabs for spaces (or the reverse)
-    at one width throughout.
-    """
-    found: tuple[str, str] | None = None
-    for old, actual in pairs:
-        if not old.strip():
-            continue
-        lo, lf = _lead(old), _lead(actual)
-        if lf.startswith(lo):
-            delta = ("add", lf[len(lo):])
-        elif lo.startswith(lf):
-            delta = ("remove", lo[len(lf):])
-        else:
-            return _retab(pairs)
-        if delta[1] == "":
-            delta = ("add", "")
-        if found is None:
-            found = delta
-        elif found != delta:
-            return _retab(pairs)
-    return None if found is None or found[1] == "" else found
-
-
-def _retab(pairs: list[tuple[str, str]]) -> tuple[str, str] | bool:
-    leads = [(_lead(o), _lead(a)) for o, a in pairs if o.strip()]
-    for width in (4, 2, 8):
-        if all(set(lo) <= {" "} and set(lf) <= {"\t"} and len(lo) == width * len(lf) for lo, lf in leads):
-            return ("tabs", str(width))
-        if all(set(lo) <= {"\t"} and set(lf) <= {" "} and len(lf) == width * len(lo) for lo, lf in leads):
-            return ("spaces", str(width))
-    return False
-
-
-def _find(keys: _Keys, old: list[str], level: str) -> list[_Match]:
-    file_keys = keys.get(level)
-    want = [_key(line, level) for line in old]
-    matches: list[_Match] = []
-    if level != "blanks":
-        n = len(want)
-        if n == 0:
-            return []
-        first = want[0]
-        for i in range(len(file_keys) - n + 1):
-            if file_keys[i] == first and file_keys[i:i + n] == want:
-                matches.append(_Match(i, i + n, tuple(range(i, i + n)), None))
-    else:
-        old_nb = [i for i, k in enumerate(want) if k]
-        file_nb = [i for i, k in enumerate(file_keys) if k]
-        if not old_nb:
-            return []
-        seq = [want[i] for i in old_nb]
-        file_seq = [file_keys[i] for i in file_nb]
-        n = len(seq)
-        for j in range(len(file_seq) - n + 1):
-            if file_seq[j] == seq[0] and file_seq[j:j + n] == seq:
-                mapped = dict(zip(old_nb, file_nb[j:j + n]))
-                mapping = tuple(mapped.get(i) for i in range(len(want)))
-                matches.append(_Match(file_nb[j], file_nb[j + n - 1] + 1, mapping, None))
-    if level in ("indent", "blanks"):
-        kept = []
-        for m in matches:
-            pairs = [(old[i], keys.lines[j]) for i, j in enumerate(m.mapping) if j is not None]
-            shift = _shift(pairs)
-            if shift is not False:
-                kept.append(_Match(m.start, m.end, m.mapping, shift))  # type: ignore[arg-type]
-        matches = kept
-    return matches
-
-
-def _ladder(keys: _Keys, old: list[str], *, removes_blank: bool = False) -> list[_Match]:
-    """The matches on the first rung that has any (several means ambiguous)."""
-    if not any(line.strip() for line in old):
-        return []
-    for level in LEVELS:
-        if level == "blanks" and removes_blank:
-            continue  # a removed blank line must be a real line of the file, not one skipped over
-        found = _find(keys, old, level)
-        if found:
-            return found
-    return []
-
-
-def _reindent(line: str, shift: tuple[str, str] | None) -> str | None:
-    """``line`` with the block's indentation change applied; None when it cannot be (inconsistent)."""
-    if shift is None or not line.strip():
-        return line
-    mode, arg = shift
-    lead = _lead(line)
-    if mode == "add":
-        return arg + line
-    if mode == "remove":
-        return line[len(arg):] if line.startswith(arg) else None
-    width = int(arg)
-    if mode == "tabs":
-        if set(lead) <= {" "} and len(lead) % width == 0:
-            return "\t" * (len(lead) // width) + line[len(lead):]
-        return None
-    if set(lead) <= {"\t"}:
-        return " " * (len(lead) * width) + line[len(lead):]
-    return None
-
-
-def _transfer(lines: list[str], block: Block, m: _Match) -> Edit | None:
+def _transfer(lines: list[str], block: Block, m: Match) -> Edit | None:
     """The file region of ``m`` rewritten as the block says, keeping the file's own context text."""
     out: list[str] = []
     pos = m.start
@@ -206,7 +58,7 @@ def _transfer(lines: list[str], block: Block, m: _Match) -> Edit | None:
     prev_tag = ""
     for tag, text in block.lines:
         if tag == "+":
-            added = _reindent(text, m.shift)
+            added = reindent(text, m.shift)
             if added is None:
                 return None
             out.append(added)
@@ -224,7 +76,7 @@ def _transfer(lines: list[str], block: Block, m: _Match) -> Edit | None:
     return Edit(m.start, m.end, tuple(out), block.origin)
 
 
-def _describe(lines: list[str], matches: list[_Match]) -> str:
+def _describe(lines: list[str], matches: list[Match]) -> str:
     where = ", ".join(str(m.start + 1) for m in matches[:4])
     more = "" if len(matches) <= 4 else f" and {len(matches) - 4} more"
     return f"lines {where}{more}"
@@ -245,7 +97,7 @@ class Locator:
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self._keys = _Keys(lines)
+        self._keys = Keys(lines)
 
     def block(self, block: Block, *, trim: bool = True) -> list[Edit]:
         """The edits that carry out ``block``; [] when the file already has its result.
@@ -263,7 +115,7 @@ class Locator:
         if not block.old:
             if not self.lines:  # an empty file: the only place there is
                 return [Edit(0, 0, tuple(block.new), block.origin)]
-            raise AnswerRejected("no_match", f"{_label(block)}adds lines without any context line to place them by")
+            raise AnswerRejected(RejectReason.NO_MATCH, f"{_label(block)}adds lines without any context line to place them by")
         for variant in self._variants(block, hunk=trim):
             placed = self._place(variant)
             if placed is not None:
@@ -277,20 +129,20 @@ class Locator:
                     try:
                         return [e for sub in runs for e in self.block(sub, trim=True)]
                     except AnswerRejected as exc:
-                        if exc.reason == "ambiguous":
+                        if exc.reason == RejectReason.AMBIGUOUS:
                             raise
                         continue
                 placed = self._trimmed(variant)
                 if placed is not None:
                     return placed
-        raise AnswerRejected("no_match", f"{_label(block)}the lines to change were not found{_hint(self.lines, block)}")
+        raise AnswerRejected(RejectReason.NO_MATCH, f"{_label(block)}the lines to change were not found{_hint(self.lines, block)}")
 
     def _place(self, block: Block) -> list[Edit] | None:
         """The edit placing ``block`` ([] when its result is already there), or None when it fits nowhere."""
         removes_blank = any(tag == "-" and not t.strip() for tag, t in block.lines)
-        matches = _ladder(self._keys, block.old, removes_blank=removes_blank)
+        matches = ladder(self._keys, block.old, removes_blank=removes_blank)
         if len(matches) > 1:
-            raise AnswerRejected("ambiguous", f"{_label(block)}the lines to change occur at "
+            raise AnswerRejected(RejectReason.AMBIGUOUS, f"{_label(block)}the lines to change occur at "
                                               f"{_describe(self.lines, matches)}; add context lines that "
                                               f"make the place unique")
         if not matches:
@@ -304,9 +156,9 @@ class Locator:
         edit = minimize(self.lines, transferred)
         return [] if edit is None else [edit]
 
-    def _insertion_present(self, block: Block, m: _Match) -> bool:
+    def _insertion_present(self, block: Block, m: Match) -> bool:
         for level in ("exact", "rstrip"):
-            for found in _find(self._keys, block.new, level):
+            for found in find(self._keys, block.new, level):
                 if found.start <= m.start and found.end >= m.end:
                     return True
         return False
@@ -316,7 +168,7 @@ class Locator:
         if block.old == block.new or not any(t.strip() for t in block.new):
             return False
         for level in ("exact", "rstrip"):
-            found = _find(self._keys, block.new, level)
+            found = find(self._keys, block.new, level)
             if found:
                 return len(found) == 1
         return False
@@ -340,7 +192,7 @@ class Locator:
         changed = False
         out: list[Tagged] = []
         for tag, text in block.lines:
-            if tag == " " and text.strip() and _key(text, "indent") not in present:
+            if tag == " " and text.strip() and key(text, "indent") not in present:
                 out.append(("+", text))
                 changed = True
             else:
@@ -375,7 +227,7 @@ class Locator:
                     found.append(placed)
             if found:
                 if any(f != found[0] for f in found):
-                    raise AnswerRejected("ambiguous", f"{_label(block)}the change fits more than one place once "
+                    raise AnswerRejected(RejectReason.AMBIGUOUS, f"{_label(block)}the change fits more than one place once "
                                                       f"its unmatched context is dropped")
                 return found[0]
         return None

@@ -48,7 +48,7 @@ class Supervisor:
         bus: receives every event (metrics, console, run log, webhook).
         paths: the workspace's ``.phoenix_cli`` layout.
         repair: the repair engine, or None (repairs then give up with a summary).
-        gates: observability (liveness ticks, hardware safety gates), or None for none.
+        gates: observability (liveness ticks, hardware safety gates); None: no ticks, no gates.
         diagnose: the diagnosis function (the watchdog's by default).
         clock: the time and the waits (the system's by default; the heartbeat should share it).
     """

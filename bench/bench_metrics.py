@@ -30,6 +30,7 @@ sys.path[:0] = [str(REPO / "sidecar"), str(REPO / "watchdog")]
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from phoenix_sidecar import events as ev  # noqa: E402
+from phoenix_sidecar.supervise.state import JobState  # noqa: E402
 from phoenix_sidecar.observe.observability import Observability  # noqa: E402
 from phoenix_sidecar.config.schema import Settings  # noqa: E402
 from phoenix_watchdog.heartbeat import Heartbeat  # noqa: E402
@@ -53,7 +54,7 @@ def running_phoenix(poll_seconds: float) -> tuple[Observability, object]:
     obs.start()
     hb.beat("stdout")
     hb.beat("stderr")
-    for event in (ev.JobStarted(1, "pid 1"), ev.StateChanged(ev.JobState.RUNNING), ev.HangDetected(900.0),
+    for event in (ev.JobStarted(1, "pid 1"), ev.StateChanged(JobState.RUNNING), ev.HangDetected(900.0),
                   ev.IncidentOpened(1, "hang", "hang", "s", "silent"), ev.DecisionMade(1, "restart", "hang", 5, 2),
                   ev.JobRestarted("hang"), ev.LlmCalled("gemini_cli", 12.0, True),
                   ev.VerificationFinished(3.0, True, "test_cmd"), ev.RepairFinished("code_bug", "promoted"),

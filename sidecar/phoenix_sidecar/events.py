@@ -8,35 +8,17 @@ listeners can use them as metric labels.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # a type-only import: events.py, imported everywhere, stays free of the supervise wing
+    from phoenix_sidecar.supervise.state import JobState
 
 log = logging.getLogger(__name__)
-
-
-class JobState(str, enum.Enum):
-    """Where the supervised job stands. Exactly one holds at a time.
-
-    STARTING -> RUNNING -> (exit 0) SUCCEEDED
-    RUNNING -> STOPPING (hang, safety gate, shutdown) -> BACKOFF | REPAIRING | SAFETY_STOP | GAVE_UP
-    RUNNING -> (crash) BACKOFF | REPAIRING | GAVE_UP
-    BACKOFF | REPAIRING -> STARTING;  SAFETY_STOP -> STARTING (condition cleared) | GAVE_UP
-    """
-
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    BACKOFF = "backoff"
-    REPAIRING = "repairing"
-    SAFETY_STOP = "safety_stop"
-    SUCCEEDED = "succeeded"
-    GAVE_UP = "gave_up"
-    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from phoenix_sidecar.observe.gates import GATES, GateChange
 from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.supervise.policy import GiveUpReason
 from phoenix_watchdog.diagnosis.categories import Category
+from phoenix_sidecar.supervise.state import JobState
 
 INCIDENT_KINDS = ("crash", "hang", "safety")
 DECISIONS = (*(a.value for a in Action), "wait", "rollback")
@@ -75,7 +76,7 @@ class PhoenixMetrics:
               registry=r).labels(target[:80]).set(1)
         # -- the job -------------------------------------------------------------------------
         self.state = Gauge("phoenix_job_state", "1 for the job's current state, 0 for the others", ["state"], registry=r)
-        self._set_state(ev.JobState.STARTING)
+        self._set_state(JobState.STARTING)
         self.runs = Counter("phoenix_job_runs", "Runs of the job started (the first start and every restart)", registry=r)
         self.last_start = Gauge("phoenix_job_last_start_timestamp_seconds", "When the current run started (Unix time)", registry=r)
         self.incidents = Counter("phoenix_incidents", "Runs that ended badly, by kind", ["kind"], registry=r)
@@ -154,12 +155,12 @@ class PhoenixMetrics:
         if handler is not None:
             handler(self, event)
 
-    def _set_state(self, state: ev.JobState) -> None:
-        for s in ev.JobState:
+    def _set_state(self, state: JobState) -> None:
+        for s in JobState:
             self.state.labels(s.value).set(1 if s is state else 0)
 
     def _on_state(self, e: ev.StateChanged) -> None:
-        self._set_state(ev.JobState(e.state))
+        self._set_state(JobState(e.state))
 
     def _on_started(self, e: ev.JobStarted) -> None:
         self.runs.inc()

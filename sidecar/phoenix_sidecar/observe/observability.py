@@ -22,7 +22,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from phoenix_sidecar.events import Event, EventBus, JobState, StateChanged
+from phoenix_sidecar.events import Event, EventBus, StateChanged
+from phoenix_sidecar.supervise.state import JobState
 from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector
 from phoenix_sidecar.observe.metrics import PhoenixMetrics
 from phoenix_sidecar.observe.http import MetricsServer

@@ -4,28 +4,30 @@ Start the job, watch it (output, heartbeat, safety gates, shutdown requests), an
 badly: diagnose it, record an incident, let the policy decide, and act (restart after a backoff,
 repair then restart, or stop and explain). Everything the loop touches is passed in: the runtime,
 the state store, the event bus, the repair engine and the observability; the loop itself only
-decides and sequences.
+decides and sequences. Time, waits and the gates come through the seams in `seams`, so tests
+drive the loop with a fake clock and scripted runs, without a process.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from phoenix_sidecar import events as ev
-from phoenix_sidecar.supervise import policy
-from phoenix_sidecar.errors import GaveUp, PhoenixError
-from phoenix_sidecar.events import EventBus, JobState
-from phoenix_sidecar.fsutil import atomic_write_text
-from phoenix_sidecar.observe.observability import Observability, SafetyTrip
-from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.supervise.policy import Action, Decision, PolicySpec
-from phoenix_sidecar.repair import RepairEngine, RepairRequest
-from phoenix_sidecar.runtime.base import RunEnd, Runtime
 from phoenix_sidecar.config.schema import Settings
-from phoenix_sidecar.supervise.state import Incident, StateStore, SupervisorState
+from phoenix_sidecar.errors import GaveUp, PhoenixError
+from phoenix_sidecar.events import EventBus
+from phoenix_sidecar.fsutil import atomic_write_text
+from phoenix_sidecar.observe.gates import SafetyTrip
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair.model import RepairRequest
+from phoenix_sidecar.runtime.base import RunEnd, Runtime
+from phoenix_sidecar.supervise import policy
+from phoenix_sidecar.supervise.giveup import give_up_summary
+from phoenix_sidecar.supervise.policy import Action, Decision, PolicySpec
+from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock
+from phoenix_sidecar.supervise.state import Incident, JobState, StateStore, check_transition
 from phoenix_watchdog.diagnosis.failure import Diagnosis, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
@@ -46,13 +48,15 @@ class Supervisor:
         bus: receives every event (metrics, console, run log, webhook).
         paths: the workspace's ``.phoenix_cli`` layout.
         repair: the repair engine, or None (repairs then give up with a summary).
-        gates: observability (liveness ticks, hardware safety gates), or None.
+        gates: observability (liveness ticks, hardware safety gates); None: no ticks, no gates.
         diagnose: the diagnosis function (the watchdog's by default).
+        clock: the time and the waits (the system's by default; the heartbeat should share it).
     """
 
     def __init__(self, settings: Settings, runtime: Runtime, heartbeat: Heartbeat, store: StateStore,
-                 bus: EventBus, paths: StatePaths, *, repair: RepairEngine | None = None,
-                 gates: Observability | None = None, diagnose: Callable[..., Diagnosis] | None = None) -> None:
+                 bus: EventBus, paths: StatePaths, *, repair: Repairer | None = None,
+                 gates: Gates | None = None, diagnose: Callable[..., Diagnosis] | None = None,
+                 clock: Clock | None = None) -> None:
         self.settings = settings
         self.runtime = runtime
         self.heartbeat = heartbeat
@@ -60,7 +64,8 @@ class Supervisor:
         self.bus = bus
         self.paths = paths
         self.repair = repair
-        self.gates = gates
+        self.gates: Gates = gates if gates is not None else NullGates()
+        self.clock: Clock = clock if clock is not None else SystemClock()
         if diagnose is None:
             from phoenix_watchdog.diagnosis.diagnose import diagnose
         self.diagnose = diagnose
@@ -71,6 +76,7 @@ class Supervisor:
         self._trip: SafetyTrip | None = None
         self._wake = threading.Event()
         self._last_status_save = 0.0
+        self._job_state: JobState | None = None  # this session's, checked; state.json may hold an older one
 
     # -- public -------------------------------------------------------------------------------
     def request_shutdown(self, signum: int) -> None:
@@ -117,7 +123,7 @@ class Supervisor:
                 self.state.budgets.total_restarts += 1
             self.bus.emit(ev.JobRestarted(reason=reason))
         self.state.job.target = self.runtime.target
-        self.state.job.started_at = time.time()
+        self.state.job.started_at = self.clock.time()
         self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target))
         self._set_state(JobState.RUNNING)
 
@@ -128,19 +134,18 @@ class Supervisor:
             end = self.runtime.wait(timeout)
             if end is not None:
                 return end
-            if self.gates is not None:
-                self.gates.loop_tick()
+            self.gates.loop_tick()
             if self._shutdown is not None:
                 return self.runtime.stop(reason="shutdown")
             if self.heartbeat.expired():
                 return self._stop_hung()
-            trip = self.gates.safety_trip() if self.gates is not None else None
+            trip = self.gates.safety_trip()
             if trip is not None:
                 self._trip = trip
                 self.bus.emit(ev.SafetyTripped(gate=trip.gate, detail=trip.detail))
                 self._set_state(JobState.STOPPING)
                 return self.runtime.stop(reason=f"safety:{trip.gate}")
-            if time.monotonic() - self._last_status_save >= STATUS_SAVE_SECONDS:
+            if self.clock.monotonic() - self._last_status_save >= STATUS_SAVE_SECONDS:
                 self.state.job.last_output = self.heartbeat.last_output
                 self._save()
 
@@ -171,7 +176,7 @@ class Supervisor:
 
     def _open_incident(self, end: RunEnd, diagnosis: Diagnosis) -> Incident:
         incident = Incident(
-            id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=time.time(),
+            id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=self.clock.time(),
             run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
             category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary,
             exception=diagnosis.exception, message=diagnosis.message,
@@ -182,13 +187,13 @@ class Supervisor:
         return incident
 
     def _record_decision(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
-        policy.commit(self.state.budgets, diagnosis, decision, time.time())
+        policy.commit(self.state.budgets, diagnosis, decision, self.clock.time())
         incident.action = decision.action.value
         incident.reason = decision.reason
         incident.delay_seconds = decision.delay
         incident.attempt = decision.attempt
         incident.budget_remaining = decision.budget_remaining
-        incident.decided_at = time.time()
+        incident.decided_at = self.clock.time()
         self._save()
         self.bus.emit(ev.DecisionMade(incident=incident.id, action=decision.action.value, reason=decision.reason,
                                       delay_seconds=decision.delay, budget_remaining=decision.budget_remaining))
@@ -256,7 +261,7 @@ class Supervisor:
         incident.action = "rollback"
         incident.reason = (f"repair {promoted['id']} made things worse (failed after {end.duration:.0f}s, "
                            f"before it {promoted['run_seconds_before']:.0f}s): rolled back")
-        incident.decided_at = time.time()
+        incident.decided_at = self.clock.time()
         self._save()
         self.bus.emit(ev.DecisionMade(incident=incident.id, action="rollback", reason=incident.reason,
                                       delay_seconds=0.0, budget_remaining=incident.budget_remaining))
@@ -265,7 +270,7 @@ class Supervisor:
     def _give_up(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
         incident.action = "stop"
         incident.reason = decision.reason
-        incident.decided_at = incident.decided_at or time.time()
+        incident.decided_at = incident.decided_at or self.clock.time()
         self._set_state(JobState.GAVE_UP)
         self.bus.emit(ev.GaveUp(category=diagnosis.category, reason=decision.code))
         if decision.delay > 0:
@@ -278,9 +283,9 @@ class Supervisor:
     def _safety_stop(self, end: RunEnd) -> bool:
         trip = self._trip
         assert trip is not None
-        incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=time.time(), run=self.state.job.run,
-                            run_seconds=round(end.duration, 3), exit=end.exit.describe(), category=trip.gate,
-                            summary=trip.detail, details=self._write_details(end))
+        incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=self.clock.time(),
+                            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
+                            category=trip.gate, summary=trip.detail, details=self._write_details(end))
         self.state.add_incident(incident)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="safety", category=trip.gate,
                                         signature=f"safety-{trip.gate}", summary=trip.detail))
@@ -288,7 +293,7 @@ class Supervisor:
         incident.action = "wait" if resume else "stop"
         incident.reason = (f"{trip.detail}: waiting for it to clear, then resuming" if resume
                            else f"{trip.detail}: stopped for a human")
-        incident.decided_at = time.time()
+        incident.decided_at = self.clock.time()
         self._set_state(JobState.SAFETY_STOP)
         self.bus.emit(ev.DecisionMade(incident=incident.id, action=incident.action, reason=incident.reason,
                                       delay_seconds=0.0, budget_remaining=0))
@@ -298,7 +303,7 @@ class Supervisor:
             raise GaveUp(f"phoenix stopped the job for safety: {trip.detail}\n"
                          f"  nothing was patched; fix the hardware condition, then start Phoenix again",
                          {"id": incident.id, "category": trip.gate})
-        while self.gates is not None and self.gates.safety_trip() is not None:
+        while self.gates.safety_trip() is not None:
             self.gates.loop_tick()
             if not self._sleep(self.tick_seconds):
                 return False
@@ -313,24 +318,24 @@ class Supervisor:
 
     def _sleep(self, seconds: float) -> bool:
         """Wait, waking early for a shutdown. Returns False when a shutdown was requested."""
-        deadline = time.monotonic() + seconds
+        deadline = self.clock.monotonic() + seconds
         while self._shutdown is None:
-            left = deadline - time.monotonic()
+            left = deadline - self.clock.monotonic()
             if left <= 0:
                 return True
-            self._wake.wait(min(left, self.tick_seconds))
-            if self.gates is not None:
-                self.gates.loop_tick()
+            self.clock.wait(self._wake, min(left, self.tick_seconds))
+            self.gates.loop_tick()
         return False
 
     def _set_state(self, state: JobState) -> None:
-        self.state.job.state = state.value
+        self._job_state = check_transition(self._job_state, state)
+        self.state.job.state = state
         self.state.job.last_output = self.heartbeat.last_output
         self._save()
         self.bus.emit(ev.StateChanged(state=state))
 
     def _save(self) -> None:
-        self._last_status_save = time.monotonic()
+        self._last_status_save = self.clock.monotonic()
         self.store.save(self.state)
 
     def _write_details(self, end: RunEnd) -> str | None:
@@ -351,32 +356,4 @@ class Supervisor:
         for old in sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)[:-MAX_INCIDENT_FILES]:
             old.unlink(missing_ok=True)
         return str(path.relative_to(self.paths.workspace))
-
-
-def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision, state: SupervisorState,
-                    spec: PolicySpec, paths: StatePaths) -> str:
-    """The lines a human reads at 3 a.m.: what failed, how often, where, and what to do next."""
-    entry = state.budgets.signatures.get(diagnosis.signature)
-    attempts = entry.attempts if entry else 0
-    where = f"{diagnosis.frame.file}:{diagnosis.frame.line} in {diagnosis.frame.function}" if diagnosis.frame else "-"
-    error = ": ".join(x for x in (diagnosis.exception, diagnosis.message) if x) or diagnosis.summary
-    lines = [
-        f"phoenix gave up on the job: {decision.reason}",
-        f"  signature:   {diagnosis.signature}",
-        f"  category:    {diagnosis.category}" + (" (a code patch could fix it)" if diagnosis.patchable else ""),
-        f"  attempts:    {attempts} of {spec.max_retries} on this signature; "
-        f"{state.budgets.total_restarts} of {spec.max_total_restarts} restarts in all",
-        f"  last error:  {_clip(error, 300)}",
-        f"  where:       {where}",
-        f"  incident:    #{incident.id} ({incident.exit}); full output in {incident.details or paths.run_log}",
-    ]
-    if decision.code in (policy.BUDGET_SIGNATURE, policy.BUDGET_TOTAL, "repair_failed"):
-        lines.append(f"  after fixing the cause: phoenix {state.supervisor.get('mode') or 'run'} --reset-budgets")
-    return "\n".join(lines)
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 

@@ -3,17 +3,23 @@
 It lives in ``.phoenix_cli/state.json``, written atomically, so a restarted Phoenix (a crashed
 sidecar, a rebooted host) picks up the same budgets instead of granting a failing job fresh
 attempts. `phoenix status` reads the same file. A corrupt file is set aside, never silently lost.
+
+`JobState` and its transition table live here too: the table is data, and `check_transition`
+turns a move it does not list into an internal error (a bug in the loop), never a silent state.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from phoenix_sidecar.errors import StateError
 from phoenix_sidecar.fsutil import atomic_write_text
@@ -21,6 +27,95 @@ from phoenix_sidecar.fsutil import atomic_write_text
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
 MAX_INCIDENTS = 200
+_T = TypeVar("_T")
+
+
+class JobState(enum.StrEnum):
+    """Where the supervised job stands. Exactly one holds at a time; `TRANSITIONS` says what may follow.
+
+    A StrEnum: it is saved, compared and used as a metric label as its plain value (``"running"``).
+    """
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    BACKOFF = "backoff"
+    REPAIRING = "repairing"
+    SAFETY_STOP = "safety_stop"
+    SUCCEEDED = "succeeded"
+    GAVE_UP = "gave_up"
+    INTERRUPTED = "interrupted"
+
+
+_S = JobState
+# The moves one supervision session may make. ``None`` is "nothing yet in this session": a session
+# always begins by starting the job, whatever the last session left in state.json. SUCCEEDED,
+# GAVE_UP and INTERRUPTED end a session. A crash is seen while RUNNING; a hang or a safety gate
+# first moves to STOPPING; a shutdown request goes straight to INTERRUPTED.
+TRANSITIONS: Mapping[JobState | None, frozenset[JobState]] = MappingProxyType({
+    None: frozenset({_S.STARTING}),
+    _S.STARTING: frozenset({_S.RUNNING}),
+    _S.RUNNING: frozenset({
+        _S.SUCCEEDED,                               # exit 0
+        _S.STOPPING,                                # a hang or a safety gate: Phoenix stops the job
+        _S.BACKOFF, _S.REPAIRING, _S.GAVE_UP,      # a crash, decided by the policy
+        _S.STARTING,                                # a crash restarted at once (no backoff, a rollback)
+        _S.INTERRUPTED,                             # a shutdown request
+    }),
+    _S.STOPPING: frozenset({
+        _S.SAFETY_STOP,                             # stopped for a safety gate
+        _S.BACKOFF, _S.REPAIRING, _S.GAVE_UP,      # stopped for a hang, decided by the policy
+        _S.STARTING,                                # a hang restarted at once (no backoff, a rollback)
+        _S.INTERRUPTED,                             # a shutdown request while stopping
+    }),
+    _S.BACKOFF: frozenset({
+        _S.STARTING,                                # the delay is over
+        _S.REPAIRING,                               # the LLM failed: ask again after the delay
+        _S.INTERRUPTED,                             # a shutdown request during the delay
+    }),
+    _S.REPAIRING: frozenset({
+        _S.STARTING,                                # the repair was promoted (or a dry run)
+        _S.REPAIRING,                               # it failed and the policy allows another attempt
+        _S.BACKOFF,                                 # it failed: restart after a delay, or ask the LLM again
+        _S.GAVE_UP,                                 # nothing to patch, or the budgets are spent
+    }),
+    _S.SAFETY_STOP: frozenset({
+        _S.STARTING,                                # the condition cleared: resume
+        _S.GAVE_UP,                                 # not recoverable, or resuming is switched off
+        _S.INTERRUPTED,                             # a shutdown request while waiting
+    }),
+    _S.SUCCEEDED: frozenset(),
+    _S.GAVE_UP: frozenset(),
+    _S.INTERRUPTED: frozenset(),
+})
+
+
+class IllegalTransition(RuntimeError):
+    """The loop tried a move `TRANSITIONS` does not list: a bug in Phoenix, not the job's failure.
+
+    Deliberately not a `PhoenixError`, so the command line reports it as an internal error.
+    """
+
+    def __init__(self, current: JobState | None, new: JobState) -> None:
+        before = current.value if current is not None else "(session start)"
+        super().__init__(f"illegal job state transition {before} -> {new.value}")
+        self.current = current
+        self.new = new
+
+
+def check_transition(current: JobState | None, new: JobState) -> JobState:
+    """Return ``new`` when the table allows moving there from ``current``; raise `IllegalTransition` if not."""
+    if new not in TRANSITIONS[current]:
+        raise IllegalTransition(current, new)
+    return new
+
+
+def parse_job_state(value: object) -> JobState | None:
+    """A saved job state, or None for one this Phoenix does not know (state.json of another version)."""
+    try:
+        return JobState(value)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -75,9 +170,12 @@ class Incident:
 
 @dataclass
 class JobStatus:
-    """What the job is doing now, for `phoenix status` and humans."""
+    """What the job is doing now, for `phoenix status` and humans.
 
-    state: str = "starting"
+    ``state`` is None when state.json holds a state this Phoenix does not know (see `from_json`).
+    """
+
+    state: JobState | None = JobState.STARTING
     target: str = ""
     run: int = 0
     started_at: float | None = None
@@ -98,7 +196,7 @@ class SupervisorState:
     @property
     def current_incident(self) -> Incident | None:
         """The latest incident, while Phoenix is still dealing with it (backoff, repair, given up)."""
-        if self.incidents and self.job.state not in ("starting", "running", "succeeded"):
+        if self.incidents and self.job.state not in (JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED):
             return self.incidents[-1]
         return None
 
@@ -116,18 +214,43 @@ class SupervisorState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SupervisorState:
+        """Read state.json's object. Another version's file is read as far as this one understands it.
+
+        The budgets and the incidents are what matter across versions, so they are kept. A job
+        state this Phoenix does not know (written by a newer one, or an older one with a state
+        since retired) is loaded as None with a warning: only `phoenix status` shows it, and a
+        supervision session starts the job afresh whatever the last one left.
+        """
+        version = data.get("version", STATE_VERSION)
+        if isinstance(version, int) and version > STATE_VERSION:
+            log.warning("state.json has version %d, newer than this Phoenix's %d: reading what this version "
+                        "understands", version, STATE_VERSION)
         budgets = data.get("budgets") or {}
+        job = dict(data.get("job") or {})
+        if "state" in job:
+            saved, job["state"] = job["state"], parse_job_state(job["state"])
+            if job["state"] is None and saved is not None:
+                log.warning("state.json records the job state %r, which this Phoenix does not know (written by "
+                            "another version?): shown as unknown; budgets and incidents are kept", saved)
         return cls(
             budgets=Budgets(
-                signatures={k: SignatureBudget(**v) for k, v in (budgets.get("signatures") or {}).items()},
+                signatures={k: _record(SignatureBudget, v) for k, v in (budgets.get("signatures") or {}).items()},
                 total_restarts=int(budgets.get("total_restarts", 0)),
                 failures_in_a_row=int(budgets.get("failures_in_a_row", 0)),
             ),
-            incidents=[Incident(**i) for i in data.get("incidents") or []],
-            job=JobStatus(**(data.get("job") or {})),
+            incidents=[_record(Incident, i) for i in data.get("incidents") or []],
+            job=_record(JobStatus, job),
             supervisor=dict(data.get("supervisor") or {}),
             promoted_repair=data.get("promoted_repair"),
         )
+
+
+def _record(cls: type[_T], data: Any) -> _T:
+    """``cls(**data)`` without the fields this version does not have (another version added them)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}: not an object")
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class StateStore:

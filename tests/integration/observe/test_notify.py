@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from phoenix_sidecar import events as ev
+from phoenix_sidecar.supervise.state import JobState
 from phoenix_sidecar.errors import ConfigError
 from phoenix_sidecar.observe.notify import WebhookNotifier, message_for, redact
 
@@ -113,7 +114,7 @@ def test_slack_and_discord_shapes(receiver):
 
 
 def test_only_events_worth_a_human_are_sent():
-    assert message_for(ev.StateChanged(ev.JobState.RUNNING), "t") is None
+    assert message_for(ev.StateChanged(JobState.RUNNING), "t") is None
     assert message_for(ev.LlmCalled("openai", 1.0, True), "t") is None
     assert message_for(ev.JobStarted(1, "pid 4"), "t") is None
     for event in (ev.IncidentOpened(1, "hang", "hang", "s", "silent"), ev.DecisionMade(1, "restart", "hang", 5, 2),

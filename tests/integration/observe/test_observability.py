@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from phoenix_sidecar import events as ev
+from phoenix_sidecar.supervise.state import JobState
 from phoenix_sidecar.errors import ConfigError
 from phoenix_sidecar.observe.observability import Observability, SafetyTrip
 from phoenix_sidecar.config.schema import Settings
@@ -62,7 +63,7 @@ def test_a_running_phoenix_serves_gpu_job_and_repair_metrics(fakenvml):
     obs.start()
     try:
         bus.emit(ev.JobStarted(run=1, target="pid 7"))
-        bus.emit(ev.StateChanged(ev.JobState.RUNNING))
+        bus.emit(ev.StateChanged(JobState.RUNNING))
         hb.beat("stdout")
         bus.emit(ev.RepairFinished("code_bug", "verify_failed"))
         wait_for(lambda: obs.registry.get_sample_value("phoenix_gpu_up") == 1)
@@ -112,12 +113,12 @@ def test_a_repair_on_the_supervisor_thread_gets_its_configured_time(fakenvml):
     obs.start()
     try:
         assert obs.repair_allowance == 100 * 2 + 300 + 60
-        bus.emit(ev.StateChanged(ev.JobState.REPAIRING))
+        bus.emit(ev.StateChanged(JobState.REPAIRING))
         now[0] += obs.tick_timeout + obs.repair_allowance - 1
         assert get(obs, "/healthz")[0] == 200
         now[0] += 2
         assert get(obs, "/healthz")[0] == 503, "a repair stuck past every timeout is a stuck supervisor"
-        bus.emit(ev.StateChanged(ev.JobState.STARTING))
+        bus.emit(ev.StateChanged(JobState.STARTING))
         obs.loop_tick()
         now[0] += obs.tick_timeout + 1
         assert get(obs, "/healthz")[0] == 503, "outside a repair the normal limit applies"
@@ -273,7 +274,7 @@ def test_webhook_receives_events_and_counts_deliveries(fakenvml):
                            webhook_format="generic")
         obs.start()
         bus.emit(ev.SafetyTripped("gpu_temperature", "GPU 0 at 91 °C (limit 85 °C)"))
-        bus.emit(ev.StateChanged(ev.JobState.SAFETY_STOP))
+        bus.emit(ev.StateChanged(JobState.SAFETY_STOP))
         bus.emit(ev.GaveUp("gpu_hardware", "safety"))
         obs.stop()  # drains the queue
         assert [b["event"] for b in received] == ["safety_tripped", "gave_up"]

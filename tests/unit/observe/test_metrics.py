@@ -14,6 +14,7 @@ from phoenix_sidecar import events as ev
 from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector
 from phoenix_sidecar.observe.metrics import PRECREATED_REJECTIONS, PhoenixMetrics
 from phoenix_sidecar.repair import RejectReason
+from phoenix_sidecar.supervise.state import JobState
 from phoenix_sidecar.observe.gates import GateChange, SafetyTrip
 from phoenix_sidecar.config.schema import CATEGORIES, Settings
 from phoenix_watchdog.probes.disk import DiskSnapshot, DiskUsage
@@ -75,7 +76,7 @@ def test_configured_llm_clients_and_repair_categories_are_pre_created(registry):
 
 def test_job_events(registry):
     m = metrics_for(registry)
-    m.handle(ev.StateChanged(ev.JobState.RUNNING))
+    m.handle(ev.StateChanged(JobState.RUNNING))
     m.handle(ev.JobStarted(run=1, target="pid 10", at=1000.0))
     m.handle(ev.HangDetected(silent_seconds=900.0))
     m.handle(ev.IncidentOpened(1, "hang", "hang", "sig-abc", "silent for 15 min"))
@@ -85,10 +86,10 @@ def test_job_events(registry):
     m.handle(ev.IncidentOpened(3, "safety", "gpu_temperature", "safety-gpu_temperature", "too hot"))
     m.handle(ev.DecisionMade(3, "wait", "too hot: waiting", 0.0, budget_remaining=0))
     m.handle(ev.GaveUp("cuda_oom", "budget_signature"))
-    m.handle(ev.StateChanged(ev.JobState.GAVE_UP))
+    m.handle(ev.StateChanged(JobState.GAVE_UP))
     assert value(registry, "phoenix_job_state", state="gave_up") == 1
     assert value(registry, "phoenix_job_state", state="running") == 0
-    assert sum(value(registry, "phoenix_job_state", state=s.value) for s in ev.JobState) == 1
+    assert sum(value(registry, "phoenix_job_state", state=s.value) for s in JobState) == 1
     assert value(registry, "phoenix_job_runs_total") == 1
     assert value(registry, "phoenix_job_last_start_timestamp_seconds") == 1000.0
     assert value(registry, "phoenix_hangs_total") == 1

@@ -1,0 +1,81 @@
+"""The supervisor's seams besides the runtime: time, the hardware gates and the repair engine.
+
+`Supervisor` reads the time and waits only through a `Clock`, consults the gates only through
+`Gates`, and repairs only through `Repairer`. Production passes `SystemClock`, `Observability` and
+`RepairEngine`; tests pass a fake clock whose waits advance time at once, scripted gates and a
+scripted repair, so a supervision that spans hours of backoff and hangs runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from phoenix_sidecar.observe.gates import SafetyTrip
+    from phoenix_sidecar.repair.model import RepairOutcome, RepairRequest, RollbackResult
+
+
+class Clock(Protocol):
+    """Where the supervisor gets the time, and how it waits."""
+
+    def monotonic(self) -> float:
+        """Seconds for deadlines and intervals."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock (Unix) seconds for the records humans read."""
+        ...
+
+    def wait(self, wake: threading.Event, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds, returning early (True) once ``wake`` is set."""
+        ...
+
+
+class SystemClock:
+    """The real time: `time.monotonic`, `time.time` and a real wait on the event."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def wait(self, wake: threading.Event, timeout: float) -> bool:
+        return wake.wait(timeout)
+
+
+class Gates(Protocol):
+    """What the loop needs from observability: a liveness tick, and the hardware safety gates."""
+
+    def loop_tick(self) -> None:
+        """The loop is alive (``/healthz`` fails when the ticks stop)."""
+        ...
+
+    def safety_trip(self) -> SafetyTrip | None:
+        """The most severe tripped safety gate, or None when all are clear."""
+        ...
+
+
+class NullGates:
+    """No observability: nobody to tell the loop is alive, and no gate ever trips."""
+
+    def loop_tick(self) -> None:
+        pass
+
+    def safety_trip(self) -> SafetyTrip | None:
+        return None
+
+
+class Repairer(Protocol):
+    """What the loop needs from the repair engine."""
+
+    def repair(self, request: RepairRequest) -> RepairOutcome:
+        """Ask for a fix, prove it in isolation, and promote it; the outcome says how far it got."""
+        ...
+
+    def rollback(self, repair_id: str | None = None, *, automatic: bool = False,
+                 force: bool = False) -> RollbackResult:
+        """Restore the files a promoted repair changed."""
+        ...

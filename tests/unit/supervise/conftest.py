@@ -1,0 +1,3 @@
+"""The supervise tests' fixtures (from ``kits.supervise``): a workspace in RAM."""
+
+from kits.supervise import workspace  # noqa: F401

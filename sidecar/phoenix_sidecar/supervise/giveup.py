@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.supervise import policy
-from phoenix_sidecar.supervise.policy import Decision, PolicySpec
+from phoenix_sidecar.supervise.policy import Decision, GiveUpReason, PolicySpec
 from phoenix_sidecar.supervise.state import Incident, SupervisorState
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 # The reasons a human can clear by fixing the cause and resetting the budgets.
-_RESETTABLE = (policy.BUDGET_SIGNATURE, policy.BUDGET_TOTAL, "repair_failed")
+_RESETTABLE = (GiveUpReason.BUDGET_SIGNATURE, GiveUpReason.BUDGET_TOTAL, GiveUpReason.REPAIR_FAILED)
 
 
 def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision, state: SupervisorState,

@@ -25,7 +25,8 @@ from phoenix_sidecar.repair.model import RepairRequest
 from phoenix_sidecar.runtime.base import RunEnd, Runtime
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.supervise.giveup import give_up_summary
-from phoenix_sidecar.supervise.policy import Action, Decision, PolicySpec
+from phoenix_sidecar.repair.outcomes import Outcome
+from phoenix_sidecar.supervise.policy import Action, Decision, GiveUpReason, PolicySpec
 from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock
 from phoenix_sidecar.supervise.state import Incident, JobState, StateStore, check_transition
 from phoenix_watchdog.diagnosis.failure import Diagnosis, HangInfo
@@ -216,13 +217,13 @@ class Supervisor:
                                "files": list(outcome.files)}
             self._save()
             if outcome.ok:
-                if outcome.outcome == "promoted":
+                if outcome.outcome == Outcome.PROMOTED:
                     self.state.promoted_repair = {"id": outcome.repair_id, "run_seconds_before": end.duration,
                                                   "signature": diagnosis.signature, "run": self.state.job.run + 1}
                 return self._restart_after(0.0, reason="repair")
-            if outcome.outcome == "no_target":
+            if outcome.outcome == Outcome.NO_TARGET:
                 self._give_up(incident, diagnosis, Decision(
-                    Action.STOP, "repair_failed", f"nothing Phoenix may patch: {outcome.reason}",
+                    Action.STOP, GiveUpReason.REPAIR_FAILED, f"nothing Phoenix may patch: {outcome.reason}",
                     self.spec.cooldown_seconds, 0, incident.budget_remaining))
             decision = policy.decide(diagnosis, self.state.budgets, self.spec, seen_before=True)
             if decision.action is Action.RESTART:
@@ -230,11 +231,11 @@ class Supervisor:
                 return self._restart_after(decision.delay, reason=diagnosis.category)
             if decision.action is Action.STOP:
                 self._give_up(incident, diagnosis, Decision(
-                    decision.action, "repair_failed",
+                    decision.action, GiveUpReason.REPAIR_FAILED,
                     f"the repair failed ({outcome.outcome}: {outcome.reason}) and {decision.reason}",
                     decision.delay, 0, 0))
             self._record_decision(incident, diagnosis, decision)
-            if outcome.outcome == "llm_failed":
+            if outcome.outcome == Outcome.LLM_FAILED:
                 # The LLM may come back: wait like a restart would before asking again.
                 self._set_state(JobState.BACKOFF)
                 if not self._sleep(policy.backoff_delay(self.state.budgets.failures_in_a_row - 1, self.spec)):
@@ -299,7 +300,7 @@ class Supervisor:
                                       delay_seconds=0.0, budget_remaining=0))
         if not resume:
             self._set_state(JobState.GAVE_UP)
-            self.bus.emit(ev.GaveUp(category=trip.gate, reason="safety"))
+            self.bus.emit(ev.GaveUp(category=trip.gate, reason=GiveUpReason.SAFETY))
             raise GaveUp(f"phoenix stopped the job for safety: {trip.detail}\n"
                          f"  nothing was patched; fix the hardware condition, then start Phoenix again",
                          {"id": incident.id, "category": trip.gate})

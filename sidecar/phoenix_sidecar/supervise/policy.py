@@ -47,11 +47,6 @@ class GiveUpReason(enum.StrEnum):
 BACKOFF = "backoff"
 REPAIR = "repair"
 HANG_ESCALATED = "hang_escalated"
-# The stop codes under their former names (``supervise.loop`` spells them so).
-BUDGET_SIGNATURE = GiveUpReason.BUDGET_SIGNATURE
-BUDGET_TOTAL = GiveUpReason.BUDGET_TOTAL
-CATEGORY_STOP = GiveUpReason.CATEGORY_STOP
-REPAIR_DISABLED = GiveUpReason.REPAIR_DISABLED
 
 
 @dataclass(frozen=True)

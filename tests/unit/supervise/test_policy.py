@@ -8,7 +8,7 @@ import pytest
 
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.config.loader import load
-from phoenix_sidecar.supervise.policy import Action, PolicySpec
+from phoenix_sidecar.supervise.policy import Action, GiveUpReason, PolicySpec
 from phoenix_sidecar.config.schema import CATEGORIES, DEFAULT_ACTIONS
 from phoenix_sidecar.supervise.state import Budgets
 from phoenix_watchdog.diagnosis.failure import Diagnosis
@@ -36,7 +36,7 @@ def test_first_failure_follows_the_table(category: str) -> None:
     d = policy.decide(diag(category), Budgets(), spec(), seen_before=False)
     assert d.action.value == DEFAULT_ACTIONS[category]
     if d.action is Action.STOP:
-        assert d.code == policy.CATEGORY_STOP and "needs a human" in d.reason
+        assert d.code == GiveUpReason.CATEGORY_STOP and "needs a human" in d.reason
 
 
 def test_budget_per_signature_then_stop() -> None:
@@ -48,7 +48,7 @@ def test_budget_per_signature_then_stop() -> None:
         decisions.append(d)
     assert [d.action for d in decisions] == [Action.RESTART, Action.RESTART, Action.STOP]
     assert [d.budget_remaining for d in decisions] == [1, 0, 0]
-    assert decisions[-1].code == policy.BUDGET_SIGNATURE
+    assert decisions[-1].code == GiveUpReason.BUDGET_SIGNATURE
     # Another signature still has its own budget.
     assert policy.decide(diag("nccl_timeout", "sig-2"), budgets, s, seen_before=False).action is Action.RESTART
 
@@ -56,7 +56,7 @@ def test_budget_per_signature_then_stop() -> None:
 def test_total_budget_stops_whatever_the_signature() -> None:
     budgets = Budgets(total_restarts=5)
     d = policy.decide(diag("unknown"), budgets, spec(max_total_restarts=5), seen_before=False)
-    assert (d.action, d.code) == (Action.STOP, policy.BUDGET_TOTAL)
+    assert (d.action, d.code) == (Action.STOP, GiveUpReason.BUDGET_TOTAL)
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -86,7 +86,7 @@ def test_recurring_hang_with_the_same_stack_escalates_to_repair() -> None:
 
 def test_repair_switched_off_gives_up_with_that_reason() -> None:
     d = policy.decide(diag("code_bug"), Budgets(), spec(repair_available=False), seen_before=False)
-    assert (d.action, d.code) == (Action.STOP, policy.REPAIR_DISABLED)
+    assert (d.action, d.code) == (Action.STOP, GiveUpReason.REPAIR_DISABLED)
 
 
 def test_table_can_be_changed_and_stop_waits_the_cooldown() -> None:

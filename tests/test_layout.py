@@ -43,3 +43,16 @@ def test_installed_distribution_ships_no_top_level_sidecar_or_watchdog(tmp_path:
     (wheel,) = tmp_path.glob("*.whl")
     tops = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"phoenix_sidecar", "phoenix_watchdog"}
+
+
+def test_commands_use_runtime_faces_only() -> None:
+    """Commands neither build runtimes nor import their internals: only `phoenix_sidecar.runtime`
+    or a runtime folder's face, `phoenix_sidecar.runtime.<name>` (never `runtime.docker.guard`)."""
+    runtime = REPO / "sidecar" / "phoenix_sidecar" / "runtime"
+    faces = {"phoenix_sidecar.runtime"} | {f"phoenix_sidecar.runtime.{p.parent.name}"
+                                           for p in runtime.glob("*/__init__.py")}
+    offenders = {str(p.relative_to(REPO)): sorted(m for m in imported_modules(p)
+                                                 if m.startswith("phoenix_sidecar.runtime") and m not in faces)
+                 for p in (REPO / "sidecar" / "phoenix_sidecar" / "commands").rglob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert {"phoenix_sidecar.runtime.local", "phoenix_sidecar.runtime.docker"} <= faces

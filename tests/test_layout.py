@@ -174,3 +174,16 @@ def _direct_names(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def test_commands_use_runtime_faces_only() -> None:
+    """Commands neither build runtimes nor import their internals: only `phoenix_sidecar.runtime`
+    or a runtime folder's face, `phoenix_sidecar.runtime.<name>` (never `runtime.docker.guard`)."""
+    runtime = REPO / "sidecar" / "phoenix_sidecar" / "runtime"
+    faces = {"phoenix_sidecar.runtime"} | {f"phoenix_sidecar.runtime.{p.parent.name}"
+                                           for p in runtime.glob("*/__init__.py")}
+    offenders = {str(p.relative_to(REPO)): sorted(m for m in imported_modules(p)
+                                                 if m.startswith("phoenix_sidecar.runtime") and m not in faces)
+                 for p in (REPO / "sidecar" / "phoenix_sidecar" / "commands").rglob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert {"phoenix_sidecar.runtime.local", "phoenix_sidecar.runtime.docker"} <= faces

@@ -84,40 +84,34 @@ def _watches_a_container(settings: Settings) -> bool:
 def check_docker(settings: Settings) -> Result:
     if not _watches_a_container(settings):
         return Result("docker", SKIP, "no container configured (phoenix run needs no Docker)")
-    from phoenix_sidecar.runtime.docker.guard import DockerGate
+    from phoenix_sidecar.runtime import docker
 
-    gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
+    address = docker.daemon_address()
     try:
-        version = gate.version()
-        return Result("docker", OK, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) at {gate.address}")
+        version = docker.daemon_version(settings)
+        return Result("docker", OK, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) at {address}")
     except PhoenixError as exc:
-        socket_path = gate.address.removeprefix("unix://")
-        if gate.address.startswith("unix://") and os.path.exists(socket_path) and not os.access(socket_path, os.W_OK):
+        socket_path = address.removeprefix("unix://")
+        if address.startswith("unix://") and os.path.exists(socket_path) and not os.access(socket_path, os.W_OK):
             gid = os.stat(socket_path).st_gid
             fix = (f"this user (uid {os.getuid()}) may not use {socket_path}: add its group "
                    f"(compose: group_add: [\"{gid}\"]), or use the socket proxy (DOCKER_HOST)")
-        elif gate.address.startswith("unix://") and not os.path.exists(socket_path):
+        elif address.startswith("unix://") and not os.path.exists(socket_path):
             fix = (f"{socket_path} does not exist: mount the Docker socket (-v /var/run/docker.sock:/var/run/docker.sock) "
                    "or point DOCKER_HOST at the socket proxy")
         else:
             fix = "start the Docker daemon, or point DOCKER_HOST at the right daemon or socket proxy"
-        return Result("docker", FAIL, f"no answer from {gate.address}: {exc}", fix)
-    finally:
-        gate.close()
+        return Result("docker", FAIL, f"no answer from {address}: {exc}", fix)
 
 
 def check_container(settings: Settings) -> Result:
     if not _watches_a_container(settings):
         return Result("container", SKIP, "no container configured (set container or container_label for watch)")
-    from phoenix_sidecar.runtime.docker.guard import DockerGate
-    from phoenix_sidecar.runtime.docker.monitor import Observed, mounts_workspace
+    from phoenix_sidecar.runtime import docker
 
-    gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
     selector = settings.container or f"label {settings.container_label}"
     try:
-        guard = gate.find(name=settings.container, label=settings.container_label)
-        info = guard.inspect()
-        now = Observed.from_inspect(info)
+        now = docker.look(settings)
     except ContainerGone:
         return Result("container", FAIL, f"no container matches {selector}",
                       "start the training container first (docker compose up -d trainer), or fix container/"
@@ -127,14 +121,12 @@ def check_container(settings: Settings) -> Result:
                       "(and let the socket proxy allow it)")
     except PhoenixError as exc:
         return Result("container", FAIL, str(exc), "see the docker check")
-    finally:
-        gate.close()
-    detail = f"{guard.name} ({guard.target_id[:12]}): {now.status}"
+    detail = f"{now.name} ({now.id}): {now.status}"
     if now.restart_policy not in ("", "no"):
         return Result("container", FAIL, f"{detail}, with the Docker restart policy {now.restart_policy!r}",
                       "set its restart policy to \"no\" (compose: restart: \"no\"; or docker update --restart=no): "
                       "Docker and Phoenix would both restart it and fight")
-    if not mounts_workspace(info, settings.workspace):
+    if not now.mounts_workspace:
         return Result("container", WARN, f"{detail}; it does not mount the workspace at {settings.workspace}",
                       "mount the workspace at the same path in the trainer and the sidecar, so the paths in its "
                       "tracebacks are files Phoenix can repair")

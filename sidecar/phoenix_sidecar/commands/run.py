@@ -24,18 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: every `phoenix` command builds the parser, and only this one needs them.
-    from phoenix_sidecar.runtime.local.runtime import LocalRuntime
+    # Imported here: every `phoenix` command builds the parser, and only this one supervises.
     from phoenix_sidecar.supervise.session import supervise
 
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     loaded = load_config(args, train_cmd=cmd or None, **supervision_flags(args))
-    settings = loaded.settings
-
-    def make_runtime(heartbeat, runlog):  # type: ignore[no-untyped-def]
-        return LocalRuntime(settings.train_cmd, cwd=settings.workspace, heartbeat=heartbeat, runlog=runlog,
-                            kill_grace=settings.kill_grace_seconds, stack_dump=settings.stack_dump,
-                            dump_timeout=settings.stack_dump_timeout_seconds, adopt_orphans=True)
-
-    return supervise(loaded, make_runtime, mode="run", reset_budgets=args.reset_budgets,
-                     description=f"phoenix run -- {shlex.join(settings.train_cmd)}")
+    return supervise(loaded, mode="run", reset_budgets=args.reset_budgets,
+                     description=f"phoenix run -- {shlex.join(loaded.settings.train_cmd)}")

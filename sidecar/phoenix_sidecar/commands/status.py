@@ -91,22 +91,15 @@ def _locks_inode(line: str) -> int | None:
 
 def live_container(settings: Settings) -> dict[str, Any]:
     """A live look at the supervised container, or why there is none."""
-    from phoenix_sidecar.runtime.docker.guard import DockerGate
-    from phoenix_sidecar.runtime.docker.monitor import Observed
+    from phoenix_sidecar.runtime import docker
 
-    gate = DockerGate(timeout=min(settings.docker_timeout_seconds, 10.0))
     try:
-        guard = gate.find(name=settings.container, label=settings.container_label)
-        info = guard.inspect()
-        now = Observed.from_inspect(info)
-        return {"name": guard.name, "id": guard.target_id[:12], "status": now.status, "started_at": now.started_at,
-                "exit_code": None if now.running else now.exit_code, "oom_killed": now.oom_killed,
-                "restart_policy": now.restart_policy, "docker_restart_count": info.get("RestartCount", 0),
-                "image": (info.get("Config") or {}).get("Image")}
+        now = docker.look(settings)
     except PhoenixError as exc:
         return {"error": str(exc)}
-    finally:
-        gate.close()
+    return {"name": now.name, "id": now.id, "status": now.status, "started_at": now.started_at,
+            "exit_code": None if now.running else now.exit_code, "oom_killed": now.oom_killed,
+            "restart_policy": now.restart_policy, "docker_restart_count": now.restart_count, "image": now.image}
 
 
 def _job(state: SupervisorState) -> dict[str, Any]:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from dataclasses import replace
 
 from phoenix_sidecar.commands.common import add_config_options, add_supervision_options, load_config, supervision_flags
 from phoenix_sidecar.errors import UsageError
-from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.supervise.state import read_state
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: every `phoenix` command builds the parser, and only this one needs them.
-    from phoenix_sidecar.runtime.docker.runtime import DockerRuntime
+    # Imported here: every `phoenix` command builds the parser, and only this one supervises.
     from phoenix_sidecar.supervise.session import supervise
 
     loaded = load_config(args, container=args.container, container_label=args.container_label,
@@ -45,31 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if not settings.container and not settings.container_label:
         raise UsageError("phoenix watch needs the training container: --container NAME or --label KEY=VALUE "
                          "(settings container / container_label)")
-    log_file = settings.log_file
-    if log_file and not os.path.isabs(log_file):
-        log_file = os.path.join(settings.workspace, log_file)
-    echo = not args.no_echo
-    # A failed exit after Phoenix's last word on this workspace was never handled (watch.start).
-    previous = read_state(StatePaths(loaded.workspace).state)
-    handled_until = previous.job.updated_at if previous is not None else None
-
-    def make_runtime(heartbeat, runlog):  # type: ignore[no-untyped-def]
-        listeners = [runlog.output, *([_echo] if echo else [])]
-        return DockerRuntime(replace(settings, log_file=log_file), heartbeat, listeners=listeners,
-                             handled_until=handled_until)
-
+    log_dir = os.path.dirname(os.path.join(settings.workspace, settings.log_file)) if settings.log_file else None
     selector = f"--container {settings.container}" if settings.container else f"--label {settings.container_label}"
-    return supervise(loaded, make_runtime, mode="watch", reset_budgets=args.reset_budgets,
-                     description=f"phoenix watch {selector}",
-                     log_dirs=(os.path.dirname(log_file),) if log_file else ())
-
-
-def _echo(stream: str, data: bytes) -> None:
-    """The job's output on Phoenix's own, as `phoenix run` passes a local job's through: its stderr
-    to stderr, its stdout (or the shared log file) to stdout."""
-    out = sys.stderr if stream == "stderr" else sys.stdout
-    try:
-        out.buffer.write(data)
-        out.buffer.flush()
-    except (OSError, ValueError):
-        pass  # our stdout is gone; the run log still has it
+    return supervise(loaded, mode="watch", reset_budgets=args.reset_budgets, echo=not args.no_echo,
+                     description=f"phoenix watch {selector}", log_dirs=(log_dir,) if log_dir else ())

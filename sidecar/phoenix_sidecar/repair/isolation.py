@@ -21,6 +21,7 @@ from phoenix_sidecar.errors import RepairError
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import gitrepo, proc
 from phoenix_sidecar.repair.gitrepo import Repo, Snapshot
+from phoenix_watchdog.probes.groupkill import kill_group
 from phoenix_watchdog.probes.proctree import start_token
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def _end_groups(ledger: Path, copy: Path) -> None:
         if not isinstance(pgid, int) or pgid <= 1 or token is None:
             continue
         if start_token(pgid) == token:  # the leader we started is alive: the group is ours
-            proc.kill_group(pgid)
+            kill_group(pgid)
             continue
         # The leader is gone: only members that started after it and still work inside the copy are
         # ours (a recycled group id would have neither property).

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoenix_watchdog.probes.groupkill import kill_group, signal_group
 from phoenix_watchdog.probes.proctree import all_processes
 
 KILL_GRACE_SECONDS = 2.0
@@ -64,7 +65,7 @@ def run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, s
                 child.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                _signal_group(child.pid, signal.SIGTERM)
+                signal_group(child.pid, signal.SIGTERM)
                 try:
                     child.wait(timeout=KILL_GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
@@ -80,18 +81,6 @@ def run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, s
         stderr, _ = _read(err_path, max_output, "tail")
     return ProcResult(None if timed_out else child.returncode, stdout, stderr, timed_out,
                       time.monotonic() - started, truncated)
-
-
-def kill_group(pgid: int) -> None:
-    """SIGKILL every process left in the group ``pgid``."""
-    _signal_group(pgid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _read(path: Path, limit: int, keep: str) -> tuple[bytes, bool]:

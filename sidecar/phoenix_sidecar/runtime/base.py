@@ -1,16 +1,42 @@
 """The seam between the supervisor and whatever runs the job: a local process group or a container.
 
-The supervisor's loop (`supervisor.py`) is the same for both; it only talks to a `Runtime`. A
-runtime passes the job's output on (to the terminal, to the run log), feeds the `Heartbeat`, keeps a
-bounded tail of the output for the diagnosis, and reports how each run ended as a `RunEnd`.
+The supervisor's loop (`supervise/loop.py`) is the same for every runtime; it only talks to a
+`Runtime`. A runtime passes the job's output on (to the terminal, to the run log), feeds the
+`Heartbeat`, keeps a bounded tail of the output for the diagnosis (`runtime/output.py`), and
+reports how each run ended as a `RunEnd`. A runtime is built from the settings and a
+`RuntimeContext` (what the session gives it) by its folder's ``create``.
+
+This module imports nothing else of the runtime wing, so the wing's face can re-export it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
+from phoenix_watchdog.heartbeat import Heartbeat
+
+OutputListener = Callable[[str, bytes], None]  # (stream, data): receives every block of the job's output
+
+
+@dataclass(frozen=True)
+class RuntimeContext:
+    """What a supervision session gives the runtime it builds, besides the settings.
+
+    Attributes:
+        heartbeat: fed by the job's output; paused by the runtime while it cannot see the job.
+        record: receives every block of the job's output (the run log).
+        echo: pass the job's output on to Phoenix's own stdout and stderr.
+        handled_until: wall time up to which Phoenix already dealt with this workspace's job (the
+            state's last update), or None: a failure found at start-up that is later was never handled.
+    """
+
+    heartbeat: Heartbeat
+    record: OutputListener | None = None
+    echo: bool = True
+    handled_until: float | None = None
 
 
 @dataclass(frozen=True)

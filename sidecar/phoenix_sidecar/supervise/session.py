@@ -2,7 +2,7 @@
 
 The lock is taken first and released last; nothing else happens without it. Then the state
 store, the run log, the event bus with its listeners (console, run log, metrics, webhook), the
-heartbeat, the runtime (the caller's factory), observability, the repair engine and signal
+heartbeat, the runtime (`runtime.create` picks it for the mode), observability, the repair engine and signal
 handling are put together around one `Supervisor`, and torn down in reverse order whatever happens.
 """
 
@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -25,27 +24,27 @@ from phoenix_sidecar.observe.observability import Observability
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair import RepairEngine
 from phoenix_sidecar.observe.runlog import RunLog
-from phoenix_sidecar.runtime.base import Runtime
-from phoenix_sidecar.supervise.state import StateStore
+from phoenix_sidecar import runtime as runtimes
+from phoenix_sidecar.supervise.state import StateStore, read_state
 from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_watchdog.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
-RuntimeFactory = Callable[[Heartbeat, RunLog], Runtime]
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def supervise(loaded: LoadedConfig, make_runtime: RuntimeFactory, *, mode: str, description: str,
-              reset_budgets: bool = False, log_dirs: tuple[str, ...] = ()) -> int:
+def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budgets: bool = False,
+              log_dirs: tuple[str, ...] = (), echo: bool = True) -> int:
     """Run a supervision session to its end and return the exit code.
 
     Args:
         loaded: the effective configuration.
-        make_runtime: builds the runtime from the session's heartbeat and run log.
-        mode: ``run`` or ``watch``, recorded in the state for `phoenix status`.
+        mode: ``run`` (a local process group) or ``watch`` (a container): picks the runtime
+            (`phoenix_sidecar.runtime.create`), and is recorded in the state for `phoenix status`.
         description: what the lock records as the holder's command.
         reset_budgets: forget the attempts spent so far (after a human fixed the cause).
         log_dirs: further directories whose free space the disk gate watches (the log volume).
+        echo: pass the job's output on to Phoenix's stdout and stderr.
 
     Raises:
         LockHeld: another Phoenix holds the workspace.
@@ -62,7 +61,10 @@ def supervise(loaded: LoadedConfig, make_runtime: RuntimeFactory, *, mode: str, 
         stack.callback(runlog.close)
         bus = EventBus([ConsoleReporter(), RunLogRecorder(runlog)])
         heartbeat = Heartbeat(settings.heartbeat_seconds, settings.heartbeat_initial_seconds)
-        runtime = make_runtime(heartbeat, runlog)
+        # A failed exit after Phoenix's last word on this workspace was never handled (see RuntimeContext).
+        previous = read_state(paths.state)
+        runtime = runtimes.create(settings, mode=mode, heartbeat=heartbeat, record=runlog.output, echo=echo,
+                                  handled_until=previous.job.updated_at if previous is not None else None)
         stack.callback(runtime.close)
 
         gates = Observability(settings, bus, heartbeat, target=runtime.target,

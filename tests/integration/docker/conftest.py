@@ -3,8 +3,13 @@
 The session uses a daemon that already answers, or starts one with ``scripts/docker-env.sh start``
 (root only) and stops it at the end. Images come from ``scripts/docker-env.sh images``: local
 stand-ins, built once and then found by name (there is no registry). Without an engine every test
-here is skipped with the reason. Everything a test creates carries the label ``phoenix.test`` and
-is removed by label afterwards; trainer containers get no network.
+here is skipped with the reason. Everything a test creates carries the label ``phoenix.test``
+with the session's run id and is removed by label afterwards; trainer containers get no network.
+
+Several test sessions may share one daemon (developers, CI jobs), so a session removes only its
+own things, and at start what sessions that no longer run left behind: never the containers of a
+session still running (removing them made that session's `phoenix status` report its watched,
+running container as "No such container").
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `import dockerkit` from the tests here
 
-from testkit import REPO  # noqa: E402
+from testkit import REPO, process_alive  # noqa: E402
 
 ENV_SCRIPT = REPO / "scripts" / "docker-env.sh"
 TEST_LABEL = "phoenix.test"
@@ -51,7 +56,7 @@ class Engine:
 
     started_here: bool
     managed: bool
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    run_id: str = field(default_factory=lambda: new_run_id())
 
     def api(self) -> Any:
         import docker
@@ -84,17 +89,38 @@ class Engine:
         if result.returncode != 0:
             pytest.fail(f"building the stand-in images ({which}) failed:\n{result.stderr[-3000:]}")
 
-    def cleanup(self) -> None:
+    def cleanup(self, *, mine: bool) -> None:
+        """Remove this session's containers, networks and volumes (``mine``), or those of sessions
+        that are over (what an interrupted session left behind); never a running session's."""
+        def ours(labels: dict[str, str] | None) -> bool:
+            run = (labels or {}).get(TEST_LABEL, "")
+            return run == self.run_id if mine else not session_alive(run)
+
         api = self.api()
         try:
             for c in api.containers(all=True, filters={"label": TEST_LABEL}):
-                api.remove_container(c["Id"], force=True, v=True)
+                if ours(c.get("Labels")):
+                    api.remove_container(c["Id"], force=True, v=True)
             for n in api.networks(filters={"label": TEST_LABEL}):
-                api.remove_network(n["Id"])
+                if ours(n.get("Labels")):
+                    api.remove_network(n["Id"])
             for v in (api.volumes(filters={"label": TEST_LABEL}) or {}).get("Volumes") or []:
-                api.remove_volume(v["Name"], force=True)
+                if ours(v.get("Labels")):
+                    api.remove_volume(v["Name"], force=True)
         finally:
             api.close()
+
+
+def new_run_id() -> str:
+    """A test session's id: its pid (so other sessions can tell whether it still runs) and a nonce."""
+    return f"{os.getpid()}x{uuid.uuid4().hex[:6]}"
+
+
+def session_alive(run_id: str) -> bool:
+    """Whether the test session that labelled something ``run_id`` still runs (an id in an older
+    format, without a pid, belongs to a session that is over)."""
+    pid, sep, _ = run_id.partition("x")
+    return bool(sep) and pid.isdigit() and process_alive(int(pid))
 
 
 @pytest.fixture(scope="session")
@@ -111,12 +137,12 @@ def engine() -> Iterator[Engine]:
             pytest.skip(f"could not start dockerd: {result.stderr.strip()[-500:]}")
         started = result.stdout.strip() == "started"
     eng = Engine(started_here=started, managed=_script("owned").returncode == 0)
-    eng.cleanup()  # what an interrupted earlier session left behind
+    eng.cleanup(mine=False)  # what sessions that no longer run left behind, never a running one's
     try:
         yield eng
     finally:
         try:
-            eng.cleanup()
+            eng.cleanup(mine=True)
         finally:
             if started:
                 _script("stop", timeout=120)

@@ -187,7 +187,7 @@ def test_hang_dump_by_signal_then_stop_with_grace_and_kill(containers, runtimes,
     assert stack is not None and "wait_for_peers" in stack
     t0 = time.monotonic()
     end = rt.runtime.stop(hang=HangInfo(silent_seconds=600, stack=stack))
-    assert 1.5 <= time.monotonic() - t0 < 10  # SIGTERM ignored, SIGKILL after the grace
+    assert time.monotonic() - t0 >= 1.5  # SIGTERM ignored: SIGKILL only after the grace
     assert end.exit.code == 137 and end.hang is not None and end.hang.stack == stack
     assert "ignoring SIGTERM" in end.tail
 
@@ -197,9 +197,8 @@ def test_wakeup_returns_a_blocked_wait_early(containers, runtimes) -> None:
     rt = runtimes(container=c["name"])
     rt.runtime.start()
     threading.Timer(0.3, rt.runtime.wakeup).start()
-    t0 = time.monotonic()
-    assert rt.runtime.wait(20) is None
-    assert time.monotonic() - t0 < 5
+    # Without the wake-up, this wait would last until the job ends (60 s) and return its RunEnd.
+    assert rt.runtime.wait(600) is None
 
 
 def test_a_stop_or_restart_by_the_operator_is_not_a_failure(engine, containers, runtimes) -> None:
@@ -302,10 +301,9 @@ def test_restart_policy_and_a_foreign_workspace_path_are_warned_about(containers
 def test_unreachable_daemon_fails_fast_with_the_address(tmp_path) -> None:
     settings = Settings(container="trainer", docker_timeout_seconds=2.0)
     runtime = DockerRuntime(settings, Heartbeat(None), gate=DockerGate(timeout=2, base_url=f"unix://{tmp_path}/none.sock"))
-    t0 = time.monotonic()
-    with pytest.raises(DockerUnreachable, match="none.sock"):
+    with pytest.raises(DockerUnreachable, match="none.sock") as failed:
         runtime.start()
-    assert time.monotonic() - t0 < 5
+    assert not failed.value.timed_out  # the refusal itself, not a call that waited out its time
     runtime.close()
 
 

@@ -16,6 +16,9 @@ from phoenix_sidecar.config.schema import Settings
 from testkit import PHOENIX, clean_env, run_phoenix
 
 
+HANG_GUARD = 180  # seconds: generous bounds that only keep a broken test from hanging the suite
+
+
 def phoenix(args: list[str], ws: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     return run_phoenix(args, cwd=ws, env=env, timeout=60)
 
@@ -45,7 +48,7 @@ def test_status_while_watching_and_after_giving_up(engine, containers, tmp_path:
     try:
         dockerkit.wait_for(lambda: (ws / ".phoenix_cli" / "state.json").exists()
                            and json.loads((ws / ".phoenix_cli" / "state.json").read_text())["job"]["state"] == "running",
-                           30, "the sidecar to supervise")
+                           HANG_GUARD, "the sidecar to supervise")
         result = phoenix(["status", "-w", str(ws), "--set", f"container={c['name']}"], ws)
         text = result.stdout.decode()
         assert result.returncode == 0, result.stderr
@@ -61,7 +64,7 @@ def test_status_while_watching_and_after_giving_up(engine, containers, tmp_path:
         # Make the job fail with no attempts left: Phoenix gives up and says why.
         (ws / "stop").write_text("")
         engine.api().restart(c["Id"], timeout=0)  # an operator restart: followed; this run exits 2
-        assert sidecar.wait(60) == 4
+        assert sidecar.wait(HANG_GUARD) == 4
     finally:
         if sidecar.poll() is None:
             sidecar.kill()

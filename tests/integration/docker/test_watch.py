@@ -17,6 +17,7 @@ import pytest
 import dockerkit
 from testkit import PHOENIX, clean_env
 
+HANG_GUARD = 180  # seconds: generous bounds that only keep a broken test from hanging the suite
 FAST = ["--set", "backoff_initial_seconds=0.2", "--set", "backoff_max_seconds=0.5", "--set", "kill_grace_seconds=2",
         "--set", "docker_timeout_seconds=20", "--no-repair"]
 
@@ -53,10 +54,10 @@ class Sidecar:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait(10)
         self._out.close()
         self._err.close()
 
@@ -114,7 +115,7 @@ def test_transient_failure_is_restarted_without_a_repair(engine, containers, sid
     ws = workspace_with(tmp_path, FLAKY)
     c = trainer(containers, ws)
     sidecar = sidecars(ws, ["--container", c["name"], *FAST])
-    assert sidecar.wait(60) == 0, sidecar.stderr()
+    assert sidecar.wait(HANG_GUARD) == 0, sidecar.stderr()
     state = sidecar.state()
     [incident] = state["incidents"]
     assert incident["category"] == "segfault" and incident["action"] == "restart"
@@ -142,7 +143,7 @@ def test_hung_trainer_is_dumped_stopped_and_restarted(engine, containers, sideca
     t0 = time.monotonic()
     sidecar = sidecars(ws, ["--container", c["name"], "--heartbeat-min", "0.05", "--set", "dump_signal=SIGUSR1",
                             "--set", "stack_dump_timeout_seconds=2", *FAST])
-    assert sidecar.wait(90) == 0, sidecar.stderr()
+    assert sidecar.wait(HANG_GUARD) == 0, sidecar.stderr()
     assert time.monotonic() - t0 >= 3  # not before the 3 s of silence
     [incident] = sidecar.state()["incidents"]
     assert incident["kind"] == "hang" and incident["action"] == "restart"
@@ -160,7 +161,7 @@ def test_budget_exhausted_stops_and_leaves_the_container_down(engine, containers
     """)
     c = trainer(containers, ws)
     sidecar = sidecars(ws, ["--container", c["name"], "--max-retries", "1", *FAST])
-    assert sidecar.wait(60) == 4, sidecar.stderr()
+    assert sidecar.wait(HANG_GUARD) == 4, sidecar.stderr()
     err = sidecar.stderr()
     assert "gave up" in err and "segfault" in err and "1 of 1" in err
     assert "phoenix watch --reset-budgets" in err  # the way back, for the sidecar
@@ -174,9 +175,9 @@ def test_second_sidecar_on_the_same_workspace_is_refused(engine, containers, sid
     ws = workspace_with(tmp_path, "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
     c = trainer(containers, ws)
     first = sidecars(ws, ["--container", c["name"], *FAST], name="first")
-    dockerkit.wait_for(lambda: first.state().get("job", {}).get("state") == "running", 30, "the first sidecar")
+    dockerkit.wait_for(lambda: first.state().get("job", {}).get("state") == "running", HANG_GUARD, "the first sidecar")
     second = sidecars(ws, ["--container", c["name"], *FAST], name="second")
-    assert second.wait(30) == 3
+    assert second.wait(HANG_GUARD) == 3
     assert "another Phoenix holds" in second.stderr() and str(first.proc.pid) in second.stderr()
     assert first.proc.poll() is None and running(engine, c["Id"])  # the first one is unaffected
 
@@ -184,12 +185,13 @@ def test_second_sidecar_on_the_same_workspace_is_refused(engine, containers, sid
 def test_unreachable_docker_fails_fast(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
-    t0 = time.monotonic()
-    result = subprocess.run([*PHOENIX, "watch", "--workspace", str(ws), "--container", "trainer"],
+    # With a 600 s Docker timeout, an answer within the hang guard is the refusal itself, not a wait.
+    result = subprocess.run([*PHOENIX, "watch", "--workspace", str(ws), "--container", "trainer",
+                             "--set", "docker_timeout_seconds=600"],
                             env=clean_env({"DOCKER_HOST": f"unix://{tmp_path}/missing.sock"}),
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=HANG_GUARD)
     assert result.returncode == 5, result.stderr
-    assert "missing.sock" in result.stderr and time.monotonic() - t0 < 20
+    assert "missing.sock" in result.stderr
 
 
 def test_watch_needs_a_container(tmp_path: Path) -> None:
@@ -214,7 +216,7 @@ def test_daemon_restart_while_watching_misses_nothing(engine, containers, sideca
     c = trainer(containers, ws)
     sidecar = sidecars(ws, ["--container", c["name"], "--heartbeat-min", "0.1", *FAST])
     try:
-        dockerkit.wait_for(lambda: sidecar.state().get("job", {}).get("state") == "running", 30, "supervision")
+        dockerkit.wait_for(lambda: sidecar.state().get("job", {}).get("state") == "running", HANG_GUARD, "supervision")
         engine.restart_daemon()  # live-restore: the job runs on
         time.sleep(8)  # longer than the 6 s heartbeat: a paused heartbeat must not be mistaken for a hang
         assert running(engine, c["Id"]) and sidecar.proc.poll() is None
@@ -226,7 +228,7 @@ def test_daemon_restart_while_watching_misses_nothing(engine, containers, sideca
         time.sleep(1)
     finally:
         engine.start_daemon()
-    assert sidecar.wait(90) == 0, sidecar.stderr()
+    assert sidecar.wait(HANG_GUARD) == 0, sidecar.stderr()
     [incident] = sidecar.state()["incidents"]
     assert incident["kind"] == "crash" and incident["exit"].startswith("exit code 137")
     assert incident["action"] == "restart"
@@ -246,15 +248,15 @@ def test_stopping_the_sidecar_leaves_the_job_running_and_the_next_one_attaches(e
     """)
     c = trainer(containers, ws)
     first = sidecars(ws, ["--container", c["name"], *FAST], name="first")
-    dockerkit.wait_for(lambda: first.state().get("job", {}).get("state") == "running", 30, "supervision")
+    dockerkit.wait_for(lambda: first.state().get("job", {}).get("state") == "running", HANG_GUARD, "supervision")
     api = engine.api()
     started = api.inspect_container(c["Id"])["State"]["StartedAt"]
     first.proc.send_signal(signal.SIGTERM)  # docker compose restart sidecar, say
-    assert first.wait(30) == 143
+    assert first.wait(HANG_GUARD) == 143
     assert "leaving" in first.stderr() and running(engine, c["Id"])
     second = sidecars(ws, ["--container", c["name"], *FAST], name="second")
-    dockerkit.wait_for(lambda: "tick" in second.stdout(), 30, "the second sidecar to follow the job")
+    dockerkit.wait_for(lambda: "tick" in second.stdout(), HANG_GUARD, "the second sidecar to follow the job")
     (ws / "finish").write_text("")
-    assert second.wait(60) == 0, second.stderr()
+    assert second.wait(HANG_GUARD) == 0, second.stderr()
     assert api.inspect_container(c["Id"])["State"]["StartedAt"] == started  # attached, never restarted
     assert second.state()["incidents"] == [] and "done" in second.stdout()

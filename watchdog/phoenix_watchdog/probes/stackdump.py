@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from phoenix_watchdog.probes.groupkill import kill_group
 from phoenix_watchdog.probes.proctree import catches_signal, is_python
 
 MAX_PROCESSES = 4  # the root and a few ranks say where it hangs; 64 DataLoader workers add nothing
@@ -54,7 +55,8 @@ def pyspy_dumps(pids: Sequence[int], timeout: float, *, pyspy: str | None = None
         try:
             out, _ = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc.pid)  # py-spy runs in its own session: its group is its pid
+            proc.wait()
             continue
         if proc.returncode == 0 and out.strip():
             dumps[pid] = out.decode("utf-8", errors="replace").rstrip()
@@ -77,10 +79,3 @@ def request_faulthandler_dumps(pids: Sequence[int]) -> list[int]:
 def format_dumps(dumps: dict[int, str]) -> str:
     return "\n\n".join(dumps[pid] for pid in dumps)
 
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    proc.wait()

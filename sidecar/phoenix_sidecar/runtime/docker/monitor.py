@@ -1,6 +1,6 @@
 """Watches the supervised container through the Docker daemon, and the daemon itself.
 
-Exit detection is event-driven: a background thread follows ``GET /events`` filtered to the
+Exit detection is event-driven: a background thread (a `Worker`) follows ``GET /events`` filtered to the
 container and answers each lifecycle event with a fresh ``inspect``, which is the truth it hands
 on (`Observed`): events are only the trigger, so a missed, replayed or reordered event cannot
 mislead it. The stream is opened before the first inspect, so nothing falls between them.
@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
 from phoenix_sidecar.errors import ContainerGone, RuntimeUnavailable
+from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
 from phoenix_watchdog.sources.dockerlogs import parse_rfc3339_ns
+from phoenix_watchdog.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,20 @@ class Observed:
         return max(self.finished_ns + 1, early) if self.running else early
 
 
+def setup_warnings(info: dict[str, Any], workspace: str, target: str) -> list[str]:
+    """What in the container's setup would make supervision go wrong later (said once, at start-up)."""
+    warnings = []
+    policy = Observed.from_inspect(info).restart_policy
+    if policy not in ("", "no"):
+        warnings.append(f"{target} has the Docker restart policy {policy!r}: Docker and Phoenix would both restart "
+                        "it and fight over it; set its restart policy to \"no\" (compose: restart: \"no\")")
+    if not mounts_workspace(info, workspace):
+        warnings.append(f"{target} does not mount the workspace at {workspace}, where Phoenix sees it: its "
+                        "tracebacks will name paths Phoenix cannot find and repairs will have nothing to patch; "
+                        "mount the workspace at the same path in both containers")
+    return warnings
+
+
 def mounts_workspace(info: dict[str, Any], workspace: str) -> bool:
     """Whether the container sees ``workspace`` at the same path as Phoenix (a mount there or above).
     Otherwise its tracebacks name paths Phoenix cannot find, and repairs have nothing to patch."""
@@ -109,15 +124,15 @@ class ContainerMonitor:
         self._on_gone = on_gone
         self._idle = idle_seconds
         self._backoff = backoff
-        self._closed = threading.Event()
         self._connected = threading.Event()
         self._connected.set()  # the target was just found, so the daemon answered
         self._stream: Any = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="phoenix-docker-events", daemon=True)
+        self._worker = Worker(self._loop, "phoenix-docker-events", on_stop=self._interrupt)
+        self._closed = self._worker.stopping
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     @property
     def connected(self) -> bool:
@@ -128,7 +143,11 @@ class ContainerMonitor:
         return self._connected.wait(timeout)
 
     def close(self) -> None:
-        self._closed.set()
+        if not self._worker.stop(5):
+            log.warning("the event watcher of %s did not stop; leaving its thread behind", self._guard.name)
+
+    def _interrupt(self) -> None:
+        """Unblock the thread and anyone waiting on it (`Worker.stop` calls this after asking it to end)."""
         self._connected.set()  # release anyone waiting for a reconnection
         with self._lock:
             stream = self._stream
@@ -137,8 +156,6 @@ class ContainerMonitor:
                 stream.close()
             except Exception:  # the daemon may have dropped it already
                 pass
-        if self._thread.is_alive():
-            self._thread.join(5)
 
     # -- the thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -176,6 +193,9 @@ class ContainerMonitor:
         stream = self._guard.events(read_timeout=self._idle)
         with self._lock:
             self._stream = stream
+        if self._closed.is_set():  # closed while the stream was opening: `close` did not see it
+            stream.close()
+            return
         try:
             self._on_observed(Observed.from_inspect(self._guard.inspect()))
             for event in stream:

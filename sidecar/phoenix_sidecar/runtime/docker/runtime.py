@@ -13,8 +13,8 @@ started again. A crash or an OOM kill has no such event.
 
 While the daemon is away the heartbeat is paused (silence then is not a hang) and `wait` returns
 early on each change so the supervisor can re-read its deadline; after the daemon returns a
-fresh inspect settles what happened meanwhile. A start request that timed out is followed by an
-inspect, never by a blind second start.
+fresh inspect settles what happened meanwhile. Starting and stopping the container when the API
+times out is `control`'s; the output's sources are `streams`', the tail and fan-out `runtime/output.py`'s.
 
 Every Docker call goes through the target's `TargetGuard`; every SDK exception is translated
 there, so only Phoenix's errors leave this module.
@@ -28,20 +28,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
-from phoenix_sidecar.runtime.docker.monitor import ContainerMonitor, Observed, mounts_workspace
-from phoenix_sidecar.runtime.docker.streams import (FileSource, OutputListener, OutputSink, OutputTail, StreamSource,
-                                           wait_quiet)
+from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import ContainerGone, DockerUnreachable, RuntimeUnavailable
 from phoenix_sidecar.runtime.base import RunEnd
-from phoenix_sidecar.config.schema import Settings
+from phoenix_sidecar.runtime.docker import control
+from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
+from phoenix_sidecar.runtime.docker.monitor import ContainerMonitor, Observed, setup_warnings
+from phoenix_sidecar.runtime.docker.streams import FileSource, StreamSource
+from phoenix_sidecar.runtime.output import OutputListener, OutputSink, OutputTail, wait_quiet
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
-from phoenix_watchdog.sources.filetail import read_last
 from phoenix_watchdog.heartbeat import Heartbeat
+from phoenix_watchdog.sources.filetail import read_last
 
 log = logging.getLogger(__name__)
-
-START_ATTEMPTS = 3
 # Signals an operator stops a container with (SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGTERM), as kill events carry them.
 STOP_SIGNALS = {"1", "2", "3", "9", "15"}
 
@@ -198,7 +197,7 @@ class DockerRuntime:
             self._signalling = True
         try:
             if run.ended is None:
-                self._stop_container(guard)
+                control.stop(guard, self._settings.kill_grace_seconds, target=self.target)
                 self._on_observed(self._observe(guard))
                 with self._cond:
                     self._cond.wait_for(lambda: run.ended is not None,
@@ -254,25 +253,14 @@ class DockerRuntime:
             self._monitor.close()
         self._guard, self._gone = guard, None
         if first:
-            self._warn_about_setup(guard.inspect())
+            for warning in setup_warnings(guard.inspect(), self._settings.workspace, self.target):
+                log.warning("%s", warning)
         if s.log_file and self._file is None:
             self._file = FileSource(s.log_file, self._sink)
         self._monitor = ContainerMonitor(self._gate, guard, on_observed=self._on_observed, on_event=self._on_event,
                                          on_outage=self._on_outage, on_gone=self._on_gone)
         self._monitor.start()
         return guard
-
-    def _warn_about_setup(self, info: dict[str, object]) -> None:
-        """What would make supervision go wrong later, said once at start-up."""
-        now = Observed.from_inspect(info)
-        if now.restart_policy not in ("", "no"):
-            log.warning("%s has the Docker restart policy %r: Docker and Phoenix would both restart it and "
-                        "fight over it; set its restart policy to \"no\" (compose: restart: \"no\")",
-                        self.target, now.restart_policy)
-        if not mounts_workspace(info, self._settings.workspace):
-            log.warning("%s does not mount the workspace at %s, where Phoenix sees it: its tracebacks will name "
-                        "paths Phoenix cannot find and repairs will have nothing to patch; mount the workspace "
-                        "at the same path in both containers", self.target, self._settings.workspace)
 
     def _follow_recreated(self, gone: ContainerGone) -> None:
         """The container was removed: follow a new one under the same name or label, or give up."""
@@ -292,27 +280,15 @@ class DockerRuntime:
 
     # -- runs ----------------------------------------------------------------------------------
     def _observe(self, guard: TargetGuard) -> Observed:
-        return Observed.from_inspect(guard.inspect())
+        return control.observe(guard)
 
     def _start_container(self, guard: TargetGuard, before: Observed) -> None:
         assert self._monitor is not None
         if not self._monitor.wait_connected(self._settings.docker_timeout_seconds):
             raise DockerUnreachable(f"cannot start {self.target}: the Docker daemon is not answering")
-        problem: Exception | None = None
-        for _ in range(START_ATTEMPTS):
-            try:
-                guard.start()
-            except DockerUnreachable as exc:
-                if not exc.timed_out:
-                    raise
-                problem = exc  # it may have started anyway: look before trying again
-                log.warning("starting %s timed out; inspecting it before doing anything else", self.target)
-            now = self._observe(guard)
-            if now.started_at != before.started_at:
-                self.starts += 1
-                self._begin(now, since_ns=max(before.finished_ns + 1, now.started_ns - 1_000_000_000))
-                return
-        raise RuntimeUnavailable(f"could not start {self.target}: {problem}")
+        now = control.start_once(guard, before, target=self.target)
+        self.starts += 1
+        self._begin(now, since_ns=max(before.finished_ns + 1, now.started_ns - 1_000_000_000))
 
     def _begin(self, now: Observed, since_ns: int | None = None) -> None:
         """A run that began at ``now.started_at`` is the one supervised from here on."""
@@ -388,17 +364,6 @@ class DockerRuntime:
         with self._cond:
             self._gone = exc
             self._cond.notify_all()
-
-    def _stop_container(self, guard: TargetGuard) -> None:
-        grace = self._settings.kill_grace_seconds
-        try:
-            guard.stop(grace)
-        except DockerUnreachable as exc:
-            if not exc.timed_out:
-                raise
-            if self._observe(guard).running:
-                log.warning("stopping %s timed out; killing it", self.target)
-                guard.kill("SIGKILL")
 
     def _finish(self, run: _Run) -> RunEnd:
         """Drain the log source, then report the run's end (once)."""

@@ -2,7 +2,8 @@
 
 "Every process" is the job's process group plus any descendant that left the group (a daemon, a
 launcher that calls setsid), so neither DataLoader workers nor escaped grandchildren outlive the
-job. With `adopt_orphans`, Phoenix becomes the child subreaper, so a grandchild orphaned by its
+job (the signals go through the one process-group killer, `phoenix_watchdog.probes.groupkill`).
+With `adopt_orphans`, Phoenix becomes the child subreaper, so a grandchild orphaned by its
 parent's death stays findable (it is re-parented to Phoenix instead of init) and is reaped.
 """
 
@@ -15,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from phoenix_watchdog.probes.groupkill import signal_job
 from phoenix_watchdog.probes.proctree import all_processes, job_processes
 
 log = logging.getLogger(__name__)
@@ -43,19 +45,6 @@ def members(leader: int, pgid: int, *, orphans_of: int | None = None) -> list[in
     return sorted(pids)
 
 
-def signal_all(pids: list[int], pgid: int, signum: int) -> None:
-    """Send ``signum`` to the process group and to each pid (covers the ones that left the group)."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for pid in pids:
-        try:
-            os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 def terminate(list_members: Callable[[], list[int]], pgid: int, grace: float, *, leader: int,
               while_waiting: Callable[[float], None] | None = None) -> bool:
     """Stop every member: SIGTERM, up to ``grace`` seconds, then SIGKILL.
@@ -72,7 +61,7 @@ def terminate(list_members: Callable[[], list[int]], pgid: int, grace: float, *,
     pids = list_members()
     if not pids:
         return True
-    signal_all(pids, pgid, signal.SIGTERM)
+    signal_job(pids, pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(pids, leader)
@@ -83,7 +72,7 @@ def terminate(list_members: Callable[[], list[int]], pgid: int, grace: float, *,
     pids = list_members()
     if pids:
         log.info("job processes %s ignored SIGTERM for %.1fs; sending SIGKILL", pids, grace)
-        signal_all(pids, pgid, signal.SIGKILL)
+        signal_job(pids, pgid, signal.SIGKILL)
         end = time.monotonic() + 5.0  # SIGKILL cannot be ignored; only D-state waits delay it
         while pids and time.monotonic() < end:
             _reap(pids, leader)

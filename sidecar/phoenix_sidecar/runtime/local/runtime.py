@@ -1,7 +1,7 @@
 """The local runtime: `phoenix run` starts the job itself, in its own process group.
 
-The job's stdout and stderr pass through to Phoenix's own, byte for byte and unbuffered, and into
-the run log; every chunk is a heartbeat. One selector waits on both pipes, a pidfd (readable the
+The job's stdout and stderr pass through to Phoenix's own, byte for byte and unbuffered, and to
+the listeners (the run log) through the shared `OutputSink`; every chunk is a heartbeat. One selector waits on both pipes, a pidfd (readable the
 moment the main process exits, so exit is seen without polling) and a wake-up pipe. After the main
 process exits, whatever is left of the job (DataLoader workers, escaped grandchildren) is stopped,
 so no orphan outlives it.
@@ -18,22 +18,21 @@ import shlex
 import signal
 import subprocess
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from phoenix_sidecar.runtime.local import procgroup
 from phoenix_sidecar.errors import RuntimeUnavailable
-from phoenix_sidecar.observe.runlog import RunLog
 from phoenix_sidecar.runtime.base import RunEnd
+from phoenix_sidecar.runtime.local import procgroup
+from phoenix_sidecar.runtime.output import OutputListener, OutputSink, OutputTail
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
+from phoenix_watchdog.probes.groupkill import signal_job
 from phoenix_watchdog.probes.stackdump import format_dumps, pyspy_dumps, request_faulthandler_dumps
 
 log = logging.getLogger(__name__)
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20  # a larger pipe lets a fast writer run ahead between our reads
-TAIL_BYTES = 256 * 1024
 FAULTHANDLER_WAIT = 1.0
 _F_SETPIPE_SZ = 1031
 
@@ -45,33 +44,35 @@ class LocalRuntime:
         cmd: the command (argv).
         cwd: the workspace.
         heartbeat: fed on every chunk of output.
-        runlog: records the output (None: not recorded).
+        listeners: receive every chunk of output besides the pass-through (the run log).
         env: the job's environment (default: Phoenix's). ``PYTHONUNBUFFERED=1`` is added unless
             set: a Python job writing to a pipe would otherwise hold its output back in a
             buffer, and its heartbeat with it.
         kill_grace: seconds between SIGTERM and SIGKILL.
         stack_dump: ``auto`` (py-spy, else faulthandler via SIGUSR1), ``py-spy``, ``signal``, ``off``.
         dump_timeout: seconds allowed for a stack dump.
-        stdout_fd, stderr_fd: where the job's output goes (Phoenix's own by default).
+        stdout_fd, stderr_fd: where the job's output passes through to (Phoenix's own by default).
+        passthrough: pass the output through at all (False: only the listeners get it).
         adopt_orphans: become the subreaper, so orphaned grandchildren are found and reaped. Only
             for a process that owns nothing else (the `phoenix run` command).
     """
 
-    def __init__(self, cmd: Sequence[str], *, cwd: str, heartbeat: Heartbeat, runlog: RunLog | None = None,
-                 env: Mapping[str, str] | None = None, kill_grace: float = 10.0, stack_dump: str = "auto",
-                 dump_timeout: float = 5.0, stdout_fd: int = 1, stderr_fd: int = 2,
+    def __init__(self, cmd: Sequence[str], *, cwd: str, heartbeat: Heartbeat,
+                 listeners: Sequence[OutputListener] = (), env: Mapping[str, str] | None = None,
+                 kill_grace: float = 10.0, stack_dump: str = "auto", dump_timeout: float = 5.0,
+                 stdout_fd: int = 1, stderr_fd: int = 2, passthrough: bool = True,
                  adopt_orphans: bool = False) -> None:
         self.cmd = list(cmd)
         self.cwd = cwd
         self.heartbeat = heartbeat
-        self.runlog = runlog
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.kill_grace = kill_grace
         self.stack_dump = stack_dump
         self.dump_timeout = dump_timeout
-        self._out = {"stdout": stdout_fd, "stderr": stderr_fd}
-        self._passthrough = {"stdout": True, "stderr": True}
+        self._tail = OutputTail()
+        through = [_PassThrough({"stdout": stdout_fd, "stderr": stderr_fd})] if passthrough else []
+        self._sink = OutputSink(heartbeat, self._tail, [*through, *listeners])
         self._orphans_of = os.getpid() if adopt_orphans and procgroup.adopt_orphans() else None
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -79,9 +80,6 @@ class LocalRuntime:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pidfd: int | None = None
         self._streams: dict[int, tuple[str, IO[bytes]]] = {}  # fd -> (stream name, pipe file object)
-        self._capture: list[bytes] | None = None
-        self._tail: deque[bytes] = deque()
-        self._tail_size = 0
         self._returncode: int | None = None
         self._started_at = 0.0
         self._ended_at = 0.0
@@ -153,13 +151,9 @@ class LocalRuntime:
                 return format_dumps(dumps)
         if self.stack_dump in ("auto", "signal") and request_faulthandler_dumps(pids):
             # The job prints its own stacks to stderr; collect what arrives meanwhile.
-            self._capture = []
-            try:
-                self._pump_for(min(FAULTHANDLER_WAIT, self.dump_timeout))
-                text = b"".join(self._capture).decode("utf-8", errors="replace").strip()
-            finally:
-                self._capture = None
-            return text or None
+            mark = self._tail.mark()
+            self._pump_for(min(FAULTHANDLER_WAIT, self.dump_timeout))
+            return self._tail.since(mark).decode("utf-8", errors="replace").strip() or None
         return None
 
     def stop(self, *, hang: HangInfo | None = None, reason: str | None = None) -> RunEnd:
@@ -189,7 +183,7 @@ class LocalRuntime:
         os.close(self._wake_w)
 
     def tail_text(self) -> str:
-        return b"".join(self._tail).decode("utf-8", errors="replace")
+        return self._tail.text()
 
     # -- internals ----------------------------------------------------------------------------
     def _members(self) -> list[int]:
@@ -218,31 +212,7 @@ class LocalRuntime:
         if not data:
             self._close_stream(fd)
             return
-        if self._passthrough[stream]:
-            self._write_through(stream, data)
-        if self.runlog is not None:
-            self.runlog.output(stream, data)
-        if self._capture is not None:
-            self._capture.append(data)
-        self._tail.append(data)
-        self._tail_size += len(data)
-        while self._tail_size - len(self._tail[0]) >= TAIL_BYTES:
-            self._tail_size -= len(self._tail.popleft())
-        self.heartbeat.beat(stream)
-
-    def _write_through(self, stream: str, data: bytes) -> None:
-        out = self._out[stream]
-        view = memoryview(data)
-        try:
-            while view:
-                try:
-                    view = view[os.write(out, view):]
-                except BlockingIOError:  # our stdout is a non-blocking pipe: wait until it drains
-                    select.select([], [out], [], 5.0)
-        except OSError as exc:
-            # Our own stdout is gone (closed terminal, dead pipe reader): keep supervising and logging.
-            self._passthrough[stream] = False
-            log.warning("cannot pass the job's %s through any more (%s); it is still recorded", stream, exc)
+        self._sink(stream, data)
 
     def _pump_for(self, seconds: float) -> None:
         """Pass output through for a while without returning a run end (used while stopping)."""
@@ -281,7 +251,7 @@ class LocalRuntime:
             self._leftovers = self._members()
             if self._leftovers:
                 log.info("job exited; stopping %d leftover process(es): %s", len(self._leftovers), self._leftovers)
-                procgroup.signal_all(self._leftovers, self._proc.pid, signal.SIGTERM)
+                signal_job(self._leftovers, self._proc.pid, signal.SIGTERM)
                 self._cleanup_deadline = now + self.kill_grace
             else:
                 self._cleanup_deadline = now + 0.5  # output still in the pipes arrives at once
@@ -291,7 +261,7 @@ class LocalRuntime:
             return self._finish()
         if self._cleanup_deadline is not None and now >= self._cleanup_deadline:
             if self._cleanup_stage == 1 and self._leftovers:
-                procgroup.signal_all(self._leftovers, self._proc.pid, signal.SIGKILL)
+                signal_job(self._leftovers, self._proc.pid, signal.SIGKILL)
                 self._cleanup_stage = 2
                 self._cleanup_deadline = now + 2.0
                 return None
@@ -327,8 +297,30 @@ class LocalRuntime:
     def _reset_run(self) -> None:
         self._close_streams()
         self._tail.clear()
-        self._tail_size = 0
         self._returncode = None
         self._cleanup_deadline = None
         self._cleanup_stage = 0
         self._leftovers = []
+
+
+class _PassThrough:
+    """The output listener that writes the job's stdout and stderr to Phoenix's own, unbuffered."""
+
+    def __init__(self, fds: dict[str, int]) -> None:
+        self._fds = dict(fds)
+
+    def __call__(self, stream: str, data: bytes) -> None:
+        out = self._fds.get(stream)
+        if out is None:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[os.write(out, view):]
+                except BlockingIOError:  # our stdout is a non-blocking pipe: wait until it drains
+                    select.select([], [out], [], 5.0)
+        except OSError as exc:
+            # Our own stdout is gone (closed terminal, dead pipe reader): keep supervising and logging.
+            del self._fds[stream]
+            log.warning("cannot pass the job's %s through any more (%s); it is still recorded", stream, exc)

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from kits.waiting import HANG_GUARD
 from kits.fakenvml import FakeGpu, FakeNvml
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.loader import load
@@ -50,10 +51,10 @@ def _devnull() -> int:
     return os.open(os.devnull, os.O_WRONLY)
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = HANG_GUARD) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, "hang guard: timed out"
         time.sleep(0.02)
 
 

@@ -238,6 +238,19 @@ def test_the_file_under_the_name_when_made_comes_first_whatever_its_clock(tmp_pa
     assert got.lines() == ["first", "second"]
 
 
+def test_a_copytruncate_before_the_first_open_loses_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("a1\n")
+    got = Collector()
+    tailer = FileTailer(log, got, from_end=False)
+    shutil.copyfile(log, tmp_path / "train.log.1")  # logrotate copytruncate, before the first poll
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, "b1\n")
+    tailer.poll()
+    assert got.lines() == ["a1", "b1"]
+
+
 def test_from_the_end_a_file_rotated_before_the_first_look_is_the_past(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
     log.write_text("old 1\n")

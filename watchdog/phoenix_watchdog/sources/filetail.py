@@ -168,7 +168,9 @@ class FileTailer:
         # rotated it away already, after the open, behind a newer generation.
         seen, missed = self._missed_rotations(self._older | {fresh.ident} | {f.ident for f in self._retired})
         self._older = seen - {fresh.ident}  # each of these is read below, or was already, or is old
-        first, self._first = self._first, None
+        # The remembered first file goes first only once renamed away; still under the name, it is
+        # the live file, and a sibling born since is a copy of its past (copytruncate).
+        first, self._first = (self._first if self._first != fresh.ident else None), None
         delivered = 0
         for f in sorted([*missed, fresh], key=lambda f: _write_order(f, first)):
             if f is not fresh:

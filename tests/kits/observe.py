@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from kits.waiting import HANG_GUARD, wait_for
+
 
 def load_fakenvml() -> ModuleType:
     """The fake NVML module (``kits.fakenvml``), fresh state per fixture user is the caller's job."""
@@ -35,7 +37,9 @@ def _phoenix_threads() -> set[threading.Thread]:
 def _no_thread_left_behind() -> Iterator[None]:
     before = _phoenix_threads()
     yield
-    deadline = time.monotonic() + 3.0
+    # A thread that was told to stop may still be on its way out on a loaded machine: wait for it
+    # to go. Only a thread still there after the hang guard is one left running.
+    deadline = time.monotonic() + HANG_GUARD
     while (left := _phoenix_threads() - before) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not left, f"threads left running after the test: {sorted(t.name for t in left)}"
@@ -63,15 +67,13 @@ def full_scrape() -> str:
                       ev.LlmCalled("gemini_cli", 1.0, True), ev.VerificationFinished(1.0, True, "test_cmd")):
             bus.emit(event)
         obs.loop_tick()
-        deadline = time.monotonic() + 5
-        while not obs._xid.state().watching:  # noqa: SLF001 (test helper)
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(lambda: obs._xid.state().watching, "the Xid watcher watching")  # noqa: SLF001 (test helper)
         nv.emit_xid(0, 79)
-        while obs.registry.get_sample_value("phoenix_gpu_xid_last_code", {"gpu": "0", "uuid": nv.gpus[0].uuid}) != 79 \
-                or obs.registry.get_sample_value("phoenix_disk_free_bytes", {"path": str(Path(__file__).parent)}) is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(lambda: obs.registry.get_sample_value("phoenix_gpu_xid_last_code",
+                                                       {"gpu": "0", "uuid": nv.gpus[0].uuid}) == 79
+                 and obs.registry.get_sample_value("phoenix_disk_free_bytes",
+                                                   {"path": str(Path(__file__).parent)}) is not None,
+                 "the Xid and the disk in the metrics")
         return generate_latest(obs.registry).decode()
     finally:
         obs.stop()

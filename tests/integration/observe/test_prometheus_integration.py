@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kits.waiting import HANG_GUARD
 from testkit import PHOENIX, clean_env
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -42,14 +43,15 @@ def free_port() -> int:
 
 def api(base: str, path: str, **params: str) -> Any:
     url = f"{base}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-    with urllib.request.urlopen(url, timeout=5) as resp:
+    with urllib.request.urlopen(url, timeout=HANG_GUARD) as resp:
         body = json.load(resp)
     assert body["status"] == "success", body
     return body["data"]
 
 
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+def eventually(check: Callable[[], Any], what: str) -> Any:
+    """Poll ``check`` until it holds; the hang guard only keeps a broken run from hanging the suite."""
+    deadline = time.monotonic() + HANG_GUARD
     last: Any = None
     while time.monotonic() < deadline:
         try:
@@ -59,14 +61,14 @@ def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
         except (OSError, AssertionError, KeyError, IndexError, ValueError) as exc:
             last = exc
         time.sleep(0.25)
-    raise AssertionError(f"{what}: not seen within {timeout:g} s (last: {last!r})")
+    raise AssertionError(f"hang guard: {what} not seen within {HANG_GUARD:g} s (last: {last!r})")
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
-            proc.wait(15)
+            proc.wait(HANG_GUARD)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
@@ -85,7 +87,7 @@ def phoenix(tmp_path: Path) -> Iterator[str]:
     proc = subprocess.Popen([*PHOENIX, *args], cwd=workspace, env=clean_env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "phoenix.err").open("wb"))
     try:
-        eventually(lambda: urllib.request.urlopen(f"http://{address}/healthz", timeout=1).status == 200, 15,
+        eventually(lambda: urllib.request.urlopen(f"http://{address}/healthz", timeout=1).status == 200,
                    "phoenix /healthz")
         yield address
         assert proc.poll() is None, "phoenix exited early: " + (tmp_path / "phoenix.err").read_text()[-2000:]
@@ -110,7 +112,7 @@ def prometheus(tmp_path: Path, phoenix: str) -> Iterator[str]:
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200, 30, "prometheus ready")
+        eventually(lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200, "prometheus ready")
         yield base
     finally:
         stop(proc)
@@ -123,17 +125,17 @@ def query(base: str, expr: str) -> list[dict]:
 
 def test_prometheus_scrapes_phoenix_run_and_alerts_on_a_hang(prometheus: str, phoenix: str):
     target = eventually(lambda: [t for t in api(prometheus, "/api/v1/targets")["activeTargets"]
-                                 if t["labels"]["job"] == "phoenix" and t["health"] == "up"], 20, "target up")[0]
+                                 if t["labels"]["job"] == "phoenix" and t["health"] == "up"], "target up")[0]
     assert target["scrapeUrl"] == f"http://{phoenix}/metrics"
 
-    eventually(lambda: query(prometheus, 'phoenix_job_state{state="running"} == 1'), 15, "job running")
-    [build] = eventually(lambda: query(prometheus, "phoenix_build_info"), 10, "build info")
+    eventually(lambda: query(prometheus, 'phoenix_job_state{state="running"} == 1'), "job running")
+    [build] = eventually(lambda: query(prometheus, "phoenix_build_info"), "build info")
     assert build["metric"]["instance"] == phoenix
     [gpu_up] = query(prometheus, "phoenix_gpu_up")
     assert gpu_up["value"][1] == "0", "this machine has no GPU driver"
     assert not query(prometheus, "phoenix_gpu_temperature_celsius"), "no GPU series without a GPU"
     eventually(lambda: query(prometheus, 'phoenix_heartbeat_last_output_timestamp_seconds{stream="stdout"} > 0'),
-               10, "heartbeat series")
+               "heartbeat series")
     [timeout] = query(prometheus, "phoenix_heartbeat_timeout_seconds")
     assert float(timeout["value"][1]) == pytest.approx(3.0)
 
@@ -141,11 +143,11 @@ def test_prometheus_scrapes_phoenix_run_and_alerts_on_a_hang(prometheus: str, ph
         return [a for a in api(prometheus, "/api/v1/alerts")["alerts"]
                 if a["labels"]["alertname"] == "PhoenixJobHung" and a["state"] == "firing"]
 
-    [alert] = eventually(hung_alert, 30, "PhoenixJobHung firing")
+    [alert] = eventually(hung_alert, "PhoenixJobHung firing")
     assert alert["labels"]["severity"] == "warning" and alert["labels"]["instance"] == phoenix
     assert alert["annotations"]["summary"] == f"The job on {phoenix} hung and was stopped"
     assert float(query(prometheus, "phoenix_hangs_total")[0]["value"][1]) >= 1
-    eventually(lambda: query(prometheus, 'phoenix_job_restarts_total{reason="hang"} > 0'), 15, "the restart after the hang")
+    eventually(lambda: query(prometheus, 'phoenix_job_restarts_total{reason="hang"} > 0'), "the restart after the hang")
     watchdog = [a for a in api(prometheus, "/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == "PhoenixWatchdog"]
     assert watchdog and watchdog[0]["state"] == "firing"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from phoenix_sidecar.events import RepairPromoted
+from kits.waiting import HANG_GUARD
 from kits.repairkit import TRAIN, build_harness, fingerprint, git, make_repo
 from testkit import clean_env, process_alive
 
@@ -183,7 +184,7 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
                                stdin=subprocess.PIPE, env=clean_env(), start_new_session=True)
     phoenix.stdin.write(FIX.encode())  # type: ignore[union-attr]
     phoenix.stdin.close()  # type: ignore[union-attr]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HANG_GUARD
     while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
         assert phoenix.poll() is None, "the engine ended before its test command started"
         time.sleep(0.05)
@@ -193,7 +194,7 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
     phoenix.wait()
     try:
         assert "phoenix_cli/worktrees" in git(ws, "worktree", "list")  # the crash left it behind
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG_GUARD
         while leader_lives < 300 and process_alive(test_pid) and time.monotonic() < deadline:
             time.sleep(0.05)  # the test command ends by itself, leaving its child behind
         assert process_alive(child_pid) and process_alive(test_pid) == (leader_lives == 300)
@@ -203,7 +204,7 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
         assert git(ws, "worktree", "list", "--porcelain").count("worktree ") == 1
         assert not any((ws / ".phoenix_cli" / "worktrees").iterdir())
         assert not (ws / ".git" / "worktrees").exists() or not any((ws / ".git" / "worktrees").iterdir())
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + HANG_GUARD
         while (process_alive(test_pid) or process_alive(child_pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not process_alive(test_pid) and not process_alive(child_pid), "the orphaned test command still runs"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kits.waiting import HANG_GUARD
 from testkit import PHOENIX, clean_env, run_phoenix
 from phoenix_sidecar.errors import LockHeld
 from phoenix_sidecar.supervise.lock import WorkspaceLock, holder_is_dead, read_holder
@@ -25,7 +26,7 @@ def _hold(workspace: Path, seconds: float = 30) -> subprocess.Popen[bytes]:
     """A real `phoenix lock -- sleep` holding the workspace lock; returns once the lock is taken."""
     proc = subprocess.Popen([*PHOENIX, "lock", "-w", str(workspace), "--", "sleep", str(seconds)],
                             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + HANG_GUARD
     while time.monotonic() < deadline:
         if read_holder(workspace / LOCK).get("pid") == proc.pid:
             return proc
@@ -63,7 +64,7 @@ def test_the_command_does_not_inherit_the_lock(tmp_path: Path) -> None:
     proc = subprocess.Popen([*PHOENIX, "lock", "-w", str(tmp_path), "--", "sh", "-c",
                              f"echo $$ > {marker}; exec sleep 30"], env=clean_env())
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + HANG_GUARD
         while not marker.exists() or not marker.read_text().strip():
             assert time.monotonic() < deadline
             time.sleep(0.05)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -65,10 +64,9 @@ def test_hang_is_killed_with_its_whole_tree_and_a_stack_dump(tmp_path: Path) -> 
                 time.sleep(600)
             wait_forever()
     """)
-    started = time.monotonic()
+    # The 60 s is a hang guard; how soon a hang is killed is bench/bench_run.py's (hang).
     result = run_phoenix(["run", *FAST, "--set", "heartbeat_min=0.03", "--set", "max_retries=0", "--",
                           sys.executable, "hang.py"], cwd=tmp_path, timeout=60)
-    elapsed = time.monotonic() - started
     assert result.returncode == 4, result.stderr
     for pid in map(int, pids.read_text().split()):
         assert not process_alive(pid), f"process {pid} outlived the hung job"
@@ -77,7 +75,6 @@ def test_hang_is_killed_with_its_whole_tree_and_a_stack_dump(tmp_path: Path) -> 
     details = (tmp_path / incident["details"]).read_text()
     assert "stack dump" in details
     assert "wait_forever" in details  # py-spy says where it hung
-    assert elapsed < 20
 
 
 def test_crash_is_restarted_with_backoff_until_the_budget_runs_out(tmp_path: Path) -> None:
@@ -117,15 +114,15 @@ def test_a_transient_failure_then_success_exits_0(tmp_path: Path) -> None:
 
 
 def test_second_phoenix_on_the_same_workspace_is_refused_at_once(tmp_path: Path) -> None:
-    write(tmp_path / "slow.py", "import time; print('up', flush=True); time.sleep(60)\n")
+    write(tmp_path / "slow.py", "import time; print('up', flush=True); time.sleep(600)\n")
     first = subprocess.Popen([*PHOENIX, "run", *FAST, "--", sys.executable, "slow.py"], cwd=tmp_path,
                              env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert first.stdout is not None
         assert first.stdout.readline() == b"up\n"
-        started = time.monotonic()
+        # A second that waited for the lock would wait for the 600 s job and hit run_phoenix's
+        # 60 s hang guard; refused at once, it exits 3.
         second = run_phoenix(["run", *FAST, "--", sys.executable, "slow.py"], cwd=tmp_path)
-        assert time.monotonic() - started < 10
         assert second.returncode == 3
         assert f"pid {first.pid}".encode() in second.stderr
         assert b"phoenix run -- " in second.stderr

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from kits.waiting import HANG_GUARD
 from kits.fakenvml import FakeGpu, FakeNvml
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.loader import load
@@ -25,7 +26,14 @@ from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_watchdog.heartbeat import Heartbeat
 from testkit import process_alive
 
-JOB = "import time\nfor i in range(40):\n    print('step', i, flush=True)\n    time.sleep(0.05)\n"
+# The job trains until the test lets it finish (a file named "finish"), not for a fixed time that a
+# loaded machine could see run out before the gate trips; the step cap is only a hang guard.
+JOB = ("import os, time\n"
+       "for i in range(1200):\n"
+       "    if os.path.exists('finish'):\n"
+       "        break\n"
+       "    print('step', i, flush=True)\n"
+       "    time.sleep(0.05)\n")
 
 
 def supervise(tmp_path: Path, gpu: FakeGpu, nvml: FakeNvml, **settings: str):  # type: ignore[no-untyped-def]
@@ -50,10 +58,10 @@ def _devnull() -> int:
     return os.open(os.devnull, os.O_WRONLY)
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = HANG_GUARD) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, "hang guard: timed out"
         time.sleep(0.02)
 
 
@@ -75,7 +83,8 @@ def test_hot_gpu_stops_the_job_and_it_resumes_when_cool(tmp_path: Path) -> None:
         assert supervisor.state.job.state == "safety_stop"
     finally:
         gpu.temperature = 50
-        thread.join(30)
+        (tmp_path / "finish").touch()  # the run after the pause completes
+        thread.join(HANG_GUARD)
         gates.stop()
         runtime.close()
     assert result.get("code") == 0
@@ -107,7 +116,7 @@ def test_hardware_xid_stops_the_job_for_a_human(tmp_path: Path) -> None:
         thread.start()
         wait_for(lambda: any(isinstance(e, ev.JobStarted) for e in seen))
         nvml.emit_xid(0, 79)  # GPU has fallen off the bus
-        thread.join(30)
+        thread.join(HANG_GUARD)
     finally:
         gates.stop()
         runtime.close()

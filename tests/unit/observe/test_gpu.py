@@ -11,13 +11,7 @@ import pytest
 from phoenix_watchdog.probes.gpu import NvmlReader
 from phoenix_watchdog.probes.gpu_poller import Sampler
 from phoenix_watchdog.probes.gpu_xid import XidWatcher
-
-
-def wait_for(condition, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
+from kits.waiting import HANG_GUARD, wait_for
 
 
 def test_real_pynvml_without_a_driver_reads_as_no_gpu():
@@ -156,7 +150,7 @@ def test_sampler_reports_a_read_stuck_in_a_call_and_keeps_the_cached_value(faken
     finally:
         nv.gpus[0].blocking.clear()
         nv.release.set()
-        assert sampler.stop(timeout=2)
+        assert sampler.stop(timeout=HANG_GUARD)
     assert not sampler.health().stalled
 
 
@@ -170,7 +164,7 @@ def test_sampler_measures_its_cpu_time():
     sampler = Sampler(busy, 0.01, name="phoenix-test-cpu", deadline=1)
     sampler.start()
     wait_for(lambda: sampler.health().samples >= 3)
-    sampler.stop()
+    assert sampler.stop(timeout=HANG_GUARD)  # joined: samples and CPU time are final and agree
     health = sampler.health()
     assert health.cpu_seconds >= 0.01 * health.samples * 0.9
 
@@ -189,7 +183,7 @@ def test_xid_watcher_counts_events_per_gpu(fakenvml):
         nv.emit_xid(6, 48)
         wait_for(lambda: len(seen) == 3)
     finally:
-        assert watcher.stop()
+        assert watcher.stop(timeout=HANG_GUARD)
     state = watcher.state()
     g2 = state.gpus[2]
     assert g2.count == 2 and g2.last_code == 13 and dict(g2.last_seen).keys() == {79, 13}
@@ -209,9 +203,9 @@ def test_xid_watcher_survives_a_failing_wait(fakenvml):
     try:
         wait_for(lambda: watcher.state().error_counts.get("nvmlEventSetWait") == 1)
         nv.emit_xid(0, 94)
-        wait_for(lambda: seen, timeout=4)
+        wait_for(lambda: seen)
     finally:
-        assert watcher.stop()
+        assert watcher.stop(timeout=HANG_GUARD)
     assert watcher.state().gpus[0].last_code == 94
 
 
@@ -220,17 +214,31 @@ def test_xid_watcher_where_events_are_unsupported(fakenvml):
     watcher = XidWatcher(nv, wait_ms=20)
     watcher.start()
     wait_for(lambda: nv.calls["nvmlEventSetCreate"] == 1)
-    assert watcher.stop()
+    assert watcher.stop(timeout=HANG_GUARD)
     assert not watcher.state().watching and watcher.state().error_counts == {}
 
 
-def test_xid_watcher_without_a_driver_stops_promptly():
-    watcher = XidWatcher(pynvml, retry_seconds=60)
+def test_xid_watcher_without_a_driver_stops_during_its_retry_wait():
+    tried = threading.Event()
+
+    class RealPynvml:
+        """The real module, telling when the watcher has tried (and failed) to init it."""
+
+        def __getattr__(self, name):
+            return getattr(pynvml, name)
+
+        def nvmlInit(self):  # noqa: N802
+            try:
+                pynvml.nvmlInit()
+            finally:
+                tried.set()
+
+    watcher = XidWatcher(RealPynvml(), retry_seconds=3600)
     watcher.start()
-    time.sleep(0.05)
-    t0 = time.monotonic()
-    assert watcher.stop()
-    assert time.monotonic() - t0 < 1
+    wait_for(tried.is_set)
+    # It now waits an hour before trying again; stop must cut that wait short (a stop that waited
+    # it out would give up after the hang guard and return False).
+    assert watcher.stop(timeout=HANG_GUARD)
     assert watcher.state().gpus == () and watcher.state().error_counts == {}
 
 
@@ -240,7 +248,7 @@ def test_threads_are_daemons_so_a_stuck_one_cannot_block_exit(fakenvml):
     sampler.start()
     thread = next(t for t in threading.enumerate() if t.name == "phoenix-test-daemon")
     assert thread.daemon
-    assert sampler.stop()
+    assert sampler.stop(timeout=HANG_GUARD)
 
 
 def test_a_gpu_whose_handle_fails_once_is_not_lost_and_is_read_later(fakenvml):

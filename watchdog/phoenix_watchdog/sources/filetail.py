@@ -16,7 +16,11 @@ lost by logrotate itself; the tailer adds nothing to that window.
 When the name moved on by more than one rotation between two polls (a flood of output, a starved
 poller), the files in between are not lost either: the rotated siblings (``train.log.1``,
 ``train.log-20260101``) that did not exist when the last file was opened are read in the order
-they were written, before the new file.
+they were written, before the new file. The same holds before the first open: a tailer asked to
+read from the start remembers, when it is made, which file holds the name and which siblings
+exist; if the name moved on before its first look (the job started and rotated while the poller
+was starved), the remembered file (found by inode under its new name) and every generation born
+since are read first, in order.
 
 It polls: one ``fstat`` and one ``stat`` per pass, no inotify, so it works on any file system a
 container can share (bind mounts, named volumes, NFS). Polling a quiet file four times a second
@@ -60,7 +64,9 @@ class FileTailer:
         path: the log file (it need not exist yet; it is picked up when it appears).
         on_data: called with each new block of bytes, in file order, from whichever thread polls.
         from_end: start at the current end of an existing file (only the first file opened);
-            files that appear later are always read from their start.
+            files that appear later are always read from their start. Without it, the file under
+            the name when the tailer is made, and every generation rotated since, are read whole,
+            even when the name moved on before the first poll.
         rotate_wait: seconds a renamed-away file keeps being read for late appends.
         clock: monotonic seconds (a test seam).
     """
@@ -75,7 +81,12 @@ class FileTailer:
         self._clock = clock
         self._current: _Open | None = None
         self._retired: list[_Open] = []
-        self._older: set[tuple[int, int]] = set()  # siblings that existed when the current file was opened
+        # Siblings that existed when the current file was opened; before the first open, those that
+        # existed when the tailer was made (anything born later is a generation to read).
+        self._older: set[tuple[int, int]] = {ident for ident, _ in self._siblings()}
+        # The file under the name when the tailer was made: read first if it is renamed away before
+        # the first open. Only when reading from the start (from the end, its past is not wanted).
+        self._first: tuple[int, int] | None = None if from_end else _ident(self.path)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -135,25 +146,39 @@ class FileTailer:
         current = self._current
         if current is not None and current.ident == ident:
             return 0
-        older = self._older
-        fresh = self._open(at_end=self._from_end)
+        at_end = self._from_end
         self._from_end = False  # only a file there at the very first look starts at its end
+        if at_end:
+            # Whatever lies beside it now is its past, like the bytes before its end. Looked at
+            # before the open: a generation rotated right after the open is then still news.
+            self._older = {ident for ident, _ in self._siblings()}
+        fresh = self._open(at_end=at_end)
         if fresh is None:
             return 0
-        delivered = 0
         if current is not None:
             log.info("%s was rotated or replaced; following the new file", self.path)
             current.retire_at = self._clock() + self._rotate_wait
             self._retired.append(current)
-            skip = older | {current.ident, fresh.ident} | {f.ident for f in self._retired}
-            for missed in self._missed_rotations(skip):
-                log.info("%s rotated more than once between two looks; reading the file in between", self.path)
-                missed.retire_at = self._clock() + self._rotate_wait
-                self._retired.append(missed)
-                delivered += self._read(missed)
-        self._older = {ident for ident, _ in self._siblings()} - {fresh.ident}
         self._current = fresh
-        return delivered + self._read(fresh)
+        if at_end:
+            return self._read(fresh)
+        # The name may have moved on more than once since the last look (or, before the first
+        # open, since the tailer was made): read the generations in between and the new file in
+        # the order they were written. The new file sorts in too, because the writer may have
+        # rotated it away already, after the open, behind a newer generation.
+        seen, missed = self._missed_rotations(self._older | {fresh.ident} | {f.ident for f in self._retired})
+        self._older = seen - {fresh.ident}  # each of these is read below, or was already, or is old
+        # The remembered first file goes first only once renamed away; still under the name, it is
+        # the live file, and a sibling born since is a copy of its past (copytruncate).
+        first, self._first = (self._first if self._first != fresh.ident else None), None
+        delivered = 0
+        for f in sorted([*missed, fresh], key=lambda f: _write_order(f, first)):
+            if f is not fresh:
+                log.info("%s rotated between two looks; reading the file in between", self.path)
+                f.retire_at = self._clock() + self._rotate_wait
+                self._retired.append(f)
+            delivered += self._read(f)
+        return delivered
 
     def _siblings(self) -> list[tuple[tuple[int, int], os.DirEntry[str]]]:
         """Rotated copies of the file beside it (``name.1``, ``name-20260101``), uncompressed."""
@@ -171,10 +196,11 @@ class FileTailer:
             return []
         return out
 
-    def _missed_rotations(self, skip: set[tuple[int, int]]) -> list[_Open]:
-        """Siblings born after the current file was opened and never read: oldest write first."""
-        found = []
+    def _missed_rotations(self, skip: set[tuple[int, int]]) -> tuple[set[tuple[int, int]], list[_Open]]:
+        """The siblings seen now, and those of them not in ``skip`` opened for reading from 0."""
+        seen, found = set(), []
         for ident, entry in self._siblings():
+            seen.add(ident)
             if ident in skip:
                 continue
             try:
@@ -185,8 +211,8 @@ class FileTailer:
             if (st.st_dev, st.st_ino) != ident:  # renamed again meanwhile; it will be seen under its new name
                 os.close(fd)
                 continue
-            found.append((st.st_mtime_ns, _Open(fd, ident, 0, os.pread(fd, MARK_BYTES, 0), b"")))
-        return [f for _, f in sorted(found, key=lambda pair: pair[0])]
+            found.append(_Open(fd, ident, 0, os.pread(fd, MARK_BYTES, 0), b""))
+        return seen, found
 
     def _open(self, *, at_end: bool) -> _Open | None:
         try:
@@ -226,6 +252,23 @@ class FileTailer:
             os.close(f.fd)
         except OSError:
             pass
+
+
+def _write_order(f: _Open, first: tuple[int, int] | None) -> tuple[bool, int, int, int]:
+    """Sort key for generations of one log: ``first`` (the file under the name when the tailer was
+    made) is the oldest by definition; among the others the last write orders them, then the
+    rename (ctime), then the inode number, so that files written within one tick of a coarse
+    file-system clock keep their order too."""
+    st = os.fstat(f.fd)
+    return (f.ident != first, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _mark(fd: int, offset: int) -> bytes:

@@ -22,7 +22,7 @@ from phoenix_sidecar import fsutil
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import gitrepo, isolation
+from phoenix_sidecar.repair import gitrepo, isolation, sandbox
 from phoenix_sidecar.repair.patch.answer import parse_answer
 from phoenix_sidecar.repair.llm import LlmChain, build_clients
 from phoenix_sidecar.repair.outcomes import Outcome
@@ -59,6 +59,14 @@ class RepairEngine:
                                  test_cmd=settings.test_cmd)
         self.store = RepairStore(paths, self.redactor)
         self.promoter = Promoter(paths, settings.max_backups)
+        self._box: sandbox.SandboxStatus | None = None
+
+    @property
+    def box(self) -> sandbox.SandboxStatus:
+        """Whether verification runs under bubblewrap here (probed once per process)."""
+        if self._box is None:
+            self._box = sandbox.probe(self.settings.sandbox, environ=self.environ)
+        return self._box
 
     # -- start-up ------------------------------------------------------------------------------
     def prune_stale(self) -> None:
@@ -67,6 +75,8 @@ class RepairEngine:
             self.paths.ensure()
         except OSError as exc:
             raise StateError(fsutil.describe_os_error(exc, self.paths.root)) from exc
+        if self.settings.test_cmd:  # said once at start-up: only a test command runs repaired code
+            (log.info if self.box.works else log.warning)("%s", self.box.line())
         recovered = self.promoter.recover()
         if recovered is not None:
             log.warning("%s", recovered.message)
@@ -155,7 +165,8 @@ class RepairEngine:
         return RepairOutcome(record.repair_id, report.outcome, _one_line(report.reason), report.files)
 
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
-        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
+        box = self.box if self.settings.test_cmd else None
+        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter, box)
 
     def _finish(self, record: RecordWriter, outcome: Outcome, reason: str) -> RepairOutcome:
         try:

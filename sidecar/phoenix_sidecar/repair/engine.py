@@ -137,7 +137,10 @@ class RepairEngine:
 
     def _repair(self, request: RepairRequest, record: RecordWriter) -> RepairOutcome:
         d = request.diagnosis
-        sources, aliases = self._sources(d, request.log_tail, request.stack)
+        # A fix that spans files: the last answer for this failure may have failed verification in
+        # another file; its traceback names that file, which becomes a target too.
+        failed_in = self._last_verify_failure(d.signature)
+        sources, aliases = self._sources(d, request.log_tail, request.stack, failed_in)
         if not sources:
             return self._finish(record, Outcome.NO_TARGET, "nothing the traceback names is a workspace file a repair may "
                                                      f"change (allowlist: {'; '.join(self.settings.allowlist)})")
@@ -177,17 +180,36 @@ class RepairEngine:
         return RepairOutcome(record.repair_id, outcome, _one_line(self.redactor.text(reason)))
 
     # -- targets -------------------------------------------------------------------------------
-    def _sources(self, d: Diagnosis, log_tail: str,
-                 stack: str | None = None) -> tuple[list[PromptSource], dict[str, str]]:
+    def _last_verify_failure(self, signature: str) -> str:
+        """The test command's output of the last answer for ``signature``, when verification failed."""
+        for repair_id in reversed(self.store.ids()):
+            rec = self.store.record(repair_id)
+            if rec.signature != signature or rec.source != "llm":
+                continue
+            if rec.outcome == Outcome.PROMOTED:
+                return ""
+            if rec.outcome != Outcome.VERIFY_FAILED:
+                continue  # this repair itself (not finished), or one refused before verification
+            try:
+                text = (self.paths.repairs / repair_id / "verify.log").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return ""
+            return text[text.rfind("[phoenix] stage "):] if "[phoenix] stage " in text else text
+        return ""
+
+    def _sources(self, d: Diagnosis, log_tail: str, stack: str | None = None,
+                 failed_in: str = "") -> tuple[list[PromptSource], dict[str, str]]:
         """The files to show and allow: traceback files a repair may change, innermost first.
 
         A hung job has no traceback: the frames of its stack dump (most recent call first) stand in.
+        Files in the traceback of the last answer's failed verification (``failed_in``) follow.
         """
         names: list[str] = []
         if d.frame is not None:
             names.append(d.frame.file)
         names.extend(reversed(d.files))
         names.extend(path for path, _ in mentions(stack or ""))
+        names.extend(path for path, _ in reversed(mentions(failed_in)))
         aliases: dict[str, str] = {}
         found: list[str] = []
         for name in dict.fromkeys(names):
@@ -210,7 +232,8 @@ class RepairEngine:
                 text = path.read_bytes().decode("utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail, stack or "")
+            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail,
+                                "\n".join(t for t in (stack, failed_in) if t))
             sources.append(PromptSource(rel, text, focus))
         return sources, aliases
 

@@ -16,6 +16,12 @@ Two configurations, interleaved round by round with the baseline so all see the 
   the command itself costs nothing, so this is the pipeline's own cost with a full checkout.
 Baseline, measured in the same run on the same repository: a plain `git worktree add --detach`
 (its removal not counted). The figures printed are medians.
+
+What the sandbox adds (issue 11): the test command runs twice per repair (once without the patch,
+to see whether it can tell a fix from no fix), under bubblewrap where it works, else with write
+detection around it (lstat fingerprints and a private copy of the workspace). The configurations
+`test_cmd = true` under each, and without a test command (which runs no code, so no sandbox), are
+printed as ratios: bubblewrap / write detection, and each / the no-test-command repair.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ sys.path[:0] = [str(REPO / "sidecar"), str(REPO / "watchdog")]
 
 from phoenix_sidecar.events import EventBus  # noqa: E402
 from phoenix_sidecar.paths import StatePaths  # noqa: E402
-from phoenix_sidecar.repair import RepairEngine, gitrepo, promote, verify  # noqa: E402
+from phoenix_sidecar.repair import RepairEngine, gitrepo, promote, sandbox, verify  # noqa: E402
 from phoenix_sidecar.repair import pipeline as pl  # noqa: E402
 from phoenix_sidecar.config.schema import Settings  # noqa: E402
 
@@ -94,6 +100,7 @@ def instrument(stages: dict[str, dict[str, list[float]]]) -> None:
     gitrepo.snapshot = timed("snapshot (private index, add -A, write-tree)", gitrepo.snapshot)
     gitrepo.worktree_add = timed("git worktree add", gitrepo.worktree_add)
     pl.verify = timed("verify (py_compile child, test command)", verify.verify)
+    pl.run_tests = timed("baseline: test command without the patch", verify.run_tests)
     pl._commit = timed("record commit on phoenix/repairs", pl._commit)
     promote.Promoter.promote = timed("backup + journal + atomic promotion", promote.Promoter.promote)
     gitrepo.worktree_remove = timed("worktree removal", gitrepo.worktree_remove)
@@ -119,13 +126,17 @@ def main() -> int:
     try:
         ws = make_repository(root, args.files)
         tracked = int(subprocess.run(["git", "ls-files"], cwd=ws, capture_output=True, text=True).stdout.count("\n"))
-        configs = {"no test command": None, "test_cmd = true": ["true"]}
+        box = sandbox.probe()
+        configs: dict[str, tuple[list[str] | None, str]] = {
+            "no test command": (None, "auto"), "test_cmd = true, write detection": (["true"], "detect")}
+        if box.works:
+            configs["test_cmd = true, bubblewrap"] = (["true"], "bubblewrap")
         stages: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in configs}
         instrument(stages)
         engines = {}
-        for name, test_cmd in configs.items():
-            engines[name] = RepairEngine(Settings(workspace=str(ws), test_cmd=test_cmd), StatePaths(ws).ensure(),
-                                         EventBus(), environ=dict(os.environ))
+        for name, (test_cmd, mode) in configs.items():
+            engines[name] = RepairEngine(Settings(workspace=str(ws), test_cmd=test_cmd, sandbox=mode),
+                                         StatePaths(ws).ensure(), EventBus(), environ=dict(os.environ))
         engines["no test command"].prune_stale()
         plain_worktree_add(ws, -1)  # warm the caches for all
         plain: list[float] = []
@@ -147,6 +158,15 @@ def main() -> int:
                   f"(per round {ratios[0]:.2f}-{ratios[-1]:.2f})")
             for stage, values in stages[name].items():
                 print(f"    {stage:<46} median {statistics.median(values) * 1000:7.1f} ms")
+        print(box.line())
+        bare = statistics.median(ours["no test command"])
+        for name in configs:
+            print(f"    {name:<44} {statistics.median(ours[name]) / bare:5.2f}x the repair without a test command")
+        if box.works:
+            ratio = statistics.median(ours["test_cmd = true, bubblewrap"]) / statistics.median(
+                ours["test_cmd = true, write detection"])
+            print(f"    bubblewrap / write detection, with a test command: {ratio:.2f}x; without a test command the "
+                  f"sandbox adds nothing (no code runs: 1.00x)")
         total = statistics.median(ours["no test command"])
         verdict = "PASS" if total < TARGET_SECONDS else "FAIL"
         print(f"{verdict}: median {total:.3f} s without a test command, against the target of {TARGET_SECONDS:.1f} s")

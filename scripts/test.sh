@@ -14,6 +14,7 @@ command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 command -v git >/dev/null || need_apt+=(git)
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

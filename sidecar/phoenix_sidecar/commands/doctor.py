@@ -2,7 +2,7 @@
 
 Checks: the Docker daemon answers (socket or proxy), the training container is found and has no
 restart policy of its own, the workspace and the log volume are writable, the workspace lock (free,
-or who holds it), the LLM clients' credentials, git in the workspace, and the GPUs (NVML). Exit
+or who holds it), the LLM clients' credentials, git in the workspace, the verification sandbox (bubblewrap), and the GPUs (NVML). Exit
 code 1 when a check fails; warnings do not fail. ``--skip gpu`` (and so on) leaves a check out.
 """
 
@@ -25,7 +25,7 @@ from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.config.schema import Settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
-CHECKS = ("docker", "container", "volumes", "lock", "llm", "git", "gpu")
+CHECKS = ("docker", "container", "volumes", "lock", "llm", "git", "sandbox", "gpu")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Result:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("doctor", help="check a deployment (Docker, container, volumes, lock, LLM, git, GPUs)",
+    p = subparsers.add_parser("doctor", help="check a deployment (Docker, container, volumes, lock, LLM, git, sandbox, GPUs)",
                               description=__doc__.split("\n\n")[0])
     add_config_options(p)
     p.add_argument("--skip", action="append", default=[], choices=CHECKS, metavar="CHECK",
@@ -62,7 +62,8 @@ def diagnose(settings: Settings, skip: set[str]) -> list[Result]:
     """Every check's result, in order. A check that needs Docker is skipped when Docker does not answer."""
     checks: list[tuple[str, Callable[[Settings], Result]]] = [
         ("docker", check_docker), ("container", check_container), ("volumes", check_volumes),
-        ("lock", check_lock), ("llm", check_llm), ("git", check_git), ("gpu", check_gpu)]
+        ("lock", check_lock), ("llm", check_llm), ("git", check_git), ("sandbox", check_sandbox),
+        ("gpu", check_gpu)]
     results: list[Result] = []
     for name, check in checks:
         if name in skip:
@@ -233,6 +234,18 @@ def check_git(settings: Settings) -> Result:
                       "verified in a plain copy", "git init && git add -A && git commit -m baseline, for cheap "
                       "isolated worktrees and a history of what Phoenix changed")
     return Result("git", OK, f"repository {result.stdout.strip()}")
+
+
+def check_sandbox(settings: Settings) -> Result:
+    from phoenix_sidecar.repair import sandbox
+
+    box = sandbox.probe(settings.sandbox)
+    detail = box.line().removeprefix("sandbox: ")
+    if box.works:
+        return Result("sandbox", OK, detail)
+    fix = "install bubblewrap (apt-get install bubblewrap) and allow user namespaces (e.g. docker run " \
+          "--security-opt seccomp=unconfined, or sysctl kernel.unprivileged_userns_clone=1)"
+    return Result("sandbox", FAIL if settings.sandbox == "bubblewrap" else WARN, detail, fix)
 
 
 def check_gpu(settings: Settings) -> Result:

@@ -110,6 +110,8 @@ class Settings:
     max_prompt_chars: int = setting(180000, INT, "characters in the whole prompt", minimum=2000, group="repair")
     test_cmd: list | None = setting(None, OPT_WORDS, "test command run in the repair worktree after a patch", group="repair")
     test_timeout_seconds: float = setting(600.0, FLOAT, "time allowed for the test command", minimum=1, group="repair")
+    sandbox: str = setting("auto", CHOICE, "how the test command is confined: auto (bubblewrap where it works, else write detection), bubblewrap (required), detect (write detection only)", choices=("auto", "bubblewrap", "detect"), group="repair")
+    allow_capabilities: bool = setting(False, BOOL, "let a patch add process, network, dynamic-code or file-system calls the file did not have", group="repair")
     allowlist: list = setting(["*.py"], LIST, "files a repair may change (glob patterns)", sep=";", group="repair")
     max_patch_files: int = setting(5, INT, "files one answer may change", minimum=1, group="repair")
     max_patch_lines: int = setting(200, INT, "lines one answer may change", minimum=1, group="repair")

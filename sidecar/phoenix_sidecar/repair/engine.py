@@ -22,7 +22,7 @@ from phoenix_sidecar import fsutil
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import gitrepo, isolation
+from phoenix_sidecar.repair import gitrepo, isolation, sandbox
 from phoenix_sidecar.repair.patch.answer import parse_answer
 from phoenix_sidecar.repair.llm import LlmChain, build_clients
 from phoenix_sidecar.repair.outcomes import Outcome
@@ -59,6 +59,14 @@ class RepairEngine:
                                  test_cmd=settings.test_cmd)
         self.store = RepairStore(paths, self.redactor)
         self.promoter = Promoter(paths, settings.max_backups)
+        self._box: sandbox.SandboxStatus | None = None
+
+    @property
+    def box(self) -> sandbox.SandboxStatus:
+        """Whether verification runs under bubblewrap here (probed once per process)."""
+        if self._box is None:
+            self._box = sandbox.probe(self.settings.sandbox, environ=self.environ)
+        return self._box
 
     # -- start-up ------------------------------------------------------------------------------
     def prune_stale(self) -> None:
@@ -67,6 +75,8 @@ class RepairEngine:
             self.paths.ensure()
         except OSError as exc:
             raise StateError(fsutil.describe_os_error(exc, self.paths.root)) from exc
+        if self.settings.test_cmd:  # said once at start-up: only a test command runs repaired code
+            (log.info if self.box.works else log.warning)("%s", self.box.line())
         recovered = self.promoter.recover()
         if recovered is not None:
             log.warning("%s", recovered.message)
@@ -127,7 +137,10 @@ class RepairEngine:
 
     def _repair(self, request: RepairRequest, record: RecordWriter) -> RepairOutcome:
         d = request.diagnosis
-        sources, aliases = self._sources(d, request.log_tail, request.stack)
+        # A fix that spans files: the last answer for this failure may have failed verification in
+        # another file; its traceback names that file, which becomes a target too.
+        failed_in = self._last_verify_failure(d.signature)
+        sources, aliases = self._sources(d, request.log_tail, request.stack, failed_in)
         if not sources:
             return self._finish(record, Outcome.NO_TARGET, "nothing the traceback names is a workspace file a repair may "
                                                      f"change (allowlist: {'; '.join(self.settings.allowlist)})")
@@ -155,7 +168,8 @@ class RepairEngine:
         return RepairOutcome(record.repair_id, report.outcome, _one_line(report.reason), report.files)
 
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
-        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
+        box = self.box if self.settings.test_cmd else None
+        return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter, box)
 
     def _finish(self, record: RecordWriter, outcome: Outcome, reason: str) -> RepairOutcome:
         try:
@@ -166,17 +180,36 @@ class RepairEngine:
         return RepairOutcome(record.repair_id, outcome, _one_line(self.redactor.text(reason)))
 
     # -- targets -------------------------------------------------------------------------------
-    def _sources(self, d: Diagnosis, log_tail: str,
-                 stack: str | None = None) -> tuple[list[PromptSource], dict[str, str]]:
+    def _last_verify_failure(self, signature: str) -> str:
+        """The test command's output of the last answer for ``signature``, when verification failed."""
+        for repair_id in reversed(self.store.ids()):
+            rec = self.store.record(repair_id)
+            if rec.signature != signature or rec.source != "llm":
+                continue
+            if rec.outcome == Outcome.PROMOTED:
+                return ""
+            if rec.outcome != Outcome.VERIFY_FAILED:
+                continue  # this repair itself (not finished), or one refused before verification
+            try:
+                text = (self.paths.repairs / repair_id / "verify.log").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return ""
+            return text[text.rfind("[phoenix] stage "):] if "[phoenix] stage " in text else text
+        return ""
+
+    def _sources(self, d: Diagnosis, log_tail: str, stack: str | None = None,
+                 failed_in: str = "") -> tuple[list[PromptSource], dict[str, str]]:
         """The files to show and allow: traceback files a repair may change, innermost first.
 
         A hung job has no traceback: the frames of its stack dump (most recent call first) stand in.
+        Files in the traceback of the last answer's failed verification (``failed_in``) follow.
         """
         names: list[str] = []
         if d.frame is not None:
             names.append(d.frame.file)
         names.extend(reversed(d.files))
         names.extend(path for path, _ in mentions(stack or ""))
+        names.extend(path for path, _ in reversed(mentions(failed_in)))
         aliases: dict[str, str] = {}
         found: list[str] = []
         for name in dict.fromkeys(names):
@@ -199,7 +232,8 @@ class RepairEngine:
                 text = path.read_bytes().decode("utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail, stack or "")
+            focus = focus_lines(lambda p, rel=rel: self.map_path(p) == rel, d, log_tail,
+                                "\n".join(t for t in (stack, failed_in) if t))
             sources.append(PromptSource(rel, text, focus))
         return sources, aliases
 

@@ -1,10 +1,14 @@
 """An isolated copy of the workspace, where a patch is applied and verified before anything is promoted.
 
-In a git repository it is a detached worktree under ``.phoenix_cli/worktrees/<id>`` checked out from
-a snapshot of the workspace as it is (`gitrepo.snapshot`). Elsewhere it is a plain copy (without
-Phoenix's state, caches and files over 64 MiB). Each copy has a small ledger beside it naming the
-process groups started inside, so `prune_stale` can end them and remove the copy after a crash,
-even one that left git's ``initializing`` lock behind.
+The copy lives outside the workspace, so nothing verification runs can reach the workspace by a
+relative path: under ``<tmp>/phoenix-<uid>/<workspace hash>/<id>/`` (a directory Phoenix owns, mode
+0700, checked not to be a link or another user's), holding ``wt/`` (the copy) and ``scratch/`` (the
+test command's home and temporary files). In a git repository ``wt`` is a detached worktree checked
+out from a snapshot of the workspace as it is (`gitrepo.snapshot`); elsewhere a plain copy (without
+Phoenix's state, caches and files over 64 MiB). Each copy has a small ledger in the workspace's
+``.phoenix_cli/worktrees/`` naming where it is and the process groups started inside, so
+`prune_stale` can end them and remove the copy after a crash, even one that left git's
+``initializing`` lock behind.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import json
 import logging
 import os
 import shutil
+import hashlib
 import signal
 import stat
+import tempfile
 from pathlib import Path
 
 from phoenix_sidecar.errors import RepairError
@@ -35,9 +41,10 @@ class Isolated:
     """A private copy of the workspace. ``workspace`` is the workspace's place inside it."""
 
     def __init__(self, root: Path, workspace: Path, ledger: Path, *, repo: Repo | None = None,
-                 snapshot: Snapshot | None = None) -> None:
+                 snapshot: Snapshot | None = None, scratch: Path | None = None) -> None:
         self.root = root
         self.workspace = workspace
+        self.scratch = scratch if scratch is not None else root.parent / "scratch"
         self.ledger = ledger
         self.repo = repo
         self.snapshot = snapshot
@@ -87,7 +94,7 @@ class Isolated:
         # Every process group started here is already gone (`proc.run` waits for that).
         if self.repo is not None:
             gitrepo.worktree_remove(self.repo, self.root)
-        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.root.parent, ignore_errors=True)
         self.ledger.unlink(missing_ok=True)
 
     def __enter__(self) -> Isolated:
@@ -108,11 +115,15 @@ def isolate(paths: StatePaths, repair_id: str, repo: Repo | None, *, only: list[
         RepairError: git failed, the repository has submodules, or the workspace is too big to copy.
     """
     paths.worktrees.mkdir(parents=True, exist_ok=True)
-    root = paths.worktrees / repair_id
+    home = copies_dir(paths, create=True) / repair_id
+    root = home / "wt"
     ledger = paths.worktrees / f"{repair_id}.json"
-    ledger.write_text(json.dumps({"pid": os.getpid(), "token": start_token(os.getpid()), "groups": []}),
-                      encoding="utf-8")
+    # The ledger first: a crash from here on leaves a record of where the copy is.
+    ledger.write_text(json.dumps({"pid": os.getpid(), "token": start_token(os.getpid()), "groups": [],
+                                  "root": str(home)}), encoding="utf-8")
     try:
+        os.mkdir(home, 0o700)
+        os.mkdir(home / "scratch", 0o700)
         if repo is None:
             if only is None:
                 _copy_tree(paths.workspace, root, paths.root)
@@ -120,7 +131,7 @@ def isolate(paths: StatePaths, repair_id: str, repo: Repo | None, *, only: list[
                 for rel in only:
                     (root / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(paths.workspace / rel, root / rel, follow_symlinks=False)
-            return Isolated(root, root, ledger)
+            return Isolated(root, root, ledger, scratch=home / "scratch")
         gitlinks = gitrepo.submodules(repo)
         if gitlinks:
             raise RepairError(f"the repository has submodules ({', '.join(gitlinks[:3])}); Phoenix cannot verify "
@@ -128,27 +139,62 @@ def isolate(paths: StatePaths, repair_id: str, repo: Repo | None, *, only: list[
         snap = gitrepo.snapshot(repo, paths.root / "tmp" / repair_id, f"phoenix: snapshot for repair {repair_id}")
         gitrepo.worktree_add(repo, root, snap.commit,
                              only=None if only is None else [repo.prefix + rel for rel in only])
-        return Isolated(root, root / repo.prefix, ledger, repo=repo, snapshot=snap)
+        return Isolated(root, root / repo.prefix, ledger, repo=repo, snapshot=snap, scratch=home / "scratch")
     except BaseException:
         if repo is not None:
             gitrepo.worktree_remove(repo, root)
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
         ledger.unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(paths.root / "tmp" / repair_id, ignore_errors=True)
 
 
+def copies_dir(paths: StatePaths, *, create: bool = False) -> Path:
+    """Where this workspace's isolated copies live: ``<tmp>/phoenix-<uid>/<hash of the workspace path>``.
+
+    Raises:
+        RepairError: (with ``create``) the directory is a link, or not this user's, or open to others.
+    """
+    base = Path(tempfile.gettempdir()) / f"phoenix-{os.getuid()}"
+    digest = hashlib.sha256(os.path.realpath(paths.workspace).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    if create:
+        for folder in (base, base / digest):
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise RepairError(f"cannot create {folder} for the isolated copy: {exc.strerror}") from exc
+            st = os.lstat(folder)
+            # Someone else's directory (or a link planted in a shared /tmp) would hand them the copy.
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+                raise RepairError(f"{folder} is not a private directory of this user (a link, another user's, "
+                                  f"or open to others); remove it so Phoenix can verify repairs in isolation")
+    return base / digest
+
+
 def prune_stale(paths: StatePaths, repo: Repo | None) -> list[str]:
     """Remove every isolated copy left behind (the caller holds the workspace lock, so all are stale)."""
     removed: list[str] = []
+    copies = copies_dir(paths)
     if paths.worktrees.is_dir():
         for ledger in paths.worktrees.glob("*.json"):
-            _end_groups(ledger, paths.worktrees / ledger.stem)
+            recorded = _read_ledger(ledger).get("root")
+            home = Path(recorded) if isinstance(recorded, str) else copies / ledger.stem
+            _end_groups(ledger, home)
     if repo is not None:
-        for _admin, wt in gitrepo.admin_dirs(repo, paths.worktrees):
-            gitrepo.worktree_remove(repo, wt)
-            removed.append(wt.name)
+        for under in (copies, paths.worktrees):  # (copies made by older versions lived in the workspace)
+            for _admin, wt in gitrepo.admin_dirs(repo, under):
+                gitrepo.worktree_remove(repo, wt)
+                removed.append(wt.parent.name if wt.name == "wt" else wt.name)
+    if copies.is_dir() and not copies.is_symlink():
+        for entry in copies.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+            else:
+                entry.unlink(missing_ok=True)
     if paths.worktrees.is_dir():
         for entry in paths.worktrees.iterdir():
             if entry.is_dir() and not entry.is_symlink():

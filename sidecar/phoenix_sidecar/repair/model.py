@@ -139,9 +139,11 @@ class PatchReport:
     files: tuple[str, ...] = ()
     patches: list[PatchStatus] = field(default_factory=list)
     commit: str | None = None
+    unverified: str | None = None  # why passing verification proves nothing (the tests pass without the fix)
 
     def to_json(self) -> dict[str, Any]:
         return {"repair_id": self.repair_id, "outcome": self.outcome, "reason": self.reason,
-                "accepted": self.accepted, "verified": self.verified, "promoted": self.promoted,
+                "accepted": self.accepted, "verified": self.verified, "unverified": self.unverified,
+                "promoted": self.promoted,
                 "dry_run": self.dry_run, "files": list(self.files), "commit": self.commit,
                 "patches": [p.to_json() for p in self.patches]}

@@ -61,6 +61,7 @@ class RejectReason(enum.StrEnum):
     ELISION = "elision"
     # placing the edit
     DIFF_MISMATCH = "diff_mismatch"
+    CONTEXT_MISMATCH = "context_mismatch"  # a hunk's context lines are not in the file: written for another version
     NO_MATCH = "no_match"
     AMBIGUOUS = "ambiguous"
     OVERLAP = "overlap"
@@ -70,3 +71,7 @@ class RejectReason(enum.StrEnum):
     # the size of the whole change
     TOO_MANY_FILES = "too_many_files"
     TOO_MANY_LINES = "too_many_lines"
+    # what the patched code may do
+    CAPABILITY = "capability"  # adds process, network, dynamic-code or file-system powers the file did not have
+    # what verification saw (the only reasons found after the answer ran, in its isolated copy)
+    WROTE_OUTSIDE = "wrote_outside"  # no sandbox here: the test command changed the workspace or home (undone)

@@ -19,15 +19,16 @@ from typing import Any
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, RepairError
 from phoenix_sidecar.events import EventBus, PatchRejected, RepairPromoted
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import gitrepo, isolation
+from phoenix_sidecar.repair import gitrepo, isolation, sandbox
 from phoenix_sidecar.repair.patch import diff as udiff
 from phoenix_sidecar.repair.patch.apply import FLAG_REASONS, apply_patches
+from phoenix_sidecar.repair.capability import check_capabilities
 from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.repair.model import Patch, PatchReport, PatchStatus
 from phoenix_sidecar.repair.promote import Promoter
 from phoenix_sidecar.repair.records import RecordWriter, now_iso
 from phoenix_sidecar.repair.safety import PathPolicy, changed_lines, check_added, decode_source, encode_source
-from phoenix_sidecar.repair.verify import verify
+from phoenix_sidecar.repair.verify import Verification, run_tests, verify
 from phoenix_sidecar.config.schema import Settings
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ Change = tuple[str, bytes, bytes]  # workspace path, bytes before, bytes after
 
 class Pipeline:
     def __init__(self, settings: Settings, paths: StatePaths, bus: EventBus, environ: Mapping[str, str],
-                 policy: PathPolicy, promoter: Promoter) -> None:
+                 policy: PathPolicy, promoter: Promoter, box: sandbox.SandboxStatus | None = None) -> None:
         self.settings = settings
+        self.box = box or sandbox.SandboxStatus(False, "not probed")
         self.paths = paths
         self.bus = bus
         self.environ = environ
@@ -83,8 +85,11 @@ class Pipeline:
         changes: list[Change] = []
         total = 0
         for rel, text in applied.texts.items():
-            added, removed = changed_lines(decode_source(originals[rel], rel), text)
+            before = decode_source(originals[rel], rel)
+            added, removed = changed_lines(before, text)
             check_added(added, rel)
+            check_capabilities(before, text, rel, allowed=self.settings.allow_capabilities,
+                               workspace=self.policy.workspace)
             total += len(added) + removed
             changes.append((rel, originals[rel], encode_source(text, rel)))
         if not changes:
@@ -103,33 +108,62 @@ class Pipeline:
         files = [rel for rel, _, _ in changes]
         # Without a test command, verification compiles the changed files only: nothing else is checked out.
         only = None if self.settings.test_cmd else files
+        if self.settings.test_cmd and self.settings.sandbox == "bubblewrap" and not self.box.works:
+            raise RepairError(f"{self.box.line()} (sandbox: bubblewrap requires it); no repair is verified here")
         with isolation.isolate(self.paths, record.repair_id, repo, only=only) as iso:
             for rel, old, new in changes:
                 if iso.read(rel) != old:
                     raise RepairError(f"{rel} changed in the workspace while the repair was prepared; try again")
+            baseline = self._baseline(iso, report)
+            for rel, _old, new in changes:
                 iso.write(rel, new)
-            result = verify(iso, files, self.settings, self.environ, self.bus)
-            record.text("verify.log", f"[phoenix] stage {result.stage}: {'passed' if result.ok else 'FAILED'} in "
-                                      f"{result.seconds:.2f} s\n{result.output}")
+            result = verify(iso, files, self.settings, self.environ, self.bus, self.box)
+            record.text("verify.log", _log("baseline (without the patch)", baseline) + _log("stage " + result.stage, result))
+            if result.wrote:
+                self.bus.emit(PatchRejected(reason=RejectReason.WROTE_OUTSIDE))
+                report.outcome, report.reason_code = Outcome.REJECTED, RejectReason.WROTE_OUTSIDE
+                report.reason = (f"with no sandbox here, the test command of the patched code changed "
+                                 f"{', '.join(result.wrote[:5])} outside its copy; "
+                                 + (f"could not undo: {', '.join(result.unrestored[:5])}" if result.unrestored
+                                    else "undone"))
+                return
             if not result.ok:
                 report.outcome = Outcome.VERIFY_FAILED
                 report.reason = _verify_reason(result.stage, result.output, result.timed_out)
                 return
             report.verified = True
+            extra["unverified"] = report.unverified
+            extra["sandbox"] = self.box.line() if self.settings.test_cmd else None
             tree = _tree(iso, files)
             if tree and iso.repo is not None and iso.snapshot is not None:
                 report.commit = _commit(iso.repo, iso.snapshot, tree, record.repair_id, files)
         if self.settings.dry_run:
             report.outcome = Outcome.DRY_RUN
-            report.reason = f"verified; dry run, so {', '.join(files)} left unchanged"
+            report.reason = (f"verified{f' (unverified: {report.unverified})' if report.unverified else ''}; "
+                             f"dry run, so {', '.join(files)} left unchanged")
             return
         self._promote(changes, record, report, extra)
+
+    def _baseline(self, iso: isolation.Isolated, report: PatchReport) -> Verification | None:
+        """Run the test command without the patch: if it passes there, it cannot tell a fix from no fix."""
+        if not self.settings.test_cmd:
+            return None
+        base = run_tests(iso, self.settings, self.environ, self.box, label="baseline")
+        if base.wrote:
+            raise RepairError(f"with no sandbox here, the test command changes {', '.join(base.wrote[:5])} outside "
+                              f"its copy even without a patch, so no patch can be verified safely; make it write "
+                              f"only below its working directory, or install bubblewrap")
+        if base.ok:
+            report.unverified = "the test command passes without the fix"
+        return base
 
     def _promote(self, changes: list[Change], record: RecordWriter, report: PatchReport,
                  extra: dict[str, Any]) -> None:
         files = [rel for rel, _, _ in changes]
         report.outcome = Outcome.PROMOTED
         report.reason = f"verified and promoted: {', '.join(files)}"
+        if report.unverified:
+            report.reason = f"promoted, unverified ({report.unverified}): {', '.join(files)}"
         self._write_outcome(record, report, extra, promotion="pending")  # the intent, before the first write
         staging = record.folder / "staged"
         try:
@@ -167,9 +201,16 @@ class Pipeline:
                        **fields: Any) -> None:
         data = {"id": record.repair_id, "finished": now_iso(), "outcome": report.outcome, "reason": report.reason,
                 "reason_code": report.reason_code, "files": list(report.files), "client": extra.get("client"),
-                "commit": report.commit, "dry_run": report.dry_run,
+                "commit": report.commit, "dry_run": report.dry_run, "unverified": report.unverified,
+                "sandbox": extra.get("sandbox"), "far_from_failure": extra.get("far_from_failure"),
                 "patches": [p.to_json() for p in report.patches], **fields}
         record.json("outcome.json", data)
+
+
+def _log(title: str, result: Verification | None) -> str:
+    if result is None:
+        return ""
+    return f"[phoenix] {title}: {'passed' if result.ok else 'FAILED'} in {result.seconds:.2f} s\n{result.output}\n"
 
 
 def _verify_reason(stage: str, output: str, timed_out: bool) -> str:
@@ -182,6 +223,9 @@ def _verify_reason(stage: str, output: str, timed_out: bool) -> str:
         return f"the patched code does not compile: {at}{last}".rstrip(": ")
     if timed_out:
         return "the test command timed out"
+    verdict = [line[len("[phoenix] "):] for line in output.splitlines() if line.startswith("[phoenix] the test command exited 0, but")]
+    if verdict:
+        return verdict[-1]
     return f"the test command failed: {last}".rstrip(": ")
 
 

@@ -206,6 +206,8 @@ class PathPolicy:
             if any(fnmatch.fnmatchcase(name, glob) for glob in TEST_GLOBS) or any(p in TEST_DIRS for p in lowered[:-1]):
                 return "test files decide verification and are protected"
             for protected in self._protected:
+                if rel == protected:
+                    return f"{protected} is named by the test command and decides verification: protected"
                 if rel.startswith(protected + "/"):
                     return f"{protected}/ is named by the test command and protected"
         return None
@@ -222,14 +224,17 @@ class PathPolicy:
         return False
 
     def _test_paths(self, words: list[str]) -> list[str]:
-        """Directories the test command names (test suites); a script it runs is the job's own code."""
+        """Files and directories the test command names: what it runs decides verification.
+
+        (``python3 smoke.py`` whose assert a patch turns into ``pass`` would verify anything.)
+        """
         out = []
-        for word in words[1:]:
+        for word in words:  # (a script may be the program itself: ./smoke.py)
             if word.startswith("-") or "\n" in word or len(word) > 1024:
                 continue  # an option or inline code, not a path
             try:
                 candidate = Path(os.path.realpath(self.workspace / word.split("::", 1)[0]))
-                if candidate != self.workspace and candidate.is_relative_to(self.workspace) and candidate.is_dir():
+                if candidate != self.workspace and candidate.is_relative_to(self.workspace) and candidate.exists():
                     out.append(candidate.relative_to(self.workspace).as_posix())
             except (OSError, ValueError):
                 continue

@@ -1,10 +1,14 @@
 """Verification of a patch inside the isolated copy: it must compile, then pass the test command.
 
 Stage ``py_compile`` compiles every changed Python file in a child interpreter (never in Phoenix's
-own) and parses changed JSON, YAML and TOML files. Stage ``test_cmd`` runs the configured command
-with the copy as its working directory, under the time limit (its whole process group is killed
-at the limit), in an environment without Phoenix's LLM secrets and with PYTHONPATH entries that
-pointed into the workspace pointed into the copy instead.
+own; compiling runs none of the code) and parses changed JSON, YAML and TOML files. Stage
+``test_cmd`` (`run_tests`) runs the configured command with the copy as its working directory,
+under the time limit (its whole process group is killed at the limit), in an environment without
+Phoenix's LLM secrets, with PYTHONPATH entries that pointed into the workspace pointed into the
+copy, and ``TMPDIR`` in the copy's scratch directory. Under the sandbox (`sandbox.wrap`) it can
+write nothing else; without one, `writeguard` detects and undoes writes to the workspace and home.
+A pytest command must also leave a JUnit report that shows tests ran and none failed: an exit
+code of 0 alone (``os._exit(0)`` from an imported module) proves nothing.
 """
 
 from __future__ import annotations
@@ -14,20 +18,23 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from phoenix_sidecar.events import EventBus, VerificationFinished
-from phoenix_sidecar.repair import proc
+from phoenix_sidecar.repair import proc, sandbox
 from phoenix_sidecar.repair.isolation import Isolated
+from phoenix_sidecar.repair.writeguard import WriteGuard
 from phoenix_sidecar.config.schema import Settings
 
 COMPILE_TIMEOUT = 120.0
 MAX_LOG_BYTES = 256 * 1024
 _LLM_SECRETS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "PHOENIX_WEBHOOK_URL")
+MAX_REPORT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,34 +44,108 @@ class Verification:
     output: str
     seconds: float
     timed_out: bool = False
+    wrote: tuple[str, ...] = ()  # what the test command changed outside its copy (no sandbox), undone
+    unrestored: tuple[str, ...] = ()  # ... and what of that could not be undone
 
 
 def verify(iso: Isolated, files: list[str], settings: Settings, environ: Mapping[str, str],
-           bus: EventBus) -> Verification:
+           bus: EventBus, box: sandbox.SandboxStatus | None = None) -> Verification:
     """Run the stages in the copy; the first failure ends verification."""
     env = test_environment(settings, environ, Path(settings.workspace), iso.workspace)
     env["PWD"] = str(iso.workspace)
     compiled = _compile(iso, files, env, bus)
     if not compiled.ok or not settings.test_cmd:
         return compiled
+    tested = run_tests(iso, settings, environ, box or sandbox.SandboxStatus(False, "not probed"), bus=bus)
+    return Verification(tested.ok, "test_cmd", tested.output, compiled.seconds + tested.seconds, tested.timed_out,
+                        tested.wrote, tested.unrestored)
+
+
+def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box: sandbox.SandboxStatus, *,
+              bus: EventBus | None = None, label: str = "patched") -> Verification:
+    """Run the test command once in the copy, sandboxed (or watched), and judge its result."""
+    assert settings.test_cmd
+    env = test_environment(settings, environ, Path(settings.workspace), iso.workspace)
+    env["PWD"] = str(iso.workspace)
+    scratch = iso.scratch
+    run_dir = scratch / label
+    for sub in ("home", "tmp"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(run_dir / "tmp")
+    argv = list(settings.test_cmd)
+    report = run_dir / "junit.xml" if is_pytest(argv) else None
+    if report is not None:
+        argv.append(f"--junitxml={report}")
+    guard = None
+    if box.works:
+        env["HOME"] = str(run_dir / "home")
+        argv = sandbox.wrap(argv, bwrap=box.why, writable=[iso.root, scratch], cwd=iso.workspace, readable=[],
+                            environ=env)
+    else:
+        home = environ.get("HOME")
+        guard = WriteGuard.capture(Path(settings.workspace), Path(home) if home else None, iso.root.parent / "vault")
     started = time.monotonic()
     try:
-        result = proc.run(settings.test_cmd, cwd=iso.workspace, env=env, timeout=settings.test_timeout_seconds,
+        result = proc.run(argv, cwd=iso.workspace, env=env, timeout=settings.test_timeout_seconds,
                           merge_stderr=True, keep="tail", max_output=MAX_LOG_BYTES, on_start=iso.track)
     except OSError as exc:
         seconds = time.monotonic() - started
-        bus.emit(VerificationFinished(seconds=seconds, ok=False, stage="test_cmd"))
+        if bus is not None:
+            bus.emit(VerificationFinished(seconds=seconds, ok=False, stage="test_cmd"))
         return Verification(False, "test_cmd", f"cannot run the test command {settings.test_cmd[0]!r}: "
                                                f"{exc.strerror or exc}", seconds)
-    ok = result.returncode == 0
-    bus.emit(VerificationFinished(seconds=result.seconds, ok=ok, stage="test_cmd"))
+    wrote: list[str] = []
+    unrestored: list[str] = []
+    if guard is not None:
+        wrote = guard.changes()
+        if wrote:
+            unrestored = guard.restore()
+    ok = result.returncode == 0 and not wrote
     output = result.text()
     if result.timed_out:
         output += (f"\n[phoenix] the test command did not finish within {settings.test_timeout_seconds:g} s; "
                    f"its process group was killed")
-    elif not ok:
+    elif result.returncode != 0:
         output += f"\n[phoenix] the test command exited {result.returncode}"
-    return Verification(ok, "test_cmd", output, compiled.seconds + result.seconds, result.timed_out)
+    elif wrote:
+        output += f"\n[phoenix] the test command wrote outside its copy: {', '.join(wrote[:10])}"
+    elif report is not None:
+        problem = pytest_report_problem(report)
+        if problem:
+            ok = False
+            output += f"\n[phoenix] the test command exited 0, but {problem}"
+    if bus is not None:
+        bus.emit(VerificationFinished(seconds=result.seconds, ok=ok, stage="test_cmd"))
+    return Verification(ok, "test_cmd", output, result.seconds, result.timed_out, tuple(wrote), tuple(unrestored))
+
+
+def is_pytest(argv: Sequence[str]) -> bool:
+    """Whether the command runs pytest (``pytest ...``, ``py.test``, ``python -m pytest ...``)."""
+    if not argv:
+        return False
+    if Path(argv[0]).name in ("pytest", "py.test") or Path(argv[0]).name.startswith("pytest-"):
+        return True
+    return any(a == "-m" and b in ("pytest", "py.test") for a, b in zip(argv, argv[1:]))
+
+
+def pytest_report_problem(report: Path) -> str | None:
+    """What is wrong with pytest's JUnit report (missing, unreadable, no test ran, failures), or None."""
+    try:
+        if report.stat().st_size > MAX_REPORT_BYTES:
+            return "its pytest report is too large to be one"
+        root = ET.fromstring(report.read_bytes())
+    except FileNotFoundError:
+        return "pytest wrote no report: it did not finish (something ended the process early)"
+    except (OSError, ET.ParseError) as exc:
+        return f"its pytest report cannot be read ({exc})"
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    counts = {k: sum(int(s.get(k, "0") or 0) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    ran = counts["tests"] - counts["skipped"]
+    if counts["failures"] or counts["errors"]:
+        return f"its pytest report shows {counts['failures']} failure(s) and {counts['errors']} error(s)"
+    if ran <= 0:
+        return f"pytest collected {counts['tests']} test(s) and ran none of them (nothing was verified)"
+    return None
 
 
 def _compile(iso: Isolated, files: list[str], env: Mapping[str, str], bus: EventBus) -> Verification:

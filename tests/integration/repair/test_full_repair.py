@@ -94,9 +94,13 @@ def _diagnosis(ws: Path, line: int, **kw) -> Diagnosis:  # type: ignore[no-untyp
     return Diagnosis(**fields)  # type: ignore[arg-type]
 
 
+# The test command's own script (which it names, so no patch may change it) runs three steps of training.
+SMOKE = "import subprocess, sys\nsys.exit(subprocess.call([sys.executable, 'train.py', '--steps', '3']))\n"
+
+
 @pytest.fixture
 def job(tmp_path: Path) -> tuple[Path, Path]:
-    ws = make_repo(tmp_path / "job", {"train.py": TRAIN, "config.json": CONFIG})
+    ws = make_repo(tmp_path / "job", {"train.py": TRAIN, "config.json": CONFIG, "smoke.py": SMOKE})
     state = tmp_path / "llm"
     state.mkdir()
     (tmp_path / "fixer.py").write_text(FIXER)
@@ -106,7 +110,7 @@ def job(tmp_path: Path) -> tuple[Path, Path]:
 def _engine(ws: Path, state: Path, plan: list[dict], **kw):  # type: ignore[no-untyped-def, type-arg]
     (state / "plan.json").write_text(json.dumps(plan))
     return build_harness(ws, primary="command", llm_cmd=[sys.executable, str(state.parent / "fixer.py"), str(state)],
-                         test_cmd=[sys.executable, "train.py", "--steps", "3"], **kw)
+                         test_cmd=[sys.executable, "smoke.py"], **kw)
 
 
 def test_a_planted_bug_is_repaired_end_to_end(job: tuple[Path, Path]) -> None:

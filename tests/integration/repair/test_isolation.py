@@ -15,6 +15,8 @@ import pytest
 
 from phoenix_sidecar.events import RepairPromoted
 from kits.waiting import HANG_GUARD
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair import isolation
 from kits.repairkit import TRAIN, build_harness, fingerprint, git, make_repo
 from testkit import clean_env, process_alive
 
@@ -53,7 +55,7 @@ def _without(state: dict, *keys: str) -> dict:
 def test_verified_dry_run_sees_the_workspace_as_it_is_and_changes_nothing(ws: Path, tmp_path: Path) -> None:
     _dirty(ws)
     probe = tmp_path / "probe.json"
-    h = build_harness(ws, dry_run=True, test_cmd=[sys.executable, "-c", PROBE, str(probe)])
+    h = build_harness(ws, dry_run=True, test_cmd=[sys.executable, "-c", PROBE, str(probe)], sandbox="detect")
     before = fingerprint(ws)
 
     report = h.engine.apply_answer(FIX)
@@ -65,7 +67,8 @@ def test_verified_dry_run_sees_the_workspace_as_it_is_and_changes_nothing(ws: Pa
     assert seen["staged"] == "STAGED = 2  # modified after staging\n"
     assert 'print("Bye!")' in seen["train"]
     assert not seen["ignored"] and not seen["state_dir"]
-    assert Path(seen["cwd"]).parent == ws / ".phoenix_cli" / "worktrees"
+    # The copy lives outside the workspace, in this workspace's private folder of copies.
+    assert Path(seen["cwd"]).parent.parent == isolation.copies_dir(StatePaths(ws)) and not Path(seen["cwd"]).is_relative_to(ws)
     after = fingerprint(ws)
     assert _without(after, "refs") == _without(before, "refs")  # files, index, HEAD, status, worktrees, hooks, config
     new_refs = set(after["refs"].splitlines()) - set(before["refs"].splitlines())
@@ -112,7 +115,7 @@ def test_workspace_in_a_subdirectory_of_the_repository(tmp_path: Path) -> None:
     ws = repo / "proj"
     probe = tmp_path / "probe.json"
     script = "import json,pathlib,sys; pathlib.Path(sys.argv[1]).write_text(json.dumps(str(pathlib.Path.cwd())))"
-    h = build_harness(ws, test_cmd=[sys.executable, "-c", script, str(probe)])
+    h = build_harness(ws, test_cmd=[sys.executable, "-c", script, str(probe)], sandbox="detect")
     report = h.engine.apply_answer(FIX)
     assert report.promoted, report
     assert Path(json.loads(probe.read_text())).name == "proj"  # the test ran in the workspace's place in the copy
@@ -148,7 +151,7 @@ def test_a_workspace_outside_git_is_verified_in_a_copy(tmp_path: Path) -> None:
     (ws / "train.py").write_text(TRAIN)
     (ws / "model.py").write_text("LAYERS = 2\n")
     probe = tmp_path / "probe.json"
-    h = build_harness(ws, test_cmd=[sys.executable, "-c", PROBE, str(probe)])
+    h = build_harness(ws, test_cmd=[sys.executable, "-c", PROBE, str(probe)], sandbox="detect")
     report = h.engine.apply_answer(FIX)
     assert report.promoted and report.commit is None, report
     seen = json.loads(probe.read_text())
@@ -169,7 +172,7 @@ def _engine_script(ws: Path, marker: Path, leader_lives: float = 300) -> str:
                 "import os, subprocess, sys, time; child = subprocess.Popen(['sleep', '300']); "
                 "open(sys.argv[1], 'w').write(f'{{os.getpid()}} {{child.pid}}'); time.sleep({leader_lives})",
                 {str(marker)!r}]
-        settings = Settings(workspace={str(ws)!r}, test_cmd=test, test_timeout_seconds=600)
+        settings = Settings(workspace={str(ws)!r}, test_cmd=test, test_timeout_seconds=600, sandbox="detect")
         engine = RepairEngine(settings, StatePaths(Path({str(ws)!r})).ensure(), EventBus())
         engine.apply_answer(sys.stdin.read())
     ''')
@@ -193,7 +196,7 @@ def test_worktree_and_test_processes_left_by_a_sigkilled_phoenix_are_pruned(ws: 
     phoenix.send_signal(signal.SIGKILL)
     phoenix.wait()
     try:
-        assert "phoenix_cli/worktrees" in git(ws, "worktree", "list")  # the crash left it behind
+        assert str(isolation.copies_dir(StatePaths(ws))) in git(ws, "worktree", "list")  # the crash left it behind
         deadline = time.monotonic() + HANG_GUARD
         while leader_lives < 300 and process_alive(test_pid) and time.monotonic() < deadline:
             time.sleep(0.05)  # the test command ends by itself, leaving its child behind

@@ -26,7 +26,7 @@ def _patch(ws: Path, response: Path, *extra: str):  # type: ignore[no-untyped-de
 
 
 def test_a_good_answer_is_promoted_and_exits_0(ws: Path, tmp_path: Path) -> None:
-    result = _patch(ws, _write(tmp_path, FIX), "--json", "--set", f"test_cmd={sys.executable} train.py")
+    result = _patch(ws, _write(tmp_path, FIX), "--json", "--set", f"test_cmd={sys.executable} -c 'import train'")
     assert result.returncode == 0, result.stderr.decode()
     out = json.loads(result.stdout)
     assert {"accepted", "verified", "promoted", "patches"} <= set(out)

@@ -8,8 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from phoenix_sidecar.events import RepairPromoted, VerificationFinished
 from kits.waiting import HANG_GUARD
+from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.repair import isolation
 from kits.repairkit import TRAIN, build_harness, fingerprint, git, make_repo
 from testkit import process_alive
 
@@ -33,7 +37,7 @@ def test_a_patch_that_does_not_compile_fails_verification(ws: Path) -> None:
 def test_compilation_happens_in_a_child_interpreter(ws: Path, tmp_path: Path) -> None:
     # Code at module level must never run at compile time, in Phoenix or anywhere.
     marker = tmp_path / "ran"
-    h = build_harness(ws)
+    h = build_harness(ws, allow_capabilities=True)  # (an absolute write is a capability the guard refuses)
     report = h.engine.apply_answer(_answer("import sys\n", f"import sys\nopen({str(marker)!r}, 'w')\n"))
     assert report.promoted and not marker.exists()
 
@@ -69,7 +73,8 @@ def test_a_hanging_test_command_is_killed_with_its_whole_group(ws: Path, tmp_pat
     # loaded that the command was killed before it wrote its pids, try again with twice the limit.
     limit = 1
     while True:
-        h = build_harness(ws, test_cmd=[sys.executable, "-c", script], test_timeout_seconds=limit)
+        h = build_harness(ws, test_cmd=[sys.executable, "-c", script], test_timeout_seconds=limit,
+                          sandbox="detect")
         started = time.monotonic()
         report = h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")'))
         assert time.monotonic() - started < HANG_GUARD, "hang guard: the limit did not end the test command"
@@ -90,13 +95,14 @@ def test_the_test_command_gets_no_llm_secrets_and_a_pythonpath_into_the_copy(ws:
     environ = {**os.environ, "GEMINI_API_KEY": "AIzaSyD-secret-gemini-key-000000000000000", "MY_LLM_KEY": "sk-mine",
                "OPENAI_API_KEY": "sk-openai", "PYTHONPATH": f"{ws}:{ws}/lib:/opt/other", "HF_HOME": "/data/hf"}
     h = build_harness(ws, environ=environ, openai_api_key_env="MY_LLM_KEY",
-                      test_cmd=[sys.executable, "-c", script])
+                      test_cmd=[sys.executable, "-c", script], sandbox="detect")
     assert h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")')).promoted
     env = json.loads(out.read_text())
     assert not {"GEMINI_API_KEY", "MY_LLM_KEY", "OPENAI_API_KEY"} & set(env)
     assert env["HF_HOME"] == "/data/hf"
     entries = env["PYTHONPATH"].split(":")
-    assert entries[0].startswith(str(ws / ".phoenix_cli" / "worktrees")) and entries[1].endswith("/lib")
+    assert entries[0].startswith(str(isolation.copies_dir(StatePaths(ws)))) and entries[1].endswith("/lib")
+    assert Path(env["TMPDIR"]).is_relative_to(isolation.copies_dir(StatePaths(ws)))  # the copy's scratch
     assert entries[2] == "/opt/other"
 
 
@@ -109,10 +115,19 @@ def test_a_patch_that_breaks_a_config_file_fails_verification(tmp_path: Path) ->
     assert good.promoted and (ws / "config.yaml").read_text() == "batch: 32\nlr: 0.1\n"
 
 
-def test_the_workspace_changing_during_verification_stops_the_promotion(ws: Path) -> None:
-    # The test command edits the REAL workspace file while the repair is verified.
-    script = f"open({str(ws / 'train.py')!r}, 'a').write('# edited by a human meanwhile\\n')"
-    h = build_harness(ws, test_cmd=[sys.executable, "-c", script])
+def test_the_workspace_changing_during_verification_stops_the_promotion(ws: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A human edits the REAL workspace file while the repair is verified (the test command cannot).
+    from phoenix_sidecar.repair import pipeline
+    real = pipeline.verify
+
+    def edit_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with open(ws / "train.py", "a") as fh:
+            fh.write("# edited by a human meanwhile\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "verify", edit_meanwhile)
+    h = build_harness(ws, test_cmd=[sys.executable, "-c", "pass"])
     report = h.engine.apply_answer(_answer('print("Hello!")', 'print("Bye!")'))
     assert report.outcome == "error" and "changed in the workspace" in report.reason
     assert (ws / "train.py").read_text() == TRAIN + "# edited by a human meanwhile\n"

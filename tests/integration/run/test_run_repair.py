@@ -50,8 +50,11 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def settings(ws: Path, *extra: str) -> list[str]:
-    test_cmd = shlex.join([sys.executable, "train.py", "--epochs", "1", "--steps-per-epoch", "1",
-                           "--batch-size", "8", "--hidden", "16", "--checkpoint-dir", "/tmp/phoenix-verify-ckpt"])
+    # The test command's script (protected: it names it) trains one step; train.py stays patchable.
+    smoke = [sys.executable, "train.py", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--hidden",
+             "16", "--checkpoint-dir", "/tmp/phoenix-verify-ckpt"]
+    (ws / "smoke.py").write_text(f"import subprocess, sys\nsys.exit(subprocess.call([sys.executable, *{smoke[1:]!r}]))\n")
+    test_cmd = shlex.join([sys.executable, "smoke.py"])
     return ["--set", "backoff_initial_seconds=0.1", "--set", f"test_cmd={test_cmd}", "--set", "test_timeout_seconds=120",
             "--set", "llm_timeout_seconds=60", *extra]
 

@@ -370,3 +370,18 @@ def test_a_reindenting_change_is_not_mistaken_for_an_applied_one() -> None:
     # The old line is misquoted, and the new line equals a file line but for its indentation:
     # that is not "already applied", it is not found.
     rejected("no_match", "@@ @@\n-x = compute_value(2)\n+    x = compute_value(1)\n", text)
+
+
+# Context must match: a hunk written for another version of the file is refused, not placed by its removed line.
+def test_a_hunk_whose_context_is_nowhere_in_the_file_is_refused() -> None:
+    other_version = ('@@ -10,5 +10,5 @@\n def greet(name, loud=False):\n     """Say hello."""\n'
+                     '     # show a greeting\n-    print("Hello!")\n+    print("Bye!")\n     return name\n')
+    err = rejected("context_mismatch", other_version, LONG)
+    assert "greet" in str(err) or "Say hello" in str(err) or "return name" in str(err)
+
+
+def test_a_hunk_with_unknown_context_lines_is_refused_though_its_core_matches() -> None:
+    # (One unknown line among real ones is taken as a new line the model forgot to mark "+": test 5.)
+    diff = ('@@ @@\n def main(args):\n     # show a greeting\n-    print("Hello!")\n+    print("Bye!")\n'
+            '     log.flush()\n     metrics.close()\n')
+    rejected("context_mismatch", diff)

@@ -6,8 +6,10 @@ header are never used. Matching climbs the `ladder` of ever looser comparisons (
 whitespace, typography and inner whitespace, uniform indentation shift, blank lines ignored) and
 stops at the first rung with any match: one match is taken, several are rejected as ambiguous.
 When no rung matches, it tries the block's likely intended form (viewer line numbers stripped,
-new lines the model forgot to mark ``+``), then splits a hunk that jumps between regions, then
-drops context lines from the edges (the core of the change must still match, uniquely).
+new lines the model forgot to mark ``+``), then splits a hunk that jumps between regions, then drops context lines from the edges (the core
+of the change must still match, uniquely) provided every context line it quoted is in the file
+near that place: a context line that is not there means the hunk was written for another version
+of the file, and it is refused (``context_mismatch``) rather than placed by its changed lines alone.
 The located match becomes an `Edit` that keeps the file's own text for context lines. Pure.
 """
 
@@ -134,6 +136,7 @@ class Locator:
                         continue
                 placed = self._trimmed(variant)
                 if placed is not None:
+                    self._check_context(variant, placed)
                     return placed
         raise AnswerRejected(RejectReason.NO_MATCH, f"{_label(block)}the lines to change were not found{_hint(self.lines, block)}")
 
@@ -206,6 +209,26 @@ class Locator:
         if _substance(new.old) < MIN_ANCHOR_CHARS or after * 3 < before * 2:
             return None
         return new
+
+    def _check_context(self, block: Block, placed: list[Edit]) -> None:
+        """Every context line a trimmed hunk quoted must be in the file near where it was placed.
+
+        A line missing from the middle of the context is a slip; a context line that is not there at
+        all means the hunk was written for another version of the file, and placing it by its
+        changed lines alone would be a guess.
+        """
+        if not placed:
+            return
+        span = len(block.lines) + 10
+        lo = max(0, min(e.start for e in placed) - span)
+        hi = min(len(self.lines), max(e.end for e in placed) + span)
+        near = {key(line, "indent") for line in self.lines[lo:hi]}
+        missing = [t for tag, t in block.lines if tag == " " and t.strip() and key(t, "indent") not in near]
+        if missing:
+            raise AnswerRejected(RejectReason.CONTEXT_MISMATCH,
+                                 f"{_label(block)}context line {missing[0].strip()[:60]!r} is not in the file near "
+                                 f"the change (the hunk was written for another version of it?); quote the lines "
+                                 f"around the change exactly as shown")
 
     def _trimmed(self, block: Block) -> list[Edit] | None:
         """Place the block with context dropped from its edges, least dropped first; never two ways."""

@@ -5,12 +5,16 @@ Layout (pure modules first):
     model     records: RepairRequest, RepairOutcome, RollbackResult, RepairRecord, Patch
     patch/    answer text -> patches -> new file texts (answer, diff, ladder, locate, lines, apply)
     safety    allowlist, denylist, path resolution, content checks
+    capability  new process, network, dynamic-code or escape capabilities a patch would add
+    proximity   changes far from every frame of the failure (flagged in the record)
     redact    secrets and invisible characters out of everything sent or kept
     prompt    the prompt, within its size limit
     llm/      the clients (gemini_cli, gemini_api, openai, command), their registry and their chain
     proc      child processes with a time limit and a whole-group kill
     gitrepo   git plumbing that never touches the user's index, HEAD or files
-    isolation the isolated worktree (or copy) and its clean-up after crashes
+    isolation the isolated worktree (or copy) outside the workspace, and its clean-up after crashes
+    sandbox   bubblewrap around the test command, probed once
+    writeguard  without a sandbox: writes outside the copy detected and undone
     verify    py_compile, then the test command, in the isolated copy
     promote   backups, journal, atomic writes; rollback
     records   .phoenix_cli/repairs/<id>/

@@ -164,7 +164,8 @@ class RepairEngine:
             return self._finish(record, Outcome.LLM_FAILED, f"no usable answer: {result.failure()}")
         record.text("answer.txt", result.answer or "", code=True)
         policy = self.policy.narrowed([src.path for src in sources], aliases)
-        report = self._pipeline(policy).run(result.parsed, record, shown=prompt.shown, client=result.client)
+        report = self._pipeline(policy).run(result.parsed, record, shown=prompt.shown, client=result.client,
+                                            focus={src.path: src.focus for src in sources})
         return RepairOutcome(record.repair_id, report.outcome, _one_line(report.reason), report.files)
 
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:

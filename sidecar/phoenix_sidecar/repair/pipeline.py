@@ -12,7 +12,7 @@ import difflib
 import logging
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from phoenix_sidecar.repair.capability import check_capabilities
 from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.repair.model import Patch, PatchReport, PatchStatus
 from phoenix_sidecar.repair.promote import Promoter
+from phoenix_sidecar.repair.proximity import far_changes
 from phoenix_sidecar.repair.records import RecordWriter, now_iso
 from phoenix_sidecar.repair.safety import PathPolicy, changed_lines, check_added, decode_source, encode_source
 from phoenix_sidecar.repair.verify import Verification, run_tests, verify
@@ -48,14 +49,24 @@ class Pipeline:
         self.promoter = promoter
 
     def run(self, patches: list[Patch], record: RecordWriter, *, shown: Mapping[str, str] | None = None,
-            client: str | None = None) -> PatchReport:
-        """Carry ``patches`` as far as they go; the report says where they stopped and why."""
+            client: str | None = None, focus: Mapping[str, Sequence[int]] | None = None) -> PatchReport:
+        """Carry ``patches`` as far as they go; the report says where they stopped and why.
+
+        ``focus`` maps a file to the lines the failure points at in it: changes far from all of
+        them are flagged in the record (``far_from_failure``), not refused.
+        """
         report = PatchReport(record.repair_id, Outcome.ERROR, "", dry_run=self.settings.dry_run)
         extra: dict[str, Any] = {"client": client}
         try:
             changes = self._prepare(patches, report, shown)
         except AnswerRejected as exc:
             return self._rejected(record, report, patches, exc, extra)
+        far = far_changes([(rel, decode_source(old, rel), decode_source(new, rel)) for rel, old, new in changes],
+                          focus or {})
+        if far:
+            extra["far_from_failure"] = [f.to_json() for f in far]
+            log.warning("repair %s changes %s far from every frame of the failure (see its outcome.json)",
+                        record.repair_id, ", ".join(f.file for f in far))
         report.accepted = True
         report.files = tuple(rel for rel, _, _ in changes)
         record.text("patch.diff", render_diff(changes), code=True)

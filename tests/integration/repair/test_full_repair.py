@@ -131,6 +131,7 @@ def test_a_planted_bug_is_repaired_end_to_end(job: tuple[Path, Path]) -> None:
     assert [e.files for e in h.of(RepairPromoted)] == [1]
     assert [(e.category, e.outcome) for e in h.of(RepairFinished)] == [("code_bug", "promoted")]
     record = ws / ".phoenix_cli" / "repairs" / outcome.repair_id
+    assert json.loads((record / "outcome.json").read_text())["far_from_failure"] is None
     for name in ("meta.json", "diagnosis.json", "prompt.txt", "answer.txt", "llm.json", "patch.diff", "verify.log",
                  "outcome.json"):
         assert (record / name).is_file(), name
@@ -139,6 +140,25 @@ def test_a_planted_bug_is_repaired_end_to_end(job: tuple[Path, Path]) -> None:
     [row] = h.engine.history()
     assert (row.signature, row.category, row.outcome, row.client) == ("c0ffee00", "code_bug", "promoted", "command")
     assert row.commit
+
+
+def test_a_patch_far_from_every_frame_of_the_failure_is_flagged_in_the_record(tmp_path: Path) -> None:
+    filler = "".join(f"\n\ndef helper_{n}():\n    return {n}\n" for n in range(30))
+    ws = make_repo(tmp_path / "job", {"train.py": TRAIN.replace("import random\n", "import random\n" + filler),
+                                      "config.json": CONFIG, "smoke.py": SMOKE})
+    state = tmp_path / "llm"
+    state.mkdir()
+    (tmp_path / "fixer.py").write_text(FIXER)
+    log, line = _crash(ws)
+    far = {"file_path": "train.py", "mode": "search_replace", "search": "    return 0\n", "replace": "    return -1\n"}
+    h = _engine(ws, state, [far])
+
+    outcome = h.engine.repair(RepairRequest(_diagnosis(ws, line), log))
+
+    assert outcome.outcome == "verify_failed"  # it fixed nothing: the smoke run still crashes
+    recorded = json.loads((ws / ".phoenix_cli" / "repairs" / outcome.repair_id / "outcome.json").read_text())
+    [flag] = recorded["far_from_failure"]
+    assert flag["file"] == "train.py" and flag["nearest_frame"] == line and flag["distance"] > 40
 
 
 def test_a_failed_attempt_is_shown_to_the_next_one(job: tuple[Path, Path]) -> None:

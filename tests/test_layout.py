@@ -166,14 +166,7 @@ def test_repair_and_observe_never_import_the_config_loader() -> None:
 
 def _direct_names(module: str) -> set[str]:
     """Modules named by ``import x`` or ``from x import ...`` in ``module`` (not their parents)."""
-    path = _module_files()[module]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+    return imported_modules(_module_files()[module])
 
 
 def test_commands_use_runtime_faces_only() -> None:

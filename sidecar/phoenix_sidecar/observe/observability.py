@@ -188,6 +188,10 @@ class Observability:
         with self._lock:
             return self._gates.current()
 
+    def gpu_snapshot(self) -> GpuSnapshot | None:
+        """The latest NVML poll (the hang judge's busy GPUs, the reclaim wait). Reads cached state only."""
+        return self._gpu.latest
+
     def _track_state(self, event: Event) -> None:
         if isinstance(event, StateChanged):
             self._repairing = event.state == JobState.REPAIRING

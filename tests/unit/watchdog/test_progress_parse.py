@@ -89,3 +89,18 @@ def test_a_custom_pattern_is_tried_first_and_knows_epochs() -> None:
 def test_a_bad_pattern_is_refused_saying_why(pattern: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         compile_pattern(pattern)
+
+
+def test_the_readme_example_pattern_reads_its_example_line() -> None:
+    import re as _re
+
+    import yaml
+
+    from testkit import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = _re.search(r"```yaml\n(progress_pattern: .*?)\n```", readme, _re.S)
+    assert block is not None
+    pattern = yaml.safe_load(block.group(1))["progress_pattern"]
+    got = ProgressParser(pattern).parse("[ep 3 | batch 120/500] objective=0.4213 (812 samples/s)")
+    assert got == Reading(1620, 500, 0.4213, 812.0, "/s", "custom")

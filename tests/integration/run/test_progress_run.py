@@ -39,6 +39,10 @@ def test_a_job_that_hangs_while_a_thread_keeps_printing_is_stopped_for_no_progre
     assert incident["kind"] == "hang" and incident["step"] == 30
     assert "no new step" in incident["evidence"] and "while the output continued" in incident["evidence"]
     assert state(tmp_path)["progress"]["best_step"] == 30
+    shown = run_phoenix(["status", "-w", str(tmp_path)], cwd=tmp_path)
+    assert "progress:   step 30, best 30, loss 0.0333," in shown.stdout.decode(), shown.stdout.decode()
+    report = json.loads(run_phoenix(["status", "--json", "-w", str(tmp_path)], cwd=tmp_path).stdout)
+    assert report["progress"]["step"] == 30 and report["progress"]["timeout_seconds"] >= 1
 
 
 TRAIN = """

@@ -133,3 +133,19 @@ def test_busy_gpus_defer_the_verdict_up_to_the_grace_and_idle_ones_end_it() -> N
     unknown = HangJudge(Heartbeat(60.0, clock=clock, wall=clock), busy=lambda: None, busy_grace=600.0, clock=clock)
     clock.now += 61
     assert unknown.verdict() is not None  # no reading extends nothing
+
+
+def test_a_line_split_across_blocks_is_read_once_whole_and_a_flood_reads_its_latest_lines() -> None:
+    clock = Clock()
+    t = tracker(clock)
+    t.feed("stdout", b"iter 41: loss 2.")
+    t.feed("stdout", b"5000, time 40.00ms, mfu 1.0%\n")
+    snap = t.snapshot()
+    assert (snap.step, snap.loss, snap.steps_seen) == (41, 2.5, 1)
+    clock.now += 1
+    flood = b"".join(f"step {n} loss=1.0\n".encode() for n in range(42, 20000)) + b"step 20000 loss=nan\n"
+    t.feed("stdout", flood)  # one read of a job that printed a great deal at once
+    assert t.snapshot().step == 20000 and t.divergence is not None
+    clock.now += 1
+    t.feed("stdout", b"x" * 100_000 + b"\n")  # a block with nothing to read costs no parsing
+    assert t.snapshot().step == 20000

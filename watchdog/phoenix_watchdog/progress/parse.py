@@ -25,12 +25,22 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["PATTERN_GROUPS", "ProgressParser", "Reading", "compile_pattern"]
+__all__ = ["PATTERN_GROUPS", "ProgressParser", "Reading", "compile_pattern", "may_hold_progress"]
 
 NUM = r"[-+]?(?:nan|inf(?:inity)?|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
 PATTERN_GROUPS = ("step", "total", "loss", "throughput", "epoch")
 MAX_LINE = 4096  # a longer "line" is a dump, not a progress report
 
+# Every built-in format has one of these words: a line (or a whole block of output) without any is
+# skipped with one search, so a job that prints a lot costs next to nothing.
+HINTS = ("step", "iter", "it/s", "s/it", "loss", "━")
+HINTS_BYTES = tuple(h.encode() for h in HINTS)
+
+
+def may_hold_progress(data: bytes) -> bool:
+    """Whether a block of output could hold a built-in progress report (plain substring searches: fast)."""
+    low = data.lower()
+    return any(h in low for h in HINTS_BYTES)
 _MEGATRON = re.compile(r"\biteration\s+(\d+)\s*/\s*(\d+)\s*\|")
 _MEGATRON_LOSS = re.compile(rf"\blm loss:\s*({NUM})", re.I)
 _MEGATRON_MS = re.compile(rf"elapsed time per iteration \(ms\):\s*({NUM})")
@@ -101,6 +111,9 @@ class ProgressParser:
             found = self._custom(line)
             if found is not None:
                 return found
+        low = line.lower()
+        if not any(h in low for h in HINTS):
+            return None
         for recogniser in (_megatron, _deepspeed, _nanogpt, _bar, _generic):
             found = recogniser(line)
             if found is not None:
@@ -125,7 +138,7 @@ class ProgressParser:
 
 
 def _megatron(line: str) -> Reading | None:
-    match = _MEGATRON.search(line)
+    match = _MEGATRON.search(line) if "iteration" in line else None
     if match is None:
         return None
     loss = _MEGATRON_LOSS.search(line)
@@ -136,7 +149,7 @@ def _megatron(line: str) -> Reading | None:
 
 
 def _deepspeed(line: str) -> Reading | None:
-    match = _DEEPSPEED.search(line)
+    match = _DEEPSPEED.search(line) if "step" in line else None
     if match is None:
         return None
     step = int(match.group(1) or match.group(2))
@@ -146,7 +159,7 @@ def _deepspeed(line: str) -> Reading | None:
 
 
 def _nanogpt(line: str) -> Reading | None:
-    match = _NANOGPT.search(line)
+    match = _NANOGPT.search(line) if "iter " in line else None
     if match is None:
         return None
     rate = _per_second(match.group(3), 1000.0) if match.group(3) else None
@@ -156,6 +169,8 @@ def _nanogpt(line: str) -> Reading | None:
 
 def _bar(line: str) -> Reading | None:
     """The last tqdm-style bar on the line (a line of carriage returns holds several refreshes)."""
+    if "it/s" not in line and "s/it" not in line and "━" not in line:
+        return None
     found = None
     for match in _BAR.finditer(line):
         found = (int(match.group(1)), int(match.group(2)), match.group(3), match.group(4), match.group(5), "tqdm")

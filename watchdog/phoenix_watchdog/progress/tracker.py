@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from phoenix_watchdog.progress.parse import MAX_LINE, ProgressParser, Reading
+from phoenix_watchdog.progress.parse import MAX_LINE, ProgressParser, Reading, may_hold_progress
 
 __all__ = ["Divergence", "LearnedTimeout", "ProgressSnapshot", "ProgressTracker"]
 MIN_SAMPLES = 3
@@ -33,6 +33,11 @@ WINDOW = 128           # intervals kept (and persisted) for the learned timeout
 LOSS_WINDOW = 100      # finite losses behind the running median
 LOSS_MIN_SAMPLES = 10  # losses needed before a blow-up can be called
 RATE_WINDOW = 120
+# Lines read per block of output: the job's writes wait on the reader thread, so a job printing
+# thousands of step lines per read must not pay for every one. The latest are the ones that count
+# (the step, and a NaN persists); a real job prints a few progress lines per second.
+MAX_LINES_PER_BLOCK = 64
+BLOCK_WINDOW = 16 * 1024  # only the end of a big block is looked at, for the same reason
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,22 @@ class ProgressTracker:
             return
         with self._lock:
             buffered = self._partial.get(stream, b"") + data
+            if len(buffered) > BLOCK_WINDOW:
+                cut = buffered.find(b"\n", len(buffered) - BLOCK_WINDOW)
+                if cut >= 0:
+                    buffered = buffered[cut + 1:]
+                    self._parsed_partial.pop(stream, None)
+            if self.parser.pattern is None and not may_hold_progress(buffered):
+                # Nothing here can be progress (the common case for chatty jobs): keep the unfinished line only.
+                cut = max(buffered.rfind(b"\n"), buffered.rfind(b"\r"))
+                if cut >= 0:
+                    self._parsed_partial.pop(stream, None)
+                self._partial[stream] = buffered[cut + 1:][-MAX_LINE:]
+                return
             *lines, rest = buffered.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
             done_partial = self._parsed_partial.pop(stream, None) if lines else self._parsed_partial.get(stream)
+            if len(lines) > MAX_LINES_PER_BLOCK:
+                lines, done_partial = lines[-MAX_LINES_PER_BLOCK:], None
             for index, raw in enumerate(lines):
                 text = raw[-MAX_LINE:].decode("utf-8", errors="replace")
                 if index == 0 and text == done_partial:

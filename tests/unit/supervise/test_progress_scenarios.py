@@ -121,3 +121,14 @@ def test_a_loss_blowup_stops_for_a_human_by_default(workspace: Path) -> None:
     with pytest.raises(GaveUp, match="loss blow-up needs a human"):
         rig.supervisor.run()
     assert rig.runtime.stops[0]["reason"] == "divergence:blowup"
+
+
+def test_the_learned_pace_and_the_best_step_survive_a_restart_of_phoenix(workspace: Path) -> None:
+    run = Script(tail="RuntimeError: boom\n", exit=ExitStatus(code=1), seconds=30.0, output=steps(1, 25, every=1.0))
+    first = build_rig(workspace, [run], max_retries=0)
+    with pytest.raises(GaveUp):
+        first.supervisor.run()
+    saved = first.store.load().progress
+    assert saved.best_step == 25 and len(saved.intervals) >= 10
+    again = build_rig(workspace, [succeed()], progress_timeout_min_seconds=1)
+    assert again.supervisor.progress is not None and again.supervisor.progress.timeout() == 5.0

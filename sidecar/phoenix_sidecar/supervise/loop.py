@@ -376,7 +376,8 @@ class Supervisor:
         number = self.state.next_incident_id()
         text = end.tail
         if end.hang is not None:
-            text += f"\n\n=== phoenix: no output for {end.hang.silent_seconds:.0f}s; stack dump ===\n"
+            why = end.hang.detail or f"no output for {end.hang.silent_seconds:.0f}s"
+            text += f"\n\n=== phoenix: {why}; stack dump ===\n"
             text += end.hang.stack or "(no stack dump could be taken)"
         path = directory / f"{number}.log"
         try:

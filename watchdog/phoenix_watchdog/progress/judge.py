@@ -15,6 +15,7 @@ go idle. An unknown (no NVML) counts as idle: nothing extends the deadline witho
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Protocol
 from phoenix_watchdog.progress.tracker import ProgressTracker
 
 __all__ = ["HangJudge", "HangVerdict", "NO_PROGRESS", "SILENCE"]
+log = logging.getLogger(__name__)
 NO_PROGRESS = "no_progress"
 SILENCE = "silence"
 
@@ -118,6 +120,8 @@ class HangJudge:
         if busy is True and now < deadline + self.busy_grace:
             if self._deferred_since is None:
                 self._deferred_since = now
+                log.warning("the job looks hung (%s) but its GPUs are busy: waiting up to %.0f s more, or until "
+                            "they go idle", kind.replace("_", " "), deadline + self.busy_grace - now)
             return None
         deferred = now - self._deferred_since if self._deferred_since is not None else 0.0
         self._deferred_since = None

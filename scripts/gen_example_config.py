@@ -23,6 +23,7 @@ GROUPS = {
     "repair": "Repair: the LLM clients, the prompt, the allowlist, verification",
     "docker": "Docker sidecar (phoenix watch)",
     "metrics": "Metrics and hardware safety gates",
+    "progress": "Progress: steps from the output, the learned no-progress timeout, busy GPUs, divergence",
 }
 HEADER = """\
 # Phoenix configuration: every setting, with its default and its environment variable.

@@ -22,7 +22,7 @@ WINGS = [
     "phoenix_sidecar/runtime/local", "phoenix_sidecar/runtime/docker", "phoenix_sidecar/observe",
     "phoenix_sidecar/repair", "phoenix_sidecar/repair/llm", "phoenix_sidecar/repair/patch",
     "phoenix_sidecar/commands", "phoenix_watchdog/diagnosis", "phoenix_watchdog/probes",
-    "phoenix_watchdog/sources",
+    "phoenix_watchdog/sources", "phoenix_watchdog/progress",
 ]
 
 

@@ -38,6 +38,7 @@ COMMANDS = [
     "phoenix_sidecar.commands.show_config",
     "phoenix_sidecar.commands.lock",
     "phoenix_sidecar.commands.diagnose",
+    "phoenix_sidecar.commands.progress",
     "phoenix_sidecar.commands.patch",
     "phoenix_sidecar.commands.history",
     "phoenix_sidecar.commands.rollback",

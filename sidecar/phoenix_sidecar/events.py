@@ -53,6 +53,7 @@ class HangDetected(Event):
     """The job was silent past the heartbeat threshold; Phoenix is about to stop it."""
 
     silent_seconds: float
+    detail: str = ""  # which evidence decided: silence, or no new step while the output continued
 
 
 @dataclass(frozen=True)

@@ -56,13 +56,18 @@ def full_scrape() -> str:
     from phoenix_watchdog.heartbeat import Heartbeat
 
     nv = load_fakenvml().eight_gpus()
-    bus, hb = ev.EventBus(), Heartbeat(60.0)
+    from phoenix_watchdog.progress import ProgressTracker
+
+    bus, hb = ev.EventBus(), Heartbeat(60.0, progress=ProgressTracker(warmup_steps=0, timeout_min=1.0))
     obs = Observability(Settings(metrics_addr="", gpu_poll_seconds=0.1, gpu_max_power_ratio=0.95), bus, hb,
                         target="t", disk_paths=[str(Path(__file__).parent)], nvml=nv)
     obs.start()
     try:
         hb.beat("stdout")
         hb.beat("stderr")
+        for step in range(1, 6):  # every progress series: step, pace, loss, learned timeout
+            time.sleep(0.01)
+            hb.beat("stdout", f"step {step} loss={1.0 / step:.3f}\n".encode())
         for event in (ev.JobStarted(1, "pid 1"), ev.IncidentOpened(1, "crash", "code_bug", "s", "x"),
                       ev.LlmCalled("gemini_cli", 1.0, True), ev.VerificationFinished(1.0, True, "test_cmd")):
             bus.emit(event)

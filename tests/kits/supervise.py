@@ -101,6 +101,7 @@ class Script:
     exit: ExitStatus | None = ExitStatus(code=0)
     seconds: float = 1.0
     stack: str | None = None
+    output: tuple[tuple[float, bytes], ...] = ()  # (seconds after the start, bytes) written to stdout
 
 
 def succeed(seconds: float = 1.0, tail: str = "epoch 3/3 done\n") -> Script:
@@ -145,6 +146,12 @@ class FakeRuntime:
         self._started = self.clock.monotonic()
         self.heartbeat.reset()
         self.heartbeat.beat("stdout")
+        run, number = self._run, self.starts
+        for offset, data in run.output:
+            def write(data: bytes = data) -> None:
+                if self._run is run and self.starts == number:  # only while this run lives
+                    self.heartbeat.beat("stdout", data)
+            self.clock.at(self._started + offset, write)
 
     def wait(self, timeout: float | None) -> RunEnd | None:
         run = self._run
@@ -240,6 +247,7 @@ class ScriptedGates:
     def __init__(self) -> None:
         self.trip: SafetyTrip | None = None
         self.ticks = 0
+        self.snapshot: Callable[[], Any] | None = None  # the GPUs' NVML reading (e.g. a real reader on FakeNvml)
 
     def trip_now(self, gate: str = "gpu_temperature", detail: str = "GPU 0 at 96 °C (limit 90 °C)",
                  recoverable: bool = True) -> None:
@@ -253,6 +261,9 @@ class ScriptedGates:
 
     def safety_trip(self) -> SafetyTrip | None:
         return self.trip
+
+    def gpu_snapshot(self) -> Any:
+        return self.snapshot() if self.snapshot is not None else None
 
 
 @pytest.fixture

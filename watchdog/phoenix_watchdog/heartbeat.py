@@ -4,12 +4,20 @@ Pure bookkeeping with an injected clock. The runtime calls `beat` for every chun
 hot path, so it does the least possible), the supervisor asks for the `deadline` and sleeps
 exactly until it. A pause (the Docker daemon is away, Phoenix cannot see the output) stops the
 silence from counting, so an outage is never mistaken for a hang.
+
+A heartbeat may carry a `ProgressTracker` (``progress``): the output it is beaten with is passed on
+to it, and a reset or a pause reaches it too, so the no-progress evidence (`progress.judge`) sees
+the same runs and outages as the silence, under every runtime.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from phoenix_watchdog.progress.tracker import ProgressTracker
 
 
 class Heartbeat:
@@ -22,10 +30,12 @@ class Heartbeat:
             None means the same as ``timeout``.
         clock: monotonic seconds, for deadlines.
         wall: wall-clock seconds, for the timestamps shown to humans and Prometheus.
+        progress: reads the steps out of the output; None: silence is the only evidence.
     """
 
     def __init__(self, timeout: float | None, initial_timeout: float | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 progress: ProgressTracker | None = None) -> None:
         self.timeout = timeout
         self.initial_timeout = initial_timeout if initial_timeout is not None else timeout
         self._clock = clock
@@ -34,15 +44,20 @@ class Heartbeat:
         self._reference = clock()
         self._seen_output = False
         self._paused_since: float | None = None
+        self.progress = progress
 
     def reset(self) -> None:
         """A new run starts now: no output yet."""
         self._reference = self._clock()
         self._seen_output = False
         self._paused_since = None
+        if self.progress is not None:
+            self.progress.reset()
 
-    def beat(self, stream: str) -> None:
-        """The job wrote to ``stream`` (``stdout``/``stderr``) just now."""
+    def beat(self, stream: str, data: bytes = b"") -> None:
+        """The job wrote ``data`` to ``stream`` (``stdout``/``stderr``) just now."""
+        if data and self.progress is not None:
+            self.progress.feed(stream, data)
         self._reference = self._clock()
         self._seen_output = True
         self.last_output_wall[stream] = self._wall()
@@ -51,12 +66,16 @@ class Heartbeat:
         """Phoenix cannot observe the job for now; silence stops counting."""
         if self._paused_since is None:
             self._paused_since = self._clock()
+        if self.progress is not None:
+            self.progress.pause()
 
     def resume(self) -> None:
         """Observation is back; the silence budget restarts from now, not from before the outage."""
         if self._paused_since is not None:
             self._paused_since = None
             self._reference = self._clock()
+        if self.progress is not None:
+            self.progress.resume()
 
     @property
     def paused(self) -> bool:

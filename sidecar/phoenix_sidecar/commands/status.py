@@ -53,10 +53,10 @@ def collect(settings: Settings, paths: StatePaths) -> dict[str, Any]:
     state = read_state(paths.state)
     report: dict[str, Any] = {"workspace": str(paths.workspace), "lock": lock_status(paths.lock)}
     if state is None:
-        report.update(supervisor=None, job=None, incident=None, budgets=None)
+        report.update(supervisor=None, job=None, incident=None, budgets=None, progress=None)
     else:
         report.update(supervisor=state.supervisor or None, job=_job(state), incident=_incident(state),
-                      budgets=_budgets(state, settings))
+                      budgets=_budgets(state, settings), progress=_progress(state, settings))
     if settings.container or settings.container_label:
         report["container"] = live_container(settings)
     return report
@@ -115,6 +115,18 @@ def _incident(state: SupervisorState) -> dict[str, Any] | None:
     return {"id": incident.id, "kind": incident.kind, "category": incident.category,
             "signature": incident.signature, "summary": incident.summary, "exit": incident.exit,
             "action": incident.action, "reason": incident.reason, "details": incident.details}
+
+
+def _progress(state: SupervisorState, settings: Settings) -> dict[str, Any] | None:
+    """The steps Phoenix read from the job's output (None for a job that reports none)."""
+    p = state.progress
+    if p.best_step is None and p.step is None:
+        return None
+    return {"step": p.step, "total": p.total, "best_step": p.best_step, "loss": p.loss,
+            "steps_per_second": p.steps_per_second, "last_progress": p.last_progress,
+            "timeout_seconds": p.timeout_seconds, "slowdown": p.slowdown, "format": p.format,
+            "no_progress_runs": state.budgets.no_progress_runs,
+            "max_no_progress_restarts": settings.max_no_progress_restarts}
 
 
 def _budgets(state: SupervisorState, settings: Settings) -> dict[str, Any]:
@@ -176,6 +188,9 @@ def render(report: dict[str, Any]) -> str:
                      + (f", started {_ago(job['started_at'])}" if job.get("started_at") else ""))
         lines.append(f"heartbeat:  last output {_ago(job['last_output'])}" if job.get("last_output")
                      else "heartbeat:  no output seen yet")
+    progress = report.get("progress")
+    if progress:
+        lines.append(_render_progress(progress))
     container = report.get("container")
     if container is not None:
         if "error" in container:
@@ -200,6 +215,23 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"            {sig}: {entry['attempts']} of {budgets['max_retries']} attempts "
                          f"({entry['category']}: {entry['summary']})")
     return "\n".join(lines)
+
+
+def _render_progress(p: dict[str, Any]) -> str:
+    step = f"step {p['step']}" + (f"/{p['total']}" if p.get("total") else "") if p.get("step") is not None \
+        else "no step in this run yet"
+    parts = [step, f"best {p['best_step']}"]
+    if p.get("loss") is not None:
+        parts.append(f"loss {p['loss']:.4g}")
+    if p.get("steps_per_second"):
+        parts.append(f"{p['steps_per_second']:.3g} steps/s" + (" (SLOWDOWN)" if p.get("slowdown") else ""))
+    if p.get("last_progress"):
+        parts.append(f"last new step {_ago(p['last_progress'])}")
+    parts.append(f"no-progress timeout {p['timeout_seconds']:.0f}s" if p.get("timeout_seconds")
+                 else "no-progress timeout not learned yet")
+    if p.get("no_progress_runs"):
+        parts.append(f"{p['no_progress_runs']} of {p['max_no_progress_restarts']} runs without progress")
+    return f"progress:   {', '.join(parts)} [{p.get('format') or '?'}]"
 
 
 def _ago(stamp: float | None) -> str:

@@ -264,6 +264,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None:
+    if values["progress_pattern"]:
+        from phoenix_watchdog.progress.parse import compile_pattern
+        try:
+            compile_pattern(values["progress_pattern"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="progress_pattern", source=sources["progress_pattern"]) from None
     if values["backoff_max_seconds"] < values["backoff_initial_seconds"]:
         raise ConfigError(
             f"must be at least backoff_initial_seconds ({values['backoff_initial_seconds']:g})",

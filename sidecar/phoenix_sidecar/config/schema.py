@@ -136,6 +136,24 @@ class Settings:
     webhook_url: str = setting("", STR, "URL that receives incidents and repairs as JSON", secret=True, group="metrics")
     webhook_format: str = setting("generic", CHOICE, "payload shape of the webhook", choices=("generic", "slack", "discord"), group="metrics")
 
+    # -- progress (issue #13): steps read from the output, hangs that still print, busy GPUs -----
+    progress: bool = setting(True, BOOL, "read the step, loss and throughput from the output; a job that stops stepping is hung even while it prints", group="progress")
+    progress_pattern: str = setting("", STR, "regex with named groups step (and total, loss, throughput, epoch) for output the built-in formats miss", group="progress")
+    progress_safety_factor: float = setting(5.0, FLOAT, "no-progress timeout = this x the longest usual interval between steps", minimum=1, group="progress")
+    progress_warmup_steps: int = setting(5, INT, "first steps of a run that teach nothing about its pace (compilation, warm-up)", minimum=0, group="progress")
+    progress_timeout_min_seconds: float = setting(60.0, FLOAT, "lower bound of the learned no-progress timeout", minimum=1, group="progress")
+    progress_timeout_max_seconds: float = setting(3600.0, FLOAT, "upper bound of the learned no-progress timeout", minimum=1, group="progress")
+    busy_gpu_util_percent: float = setting(50.0, FLOAT, "GPU utilisation above which a silent or stalled job counts as working; 0 turns the busy grace off", minimum=0, group="progress")
+    busy_grace_min: float = setting(30.0, FLOAT, "minutes a busy GPU may defer a hang verdict past its deadline", minimum=0, group="progress")
+    max_no_progress_restarts: int = setting(3, INT, "runs in a row that end without passing the best step before Phoenix stops; 0 never", minimum=0, group="progress")
+    gpu_reclaim_timeout_seconds: float = setting(60.0, FLOAT, "wait before a restart for the GPUs' memory to fall back to what it was before the job; 0 does not wait", minimum=0, group="progress")
+    gpu_reclaim_tolerance_mb: float = setting(512.0, FLOAT, "memory per GPU above its pre-job level still counted as reclaimed", minimum=0, group="progress")
+    loss_blowup_factor: float = setting(10.0, FLOAT, "a loss above this x its running median is a blow-up; 0 turns the check off", minimum=0, group="progress")
+    loss_blowup_steps: int = setting(5, INT, "reports in a row above the blow-up factor before it counts", minimum=1, group="progress")
+    loss_blowup_action: str = setting("stop", CHOICE, "what a loss blow-up gets (a NaN loss follows the nan_divergence action)", choices=("stop", "restart", "repair"), group="progress")
+    slowdown_fraction: float = setting(0.5, FLOAT, "steps per second below this fraction of their running median count as a slowdown; 0 off", minimum=0, group="progress")
+    slowdown_min: float = setting(5.0, FLOAT, "minutes of slowdown before the metric (and the alert) says so", minimum=0, group="progress")
+
     def action_for(self, category: str) -> Action:
         """The configured action for a failure category."""
         return action_table(self.actions).get(category, FALLBACK_ACTION)

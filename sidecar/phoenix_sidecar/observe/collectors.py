@@ -20,7 +20,7 @@ from phoenix_watchdog.probes.gpu import GpuReading, GpuSnapshot
 from phoenix_watchdog.probes.gpu_poller import SamplerHealth
 from phoenix_watchdog.probes.gpu_xid import XidState
 
-__all__ = ["DiskCollector", "GpuCollector", "HeartbeatCollector"]
+__all__ = ["DiskCollector", "GpuCollector", "HeartbeatCollector", "ProgressCollector"]
 
 
 class _ScrapeCollector(Collector):
@@ -56,6 +56,42 @@ class HeartbeatCollector(_ScrapeCollector):
                                 value=timeout if timeout is not None else math.inf)
         yield GaugeMetricFamily("phoenix_heartbeat_paused", "1 while Phoenix cannot observe the job's output",
                                 value=1 if self._hb.paused else 0)
+
+
+class ProgressCollector(_ScrapeCollector):
+    """The job's progress (step, pace, loss, learned timeout), from the heartbeat's tracker at scrape time.
+
+    The tracker is looked up at each scrape: the supervisor attaches it after observability starts.
+    Series the job never reported (no step yet, no loss printed) are absent, not 0.
+    """
+
+    def __init__(self, heartbeat: Heartbeat) -> None:
+        self._hb = heartbeat
+
+    def collect(self) -> Iterator[Metric]:
+        tracker = self._hb.progress
+        if tracker is None:
+            return
+        snap = tracker.snapshot()
+        values = [
+            ("phoenix_progress_step", "Last step the job reported (from its output)", snap.step),
+            ("phoenix_progress_best_step", "Highest step of the current run", snap.best_step),
+            ("phoenix_progress_steps_per_second", "Steps per second over the last reports", snap.steps_per_second),
+            ("phoenix_progress_last_timestamp_seconds", "Last new step (Unix time)", snap.last_progress_wall),
+            ("phoenix_progress_loss", "Last loss the job printed (NaN when it printed NaN)", snap.loss),
+        ]
+        for name, help_text, value in values:
+            if value is not None:
+                yield GaugeMetricFamily(name, help_text, value=value)
+        timeout = snap.timeout_seconds
+        yield GaugeMetricFamily("phoenix_progress_timeout_seconds",
+                                "Learned time without a new step that counts as a hang (+Inf until learned)",
+                                value=timeout if timeout is not None else math.inf)
+        yield GaugeMetricFamily("phoenix_progress_slowdown",
+                                "1 while steps per second are below slowdown_fraction of their median for slowdown_min",
+                                value=1 if snap.slowdown else 0)
+        yield GaugeMetricFamily("phoenix_progress_diverged", "1 once the run's loss turned NaN/inf or blew up",
+                                value=1 if snap.divergence is not None else 0)
 
 
 class DiskCollector(_ScrapeCollector):

@@ -35,6 +35,8 @@ def describe(event: ev.Event) -> str | None:
             return f"started the job ({target})"
         case ev.JobStarted(run=run, target=target):
             return f"started run {run} of the job ({target})"
+        case ev.HangDetected(detail=detail) if detail:
+            return f"hung: {detail}: taking a stack dump and stopping the job"
         case ev.HangDetected(silent_seconds=silent):
             return f"no output for {silent:.0f}s: taking a stack dump and stopping the job"
         case ev.IncidentOpened(incident=n, kind=kind, category=category, signature=sig, summary=summary):

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from phoenix_sidecar.events import Event, EventBus, StateChanged
 from phoenix_sidecar.supervise.state import JobState
-from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector
+from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector, ProgressCollector
 from phoenix_sidecar.observe.metrics import PhoenixMetrics
 from phoenix_sidecar.observe.http import MetricsServer
 from phoenix_sidecar.observe.notify import WebhookNotifier
@@ -98,6 +98,7 @@ class Observability:
                                             self._xid.state))
         self.registry.register(HeartbeatCollector(heartbeat, lambda: self._metrics.run_started_at))
         self.registry.register(DiskCollector(lambda: disk.latest if disk else None))
+        self.registry.register(ProgressCollector(heartbeat))
 
         # The supervisor wakes at least every gpu_poll_seconds; stopping a job (grace, stack dump)
         # is the longest thing it does between two ticks.
@@ -187,6 +188,10 @@ class Observability:
         """The most severe tripped safety gate, or None when all are clear. Reads cached state only."""
         with self._lock:
             return self._gates.current()
+
+    def gpu_snapshot(self) -> GpuSnapshot | None:
+        """The latest NVML poll (the hang judge's busy GPUs, the reclaim wait). Reads cached state only."""
+        return self._gpu.latest
 
     def _track_state(self, event: Event) -> None:
         if isinstance(event, StateChanged):

@@ -2,7 +2,8 @@
 
 Every block of output a runtime reads (a pipe, a Docker log stream, the shared log file) goes to
 one `OutputSink`, which keeps the bounded `OutputTail` the diagnosis reads, passes the block on to
-the listeners (the terminal, the run log) and beats the heartbeat. The tail is cut at a line
+the listeners (the terminal, the run log) and beats the heartbeat with it (whose progress tracker
+reads the steps out of it: the same under every runtime). The tail is cut at a line
 boundary once it has dropped older output, so the diagnosis never starts on half a line.
 """
 
@@ -102,7 +103,7 @@ class OutputSink:
                 listener(stream, data)
             except Exception:
                 log.exception("output listener %r failed", listener)
-        self.heartbeat.beat(stream)
+        self.heartbeat.beat(stream, data)  # and its progress tracker reads the steps in it
 
 
 def wait_quiet(tail: OutputTail, mark: int, *, drain: Callable[[], None], quiet: float, limit: float,

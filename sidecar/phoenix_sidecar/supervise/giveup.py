@@ -8,7 +8,8 @@ from phoenix_sidecar.supervise.state import Incident, SupervisorState
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 # The reasons a human can clear by fixing the cause and resetting the budgets.
-_RESETTABLE = (GiveUpReason.BUDGET_SIGNATURE, GiveUpReason.BUDGET_TOTAL, GiveUpReason.REPAIR_FAILED)
+_RESETTABLE = (GiveUpReason.BUDGET_SIGNATURE, GiveUpReason.BUDGET_TOTAL, GiveUpReason.REPAIR_FAILED,
+               GiveUpReason.NO_PROGRESS)
 
 
 def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision, state: SupervisorState,
@@ -28,6 +29,12 @@ def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision
         f"  where:       {where}",
         f"  incident:    #{incident.id} ({incident.exit}); full output in {incident.details or paths.run_log}",
     ]
+    progress = state.progress
+    if progress.best_step is not None:
+        lines.insert(5, f"  progress:    best step {progress.best_step}; this run reached {progress.run_best_step}; "
+                        f"{state.budgets.no_progress_runs} run(s) in a row without passing the best")
+    if incident.evidence:
+        lines.insert(5, f"  evidence:    {_clip(incident.evidence, 300)}")
     if decision.code in _RESETTABLE:
         lines.append(f"  after fixing the cause: phoenix {state.supervisor.get('mode') or 'run'} --reset-budgets")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair.model import RepairRequest
 from phoenix_sidecar.runtime.base import RunEnd, Runtime
 from phoenix_sidecar.supervise import policy
+from phoenix_sidecar.supervise import progress as prog
 from phoenix_sidecar.supervise.giveup import give_up_summary
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.supervise.policy import Action, Decision, GiveUpReason, PolicySpec
@@ -31,6 +32,7 @@ from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, S
 from phoenix_sidecar.supervise.state import Incident, JobState, StateStore, check_transition
 from phoenix_watchdog.diagnosis.failure import Diagnosis, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
+from phoenix_watchdog.progress import Divergence, HangVerdict
 
 log = logging.getLogger(__name__)
 STATUS_SAVE_SECONDS = 15.0  # how often a quiet loop refreshes the job status in state.json
@@ -72,6 +74,12 @@ class Supervisor:
         self.diagnose = diagnose
         self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)
         self.state = store.load()
+        # Progress (the steps in the output) and the hang judge: the same under `run` and `watch`.
+        self.progress = prog.attach_tracker(settings, heartbeat, self.state.progress, clock=self.clock.monotonic,
+                                            wall=self.clock.time)
+        self.judge = prog.make_judge(settings, heartbeat, self.gates.gpu_snapshot, clock=self.clock.monotonic)
+        self._gpu_baseline: dict[str, int] | None = None
+        self._stopped_for: HangVerdict | Divergence | None = None
         self.tick_seconds = min(IDLE_TICK_SECONDS, settings.gpu_poll_seconds)
         self._shutdown: int | None = None
         self._trip: SafetyTrip | None = None
@@ -117,6 +125,14 @@ class Supervisor:
     def _start(self, reason: str | None, *, counts: bool = True) -> None:
         """Start the job; a restart (``reason`` set) spends the total budget unless ``counts`` is off."""
         self._set_state(JobState.STARTING)
+        if reason is None:  # what the GPUs hold without the job: a restart waits until they are back to it
+            self._gpu_baseline = prog.memory_by_gpu(self.gates.gpu_snapshot())
+        else:
+            s = self.settings
+            prog.wait_reclaimed(self._gpu_baseline, self.gates.gpu_snapshot, timeout=s.gpu_reclaim_timeout_seconds,
+                                tolerance_bytes=s.gpu_reclaim_tolerance_mb * prog.MIB, now=self.clock.monotonic,
+                                sleep=self._sleep)
+        self._stopped_for = None
         self.runtime.start()
         self.state.job.run += 1
         if reason is not None:
@@ -130,7 +146,7 @@ class Supervisor:
 
     def _watch(self) -> RunEnd:
         while True:
-            left = self.heartbeat.seconds_left()
+            left = self.judge.seconds_left()
             timeout = self.tick_seconds if left is None else min(left, self.tick_seconds)
             end = self.runtime.wait(timeout)
             if end is not None:
@@ -138,8 +154,14 @@ class Supervisor:
             self.gates.loop_tick()
             if self._shutdown is not None:
                 return self.runtime.stop(reason="shutdown")
-            if self.heartbeat.expired():
-                return self._stop_hung()
+            verdict = self.judge.verdict()
+            if verdict is not None:
+                return self._stop_hung(verdict)
+            divergence = self.progress.divergence if self.progress is not None else None
+            if divergence is not None:
+                self._stopped_for = divergence
+                self._set_state(JobState.STOPPING)
+                return self.runtime.stop(reason=f"divergence:{divergence.kind}")
             trip = self.gates.safety_trip()
             if trip is not None:
                 self._trip = trip
@@ -148,26 +170,34 @@ class Supervisor:
                 return self.runtime.stop(reason=f"safety:{trip.gate}")
             if self.clock.monotonic() - self._last_status_save >= STATUS_SAVE_SECONDS:
                 self.state.job.last_output = self.heartbeat.last_output
+                prog.publish(self.state.progress, self.progress)
                 self._save()
 
-    def _stop_hung(self) -> RunEnd:
-        silent = self.heartbeat.silent_for()
+    def _stop_hung(self, verdict: HangVerdict) -> RunEnd:
+        self._stopped_for = verdict
         self._set_state(JobState.STOPPING)
-        self.bus.emit(ev.HangDetected(silent_seconds=silent))
+        self.bus.emit(ev.HangDetected(silent_seconds=verdict.silent_seconds, detail=verdict.detail))
         stack = self.runtime.dump_stack()
-        return self.runtime.stop(hang=HangInfo(silent_seconds=silent, stack=stack))
+        return self.runtime.stop(hang=HangInfo(silent_seconds=verdict.silent_seconds, stack=stack,
+                                               detail=verdict.detail))
 
     # -- failures -----------------------------------------------------------------------------
     def _failure(self, end: RunEnd) -> bool:
         """Handle a failed run. Returns False when a shutdown interrupted the handling."""
         diagnosis = self.diagnose(end.tail, end.exit, end.hang, str(self.paths.workspace))
+        stopped_for = self._stopped_for
+        if isinstance(stopped_for, Divergence):
+            diagnosis = prog.diverged_diagnosis(diagnosis, stopped_for)
         budgets = self.state.budgets
-        policy.note_run(budgets, end.duration, self.spec)
+        policy.note_run(budgets, end.duration, self.spec, prog.end_of_run(self.state.progress, self.progress))
         incident = self._open_incident(end, diagnosis)
+        incident.evidence = stopped_for.detail if stopped_for is not None else None
+        incident.step = self.state.progress.step
         if self._maybe_roll_back(end, incident):
             return self._restart_after(0.0, reason="rollback")
         seen_before = diagnosis.signature in budgets.signatures
-        decision = policy.decide(diagnosis, budgets, self.spec, seen_before=seen_before)
+        decision = policy.decide(diagnosis, budgets, self.spec, seen_before=seen_before,
+                                 blowup=isinstance(stopped_for, Divergence) and stopped_for.kind == "blowup")
         self._record_decision(incident, diagnosis, decision)
         if decision.action is Action.STOP:
             self._give_up(incident, diagnosis, decision)
@@ -346,7 +376,8 @@ class Supervisor:
         number = self.state.next_incident_id()
         text = end.tail
         if end.hang is not None:
-            text += f"\n\n=== phoenix: no output for {end.hang.silent_seconds:.0f}s; stack dump ===\n"
+            why = end.hang.detail or f"no output for {end.hang.silent_seconds:.0f}s"
+            text += f"\n\n=== phoenix: {why}; stack dump ===\n"
             text += end.hang.stack or "(no stack dump could be taken)"
         path = directory / f"{number}.log"
         try:

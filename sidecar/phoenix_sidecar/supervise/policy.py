@@ -3,11 +3,16 @@
 Rules, in order:
 
 1. A run that lasted ``stable_run_seconds`` proves the job healthy again: the backoff and the
-   per-signature attempts start over (the total budget does not; it is the backstop).
+   per-signature attempts start over (the total budget does not; it is the backstop). For a job
+   that reports steps, the run must also have passed the best step before it: time alone is not
+   progress.
 2. The category's action comes from the one table, ``config.schema.action_table`` (``settings.actions``
    over ``DEFAULT_ACTIONS``). A hang that
    recurs with the same signature (same stack location) is escalated from restart to repair.
 3. ``stop`` categories stop at once: a human is needed (hardware, host OOM, full disk, ...).
+   A loss blow-up (not a NaN) gets ``loss_blowup_action``, ``stop`` by default.
+3a. ``max_no_progress_restarts`` runs in a row that ended without passing the best step stop
+   with ``no_progress``: restarting again would go nowhere.
 4. A signature that has used ``max_retries`` attempts stops; so does a job that has used
    ``max_total_restarts`` restarts in all.
 5. ``repair`` with repair switched off (or no repair engine) stops with that reason.
@@ -41,6 +46,7 @@ class GiveUpReason(enum.StrEnum):
     REPAIR_FAILED = "repair_failed"
     SAFETY = "safety"
     REPAIR_DISABLED = "repair_disabled"
+    NO_PROGRESS = "no_progress"
 
 
 # Bounded reason codes of a `Decision`: a give-up reason for a stop, else one of these.
@@ -61,6 +67,8 @@ class PolicySpec:
     cooldown_seconds: float
     actions: Mapping[str, Action]
     repair_available: bool
+    max_no_progress_restarts: int = 0
+    blowup_action: Action = Action.STOP
 
     @classmethod
     def from_settings(cls, settings: Settings, *, repair_available: bool) -> PolicySpec:
@@ -73,6 +81,8 @@ class PolicySpec:
             cooldown_seconds=settings.cooldown_seconds,
             actions=action_table(settings.actions),
             repair_available=repair_available and settings.repair,
+            max_no_progress_restarts=settings.max_no_progress_restarts,
+            blowup_action=Action(settings.loss_blowup_action),
         )
 
 
@@ -97,9 +107,15 @@ class Decision:
     budget_remaining: int
 
 
-def note_run(budgets: Budgets, run_seconds: float, spec: PolicySpec) -> bool:
-    """Account for a finished run. Returns True when it was stable enough to reset the budgets."""
-    if run_seconds >= spec.stable_run_seconds:
+def note_run(budgets: Budgets, run_seconds: float, spec: PolicySpec, progressed: bool | None = None) -> bool:
+    """Account for a finished run. Returns True when it was stable enough to reset the budgets.
+
+    ``progressed``: whether the run passed the best step before it (None: the job reports no steps,
+    and time alone decides). A run without progress is never stable, however long it lasted.
+    """
+    if progressed is not None:
+        budgets.no_progress_runs = 0 if progressed else budgets.no_progress_runs + 1
+    if run_seconds >= spec.stable_run_seconds and progressed is not False:
         budgets.failures_in_a_row = 0
         for entry in budgets.signatures.values():
             entry.attempts = 0
@@ -107,7 +123,8 @@ def note_run(budgets: Budgets, run_seconds: float, spec: PolicySpec) -> bool:
     return False
 
 
-def decide(diagnosis: Diagnosis, budgets: Budgets, spec: PolicySpec, *, seen_before: bool) -> Decision:
+def decide(diagnosis: Diagnosis, budgets: Budgets, spec: PolicySpec, *, seen_before: bool,
+           blowup: bool = False) -> Decision:
     """Decide what to do about a failure. Does not change the budgets (see `commit`).
 
     Args:
@@ -115,9 +132,10 @@ def decide(diagnosis: Diagnosis, budgets: Budgets, spec: PolicySpec, *, seen_bef
         budgets: the counters so far (after `note_run`).
         spec: the policy knobs.
         seen_before: the signature failed before in this supervision (used to escalate a hang).
+        blowup: the run was stopped for a loss blow-up (``loss_blowup_action`` applies).
     """
     category = diagnosis.category
-    action = Action(spec.actions.get(category, FALLBACK_ACTION))
+    action = spec.blowup_action if blowup else Action(spec.actions.get(category, FALLBACK_ACTION))
     code = BACKOFF if action is Action.RESTART else REPAIR
     if category == Category.HANG and action is Action.RESTART and seen_before and diagnosis.patchable:
         action, code = Action.REPAIR, HANG_ESCALATED
@@ -125,7 +143,11 @@ def decide(diagnosis: Diagnosis, budgets: Budgets, spec: PolicySpec, *, seen_bef
     used = budgets.attempts(diagnosis.signature)
     remaining = max(0, spec.max_retries - used)
     if action is Action.STOP:
-        return _stop(GiveUpReason.CATEGORY_STOP, f"{category} needs a human: Phoenix does not restart or patch it", spec, remaining)
+        why = "a loss blow-up" if blowup else category
+        return _stop(GiveUpReason.CATEGORY_STOP, f"{why} needs a human: Phoenix does not restart or patch it", spec, remaining)
+    if spec.max_no_progress_restarts and budgets.no_progress_runs >= spec.max_no_progress_restarts:
+        return _stop(GiveUpReason.NO_PROGRESS, f"{budgets.no_progress_runs} runs in a row ended without passing the "
+                     f"best step: restarting again would go nowhere", spec, remaining)
     if used >= spec.max_retries:
         return _stop(GiveUpReason.BUDGET_SIGNATURE, f"this failure has used all {spec.max_retries} attempts", spec, 0)
     if budgets.total_restarts >= spec.max_total_restarts:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from phoenix_sidecar.observe.gates import SafetyTrip
+    from phoenix_watchdog.probes.gpu import GpuSnapshot
     from phoenix_sidecar.repair.model import RepairOutcome, RepairRequest, RollbackResult
 
 
@@ -57,6 +58,10 @@ class Gates(Protocol):
         """The most severe tripped safety gate, or None when all are clear."""
         ...
 
+    def gpu_snapshot(self) -> GpuSnapshot | None:
+        """The latest NVML reading (utilisation, memory), or None without one. Never blocks."""
+        ...
+
 
 class NullGates:
     """No observability: nobody to tell the loop is alive, and no gate ever trips."""
@@ -65,6 +70,9 @@ class NullGates:
         pass
 
     def safety_trip(self) -> SafetyTrip | None:
+        return None
+
+    def gpu_snapshot(self) -> GpuSnapshot | None:
         return None
 
 

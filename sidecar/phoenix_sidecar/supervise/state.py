@@ -136,6 +136,7 @@ class Budgets:
     signatures: dict[str, SignatureBudget] = field(default_factory=dict)
     total_restarts: int = 0
     failures_in_a_row: int = 0  # drives the backoff; reset after a stable run
+    no_progress_runs: int = 0  # runs in a row that ended without passing the best step (max_no_progress_restarts)
 
     def attempts(self, signature: str) -> int:
         entry = self.signatures.get(signature)
@@ -166,6 +167,8 @@ class Incident:
     decided_at: float | None = None
     repair: dict[str, Any] | None = None
     details: str | None = None  # file with the full tail and stack dump
+    evidence: str | None = None  # a hang's deciding evidence, or a divergence: one line
+    step: int | None = None  # the last step the run reported
 
 
 @dataclass
@@ -184,6 +187,27 @@ class JobStatus:
 
 
 @dataclass
+class ProgressStatus:
+    """The job's progress as read from its output (`phoenix_watchdog.progress`), kept across restarts.
+
+    ``best_step`` is the highest step any run reached (a run that ends below it went nowhere);
+    ``intervals`` are what the learned no-progress timeout is computed from.
+    """
+
+    step: int | None = None
+    best_step: int | None = None
+    run_best_step: int | None = None
+    total: int | None = None
+    loss: float | None = None
+    steps_per_second: float | None = None
+    last_progress: float | None = None
+    timeout_seconds: float | None = None
+    slowdown: bool = False
+    format: str = ""
+    intervals: list[float] = field(default_factory=list)
+
+
+@dataclass
 class SupervisorState:
     """Everything in state.json."""
 
@@ -192,6 +216,7 @@ class SupervisorState:
     job: JobStatus = field(default_factory=JobStatus)
     supervisor: dict[str, Any] = field(default_factory=dict)
     promoted_repair: dict[str, Any] | None = None  # the last promoted repair, for auto-rollback
+    progress: ProgressStatus = field(default_factory=ProgressStatus)
 
     @property
     def current_incident(self) -> Incident | None:
@@ -237,11 +262,13 @@ class SupervisorState:
                 signatures={k: _record(SignatureBudget, v) for k, v in (budgets.get("signatures") or {}).items()},
                 total_restarts=int(budgets.get("total_restarts", 0)),
                 failures_in_a_row=int(budgets.get("failures_in_a_row", 0)),
+                no_progress_runs=int(budgets.get("no_progress_runs", 0)),
             ),
             incidents=[_record(Incident, i) for i in data.get("incidents") or []],
             job=_record(JobStatus, job),
             supervisor=dict(data.get("supervisor") or {}),
             promoted_repair=data.get("promoted_repair"),
+            progress=_record(ProgressStatus, data.get("progress") or {}),
         )
 
 

@@ -100,3 +100,17 @@ def test_stop_does_not_spend_an_attempt() -> None:
     d = policy.decide(diag("gpu_hardware"), budgets, spec(), seen_before=False)
     policy.commit(budgets, diag("gpu_hardware"), d, 1.0)
     assert budgets.attempts("sig-1") == 0 and budgets.signatures["sig-1"].category == "gpu_hardware"
+
+
+def test_a_long_run_without_progress_is_not_stable_and_counts_as_no_progress() -> None:
+    from phoenix_sidecar.config.schema import Settings
+    from phoenix_sidecar.supervise.policy import PolicySpec, note_run
+    from phoenix_sidecar.supervise.state import Budgets, SignatureBudget
+
+    spec = PolicySpec.from_settings(Settings(), repair_available=False)
+    budgets = Budgets(signatures={"s": SignatureBudget(category="unknown", attempts=2)}, failures_in_a_row=2)
+    assert not note_run(budgets, 10 * spec.stable_run_seconds, spec, progressed=False)
+    assert budgets.signatures["s"].attempts == 2 and budgets.no_progress_runs == 1
+    assert note_run(budgets, spec.stable_run_seconds, spec, progressed=True)
+    assert budgets.signatures["s"].attempts == 0 and budgets.no_progress_runs == 0
+    assert note_run(budgets, spec.stable_run_seconds, spec, progressed=None)  # no steps reported: time decides

@@ -60,10 +60,13 @@ class HangInfo:
     Attributes:
         silent_seconds: how long stdout and stderr had been silent.
         stack: the stack dump taken before the kill (py-spy or faulthandler text), if any.
+        detail: which evidence decided, for humans ("no new step for 31 s ... while the output
+            continued"); empty: silence.
     """
 
     silent_seconds: float
     stack: str | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None
     user = innermost_user(frames, workspace)
     located = user or (frames[-1] if frames else None)
     location = f"{stable_path(located.file, workspace)}:{located.function}" if located else "no-stack"
-    silent = f"no output for {hang.silent_seconds:.0f} s"
+    silent = hang.detail or f"no output for {hang.silent_seconds:.0f} s"
     frame = _frame(user, workspace)
     shown = _frame(located, workspace)
     where = f"; main thread in {shown.function} ({shown.file}:{shown.line})" if shown else "; no stack dump"

@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--container", metavar="NAME", help="name or id of the training container")
     p.add_argument("--label", dest="container_label", metavar="KEY=VALUE",
                    help="label that finds the training container, e.g. phoenix.role=trainer")
+    p.add_argument("--slurm-job", metavar="ID|NAME",
+                   help="supervise a Slurm batch job (id, array task 123_4, or name) instead of a container")
     p.add_argument("--log-file", metavar="PATH", help="log file the job writes on the shared volume "
                                                        "(default: the Docker log stream)")
     add_supervision_options(p)
@@ -40,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from phoenix_sidecar.supervise.session import supervise
 
     loaded = load_config(args, container=args.container, container_label=args.container_label,
-                         log_file=args.log_file, **supervision_flags(args))
+                         log_file=args.log_file, slurm_job=args.slurm_job, **supervision_flags(args))
     settings = loaded.settings
+    if settings.slurm_job:
+        return _watch_slurm(loaded, echo=not args.no_echo, reset_budgets=args.reset_budgets)
     if not settings.container and not settings.container_label:
         raise UsageError("phoenix watch needs the training container: --container NAME or --label KEY=VALUE "
-                         "(settings container / container_label)")
+                         "(settings container / container_label), or a Slurm job: --slurm-job ID|NAME")
     log_file = settings.log_file
     if log_file and not os.path.isabs(log_file):
         log_file = os.path.join(settings.workspace, log_file)
@@ -62,6 +66,23 @@ def run(args: argparse.Namespace) -> int:
     return supervise(loaded, make_runtime, mode="watch", reset_budgets=args.reset_budgets,
                      description=f"phoenix watch {selector}",
                      log_dirs=(os.path.dirname(log_file),) if log_file else ())
+
+
+def _watch_slurm(loaded, *, echo: bool, reset_budgets: bool) -> int:  # type: ignore[no-untyped-def]
+    """`phoenix watch --slurm-job`: the same supervision, through the Slurm scheduler."""
+    from phoenix_sidecar.runtime import slurm
+    from phoenix_sidecar.supervise.session import supervise
+
+    settings = loaded.settings
+    previous = read_state(StatePaths(loaded.workspace).state)
+    handled_until = previous.job.updated_at if previous is not None else None
+
+    def make_runtime(heartbeat, runlog):  # type: ignore[no-untyped-def]
+        return slurm.build(settings, heartbeat, runlog, listeners=[_echo] if echo else [],
+                           handled_until=handled_until)
+
+    return supervise(loaded, make_runtime, mode="watch", reset_budgets=reset_budgets,
+                     description=f"phoenix watch --slurm-job {settings.slurm_job}")
 
 
 def _echo(stream: str, data: bytes) -> None:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STATUS_SAVE_SECONDS = 15.0  # how often a quiet loop refreshes the job status in state.json
 IDLE_TICK_SECONDS = 5.0
 MAX_INCIDENT_FILES = 100
+ENGINE = "engine:"  # RunEnd.stopped_for of an end the scheduler caused (preemption, node failure)
 
 
 class Supervisor:
@@ -98,6 +99,9 @@ class Supervisor:
             if end.stopped_for and end.stopped_for.startswith("safety:"):
                 if not self._safety_stop(end):
                     return self._interrupted()
+                continue
+            if end.stopped_for and end.stopped_for.startswith(ENGINE):
+                self._engine_end(end)  # the scheduler's doing, not the code's
                 continue
             if end.exit.succeeded and end.hang is None:
                 self._set_state(JobState.SUCCEEDED)
@@ -173,12 +177,12 @@ class Supervisor:
         incident = Incident(
             id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=time.time(),
             run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
-            category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary,
+            category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary + _place(end, diagnosis),
             exception=diagnosis.exception, message=diagnosis.message,
             frame=diagnosis.to_json()["frame"], details=self._write_details(end))
         self.state.add_incident(incident)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind=incident.kind, category=diagnosis.category,
-                                        signature=diagnosis.signature, summary=diagnosis.summary))
+                                        signature=diagnosis.signature, summary=incident.summary))
         return incident
 
     def _record_decision(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
@@ -306,6 +310,28 @@ class Supervisor:
         self._start(reason="safety", counts=False)  # a safety pause is not the job's failure
         return True
 
+    # -- the engine's doing (Slurm: preemption, node failure, requeue, time limit) ---------------
+    def _engine_end(self, end: RunEnd) -> None:
+        """Record an end the scheduler caused and restart without spending a failure budget."""
+        assert end.stopped_for is not None
+        cause = end.stopped_for[len(ENGINE):]
+        kind = cause.split(":", 1)[0]
+        diagnosis = self.diagnose(end.tail, end.exit, None, str(self.paths.workspace))
+        found = f"; {diagnosis.summary}{_place(end, diagnosis)}" if diagnosis.category != "unknown" else ""
+        incident = Incident(id=self.state.next_incident_id(), kind="engine", opened_at=time.time(),
+                            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
+                            category=kind, signature=f"engine-{kind}", summary=f"{cause}{found}",
+                            details=self._write_details(end))
+        self.state.add_incident(incident)
+        self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="engine", category=kind,
+                                        signature=incident.signature, summary=incident.summary))
+        incident.action, incident.decided_at = "restart", time.time()
+        incident.reason = f"{cause}: not the job's fault; restarted without spending a failure budget"
+        self._save()
+        self.bus.emit(ev.DecisionMade(incident=incident.id, action="restart", reason=incident.reason,
+                                      delay_seconds=0.0, budget_remaining=incident.budget_remaining))
+        self._start(reason=kind, counts=False)
+
     # -- plumbing -----------------------------------------------------------------------------
     def _interrupted(self) -> int:
         self._set_state(JobState.INTERRUPTED)
@@ -373,6 +399,14 @@ def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision
     if decision.code in (policy.BUDGET_SIGNATURE, policy.BUDGET_TOTAL, "repair_failed"):
         lines.append(f"  after fixing the cause: phoenix {state.supervisor.get('mode') or 'run'} --reset-budgets")
     return "\n".join(lines)
+
+
+def _place(end: RunEnd, diagnosis: Diagnosis) -> str:
+    """`` (rank 1 on node n2)`` when the runtime knows where the deciding rank ran."""
+    stream = diagnosis.stream
+    if not stream or not stream.startswith("rank") or stream not in end.ranks:
+        return ""
+    return f" (rank {stream[4:]} on node {end.ranks[stream]})"
 
 
 def _clip(text: str, limit: int) -> str:

@@ -26,6 +26,8 @@ Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]
 # States in which a job (this run of it) is over. REQUEUED and friends are passing states.
 FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED",
                       "BOOT_FAIL", "DEADLINE"})
+SETTLING = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "STOPPED", "SIGNALING",
+                      "RESIZING", "CONFIGURING"})
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w/:]*)=")
 
 
@@ -61,7 +63,12 @@ class JobInfo:
 
     @property
     def held(self) -> bool:
-        return self.state == "PENDING" and "Held" in self.reason
+        return self.state == "PENDING" and "held" in self.reason.lower()  # JobHeldUser, job_requeued_in_held_state
+
+    @property
+    def settling(self) -> bool:
+        """Between two settled states (a requeue or a stop in progress): read again before acting."""
+        return self.state in SETTLING
 
     @property
     def run_key(self) -> tuple[int, float]:

@@ -228,6 +228,7 @@ class SlurmRuntime:
         """Bring the job back to run now, on the nodes Phoenix still trusts."""
         job_id = self._job_id
         assert job_id is not None
+        info = self._settled(info)
         held_by_us = False
         if info.finished:
             self._client.requeue_hold(job_id)
@@ -244,6 +245,14 @@ class SlurmRuntime:
             self._client.release(job_id)
         self._client.start_now(job_id)
         self.requeues += 1
+
+    def _settled(self, info: JobInfo) -> JobInfo:
+        """The job once a requeue or stop in progress is over (Slurm refuses to act on it meanwhile)."""
+        deadline = self._clock() + max(60.0, self._settings.kill_grace_seconds * 3)
+        while info.settling and self._clock() < deadline:
+            time.sleep(min(0.5, self._settings.slurm_poll_seconds))
+            info = self._read()
+        return info
 
     def _finish(self, run: _Run) -> RunEnd:
         """Read the last output, judge the end, and report it (once)."""

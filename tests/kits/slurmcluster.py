@@ -122,6 +122,15 @@ class SlurmCluster:
     def restart_node(self, node: str) -> None:
         subprocess.run([_sbin("slurmd"), "-f", str(self.conf), "-N", node], env=self.environ(), check=True)
 
+    def revive_nodes(self) -> None:
+        """Start again every slurmd that is not running (after `kill_node`)."""
+        for node in NODES:
+            try:
+                pid = int((self.root / f"slurmd-{node}.pid").read_text().split()[0])
+                os.kill(pid, 0)
+            except (OSError, ValueError, IndexError):
+                self.restart_node(node)
+
     def idle_nodes(self) -> set[str]:
         out = self.run("sinfo", "-h", "-N", "-o", "%N %t", check=False).stdout
         return {line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1] == "idle"}

@@ -50,7 +50,7 @@ def main():
         t = torch.ones(1) * scale(CONFIG, rank)
         if MODE == "hang" and rank == 1 and run == 0 and step == 2:
             time.sleep(3600)  # rank 1 never joins: rank 0 waits in the all_reduce
-        if MODE == "hardware" and step == 1 and run == 0 and os.environ.get("SLURMD_NODENAME") == os.environ.get("PHX_BAD_NODE"):
+        if MODE == "hardware" and step == 1 and run == 0:  # the first node it runs on "loses" its GPU
             print("NVRM: Xid (PCI:0000:3b:00): 79, pid=4242, GPU has fallen off the bus.", flush=True)
             sys.exit(1)
         dist.all_reduce(t)

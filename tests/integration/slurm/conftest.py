@@ -29,9 +29,6 @@ def slurm(cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sl
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
     yield cluster
     cluster.run("scancel", "--user=root", check=False)
-    for node in NODES:
-        if cluster.run("scontrol", "-o", "show", "node", node, check=False).stdout.count("State=DOWN") \
-                and not (cluster.root / f"slurmd-{node}.pid").exists():
-            cluster.restart_node(node)
+    cluster.revive_nodes()
     cluster.run("scontrol", "update", "nodename=n[1-2]", "state=resume", check=False)
     SlurmCluster._wait(lambda: cluster.idle_nodes() >= set(NODES), 60, "nodes idle after the test")

@@ -155,10 +155,11 @@ def test_a_second_watcher_on_the_same_job_is_refused(slurm: SlurmCluster, tmp_pa
     ws = workspace(tmp_path, "ws")
     job = submit(slurm, ws, "lockjob", steps=200, step_seconds=0.5)
     with watching(slurm, ws, job) as proc:
+        running_on(slurm, job)
         wait_for(lambda: state(ws).get("job", {}).get("state") == "running", "the first watcher to watch the run")
         second = run_phoenix(["watch", "--slurm-job", job, "-w", str(ws)], cwd=ws, env=phoenix_env(slurm))
         assert second.returncode == 3, second.stderr.decode()
         assert b"refusing to start a second supervisor" in second.stderr
         assert proc.poll() is None
     # The first watcher's shutdown left the job running: the job is the user's, not Phoenix's child.
-    assert job_field(slurm, job, "JobState") == "RUNNING"
+    assert job_field(slurm, job, "JobState") == "RUNNING", slurm.run("scontrol", "-o", "show", "job", job).stdout

@@ -3,6 +3,7 @@
 Finds the container by name (``container``) or label (``container_label``), follows its output
 (the shared ``log_file``, or the Docker log stream), and restarts, repairs or stops it like
 `phoenix run` does with a local job. The training container's own restart policy must be "no".
+With ``--slurm-job`` it supervises a Slurm batch job through the scheduler instead (`runtime.slurm`).
 Exit codes as `phoenix run`: 0 when the job finishes cleanly, 4 when Phoenix gives up.
 """
 
@@ -20,7 +21,8 @@ from phoenix_sidecar.supervise.state import read_state
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("watch", help="supervise a training container through the Docker API (sidecar)",
+    p = subparsers.add_parser("watch", help="supervise a training container through the Docker API (sidecar), "
+                                            "or a Slurm job (--slurm-job)",
                               description=__doc__.split("\n\n")[0])
     add_config_options(p)
     p.add_argument("--container", metavar="NAME", help="name or id of the training container")

@@ -163,3 +163,39 @@ def test_a_second_watcher_on_the_same_job_is_refused(slurm: SlurmCluster, tmp_pa
         assert proc.poll() is None
     # The first watcher's shutdown left the job running: the job is the user's, not Phoenix's child.
     assert job_field(slurm, job, "JobState") == "RUNNING", slurm.run("scontrol", "-o", "show", "job", job).stdout
+
+
+def test_a_job_cancelled_outside_phoenix_is_not_requeued(slurm: SlurmCluster, tmp_path: Path) -> None:
+    ws = workspace(tmp_path, "ws")
+    job = submit(slurm, ws, "canceljob", steps=200, step_seconds=0.5)
+    with watching(slurm, ws, job) as proc:
+        running_on(slurm, job)
+        wait_for(lambda: state(ws).get("job", {}).get("state") == "running", "phoenix to watch the run")
+        slurm.run("scancel", job)
+        wait_for(lambda: proc.poll() is not None, "phoenix watch to end")
+    assert proc.returncode == 5
+    assert "cancelled outside Phoenix" in (tmp_path / "phoenix.err").read_text()
+    assert job_field(slurm, job, "JobState") == "CANCELLED" and job_field(slurm, job, "Restarts") == "0"
+
+
+def test_a_time_limit_after_a_checkpoint_signal_is_not_a_failure(slurm: SlurmCluster, tmp_path: Path) -> None:
+    ws = workspace(tmp_path, "ws")
+    script = ws / "limit.sh"
+    # Slurm's shortest time limit is a minute: USR1 comes 50 s before it, then the job runs out of time.
+    script.write_text(f"""#!/bin/bash
+#SBATCH --job-name=limitjob --nodes=1 --time=1 --signal=B:USR1@50 --requeue --output={ws}/slurm-%j.out
+trap 'echo "checkpoint saved"' USR1
+if [ "${{SLURM_RESTART_COUNT:-0}}" = 0 ]; then
+    while true; do echo "step"; sleep 1; done
+fi
+echo "resumed from the checkpoint; training finished"
+""")
+    job = slurm.run("sbatch", "--parsable", str(script)).stdout.strip()
+    with watching(slurm, ws, job) as proc:
+        assert finished(proc, ws) == 0
+    first = incidents(ws)[0]
+    assert (first["kind"], first["category"], first["action"]) == ("engine", "time_limit", "restart"), first
+    assert state(ws)["budgets"]["total_restarts"] == 0
+    assert job_field(slurm, job, "JobState") == "COMPLETED"
+    output = (ws / f"slurm-{job}.out").read_text()
+    assert "resumed from the checkpoint" in output

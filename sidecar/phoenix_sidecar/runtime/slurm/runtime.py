@@ -15,6 +15,8 @@ the requeued job and, when ``slurm_drain`` is on and Phoenix may, drained with t
 
 `stop` ends a run with ``requeuehold`` (Slurm signals the steps, waits ``KillWait``, kills), which
 leaves the job queued and held for the next `start`; a shutdown of Phoenix leaves the job alone.
+Phoenix never cancels a job, so a CANCELLED job is someone's decision: supervision ends there
+(`RuntimeUnavailable`, exit 5) instead of Phoenix requeueing what a human cancelled.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
+MAX_LAUNCH_FAILURES = 3  # requeued runs in a row that Slurm failed at launch, before one counts
+LAUNCH_RETRY_PAUSE = 2.0
 
 
 @dataclass
@@ -80,6 +84,7 @@ class SlurmRuntime:
         self.excluded: list[str] = []  # nodes Phoenix excluded from the job
         self._to_exclude: list[str] = []
         self.requeues = 0  # requeues Phoenix made
+        self._launch_failures = 0
         self.last: JobInfo | None = None  # the latest reading, for status
 
     # -- Runtime -------------------------------------------------------------------------------
@@ -262,11 +267,19 @@ class SlurmRuntime:
         tail = self._output.tail.text()
         ranks = ends.rank_nodes(tail, run.nodes, run.num_tasks)
         phoenix_stopped = run.hang is not None or run.stopped_for is not None
+        if info.state == "CANCELLED" and not phoenix_stopped:
+            # Phoenix never cancels (it stops with requeuehold): someone decided the job is over.
+            if self._run is run:
+                self._run = None
+            raise RuntimeUnavailable(f"{self.target} was cancelled outside Phoenix (scancel); nothing left to "
+                                     f"supervise. Resubmit it, or scontrol requeue {info.job_id}, and watch again")
         states = {} if phoenix_stopped else self._client.node_states(run.nodes)
         status, cause = ends.judge_end(info, states, timeout_is_failure=self._settings.slurm_timeout_is_failure,
                                        phoenix_stopped=phoenix_stopped)
         if cause is None and not phoenix_stopped and not status.succeeded:
-            cause = self._hardware(tail, ranks, run.nodes)
+            cause = self._hardware(tail, ranks, run.nodes) or self._launch_failed(info, tail)
+        if tail.strip():
+            self._launch_failures = 0
         if cause and cause.startswith(f"{ends.ENGINE}node_fail:"):
             self._to_exclude += [n for n in cause.split(":", 2)[2].split(",") if n in run.nodes]
         if cause:
@@ -277,6 +290,22 @@ class SlurmRuntime:
                       tail=tail + f"\n[slurm] job {info.job_id} {info.state} on {info.nodes or '-'}"
                                   f" (reason {info.reason}, restarts {info.restarts})\n",
                       hang=run.hang, stopped_for=run.stopped_for or cause, ranks=ranks)
+
+    def _launch_failed(self, info: JobInfo, tail: str) -> str | None:
+        """A requeued run that Slurm failed before it ran anything: not the job's fault, a few times.
+
+        A node refuses to launch a job id it killed moments ago ("Job N already killed, do not launch
+        batch job": its credential is revoked for ``cred_expire``), and Slurm reports that as a
+        FAILED run of no time and no output. ``StartTime=now`` can meet that window; waiting it out
+        each time would cost the 125 s it skips. So such a run is requeued again, after a short
+        pause, up to `MAX_LAUNCH_FAILURES` times in a row; after that it counts like any failure.
+        """
+        ran = (info.end_time or 0.0) - (info.start_time or 0.0)
+        if info.state != "FAILED" or tail.strip() or ran > 1.0 or self._launch_failures >= MAX_LAUNCH_FAILURES:
+            return None
+        self._launch_failures += 1
+        time.sleep(LAUNCH_RETRY_PAUSE * self._launch_failures)
+        return f"{ends.ENGINE}launch_failed"
 
     def _hardware(self, tail: str, ranks: dict[str, str], nodes: list[str]) -> str | None:
         """A hardware failure on some of the run's nodes: exclude (and drain) them, when others remain."""

@@ -30,6 +30,9 @@ class ScriptedSlurm:
         return "5"
 
     def job(self, job_id: str) -> JobInfo:
+        if self.readings[0] == {"down": ""}:
+            self.readings.pop(0)
+            raise RuntimeUnavailable("scontrol -o show job: Unable to contact slurm controller")
         fields = parse_fields(BASE.format(out=self.out))
         fields.update(self.readings.pop(0) if len(self.readings) > 1 else self.readings[0])
         return job_from_fields(fields)
@@ -115,5 +118,19 @@ def test_a_job_cancelled_outside_phoenix_ends_supervision(tmp_path: Path) -> Non
         rt.start()
         with pytest.raises(RuntimeUnavailable, match="cancelled outside Phoenix"):
             rt.wait(None)
+    finally:
+        rt.close()
+
+
+def test_a_controller_outage_pauses_the_heartbeat_and_the_run_goes_on(tmp_path: Path) -> None:
+    rt, _ = runtime(tmp_path, [{}, {"down": ""}, {}, FAILED])
+    heartbeat = rt._heartbeat  # noqa: SLF001
+    try:
+        rt.start()
+        assert rt.wait(0) is None  # the controller is away: no end, no error
+        assert heartbeat.paused
+        end = rt.wait(None)
+        assert end is not None and end.exit.code == 1
+        assert not heartbeat.paused
     finally:
         rt.close()

@@ -6,7 +6,8 @@ requeuehold``, the node exclusions Phoenix decided, ``release`` and ``StartTime=
 requeued job waits out its credential's lifetime). While the job waits in the queue the heartbeat
 is paused: waiting for nodes is not a hang. `wait` reads the job every ``slurm_poll_seconds`` (the
 scheduler's own pace; faster reads would only cost the controller) and ends the run when the job
-finished, or the scheduler took it back (requeue after a preemption or a node failure).
+finished, or the scheduler took it back (requeue after a preemption or a node failure). While the
+controller does not answer, the heartbeat is paused and the reads go on (for up to ten minutes).
 
 How the end is judged is in `ends`: an end that is the scheduler's doing carries an ``engine:``
 cause and costs no failure budget. A hardware failure in one node's output (Xid, ECC, fallen off
@@ -39,6 +40,7 @@ from phoenix_watchdog.heartbeat import Heartbeat
 log = logging.getLogger(__name__)
 MAX_LAUNCH_FAILURES = 3  # requeued runs in a row that Slurm failed at launch, before one counts
 LAUNCH_RETRY_PAUSE = 2.0
+CONTROLLER_OUTAGE_SECONDS = 600.0  # how long slurmctld may not answer before Phoenix gives up on it
 
 
 @dataclass
@@ -85,6 +87,7 @@ class SlurmRuntime:
         self._to_exclude: list[str] = []
         self.requeues = 0  # requeues Phoenix made
         self._launch_failures = 0
+        self._outage_since: float | None = None
         self.last: JobInfo | None = None  # the latest reading, for status
 
     # -- Runtime -------------------------------------------------------------------------------
@@ -128,7 +131,9 @@ class SlurmRuntime:
             if run is None:
                 raise RuntimeUnavailable(f"{self.target}: wait without a run")
             if run.ended is None:
-                self._observe(run, self._read())
+                info = self._read_through_outage(run)
+                if info is not None:
+                    self._observe(run, info)
             if run.ended is not None:
                 return self._finish(run)
             with self._cond:
@@ -205,6 +210,28 @@ class SlurmRuntime:
         assert self._job_id is not None
         self.last = self._client.job(self._job_id)
         return self.last
+
+    def _read_through_outage(self, run: _Run) -> JobInfo | None:
+        """The job, or None while the controller does not answer (a restart, a fail-over): the
+        heartbeat is paused meanwhile, as silence then proves nothing; after `CONTROLLER_OUTAGE_SECONDS`
+        the outage ends supervision."""
+        try:
+            info = self._read()
+        except RuntimeUnavailable as exc:
+            now = self._clock()
+            if self._outage_since is None:
+                self._outage_since = now
+                self._heartbeat.pause()
+                log.warning("Slurm does not answer about %s (%s); waiting for it", self.target, exc)
+            if now - self._outage_since > CONTROLLER_OUTAGE_SECONDS:
+                raise
+            return None
+        if self._outage_since is not None:
+            log.warning("Slurm answers again about %s (after %.0f s)", self.target, self._clock() - self._outage_since)
+            self._outage_since = None
+            if run.key is not None:
+                self._heartbeat.resume()
+        return info
 
     def _unhandled_failure(self, info: JobInfo) -> bool:
         return info.finished and info.state != "COMPLETED" and (info.end_time or 0.0) > (self._handled_until or 0.0)

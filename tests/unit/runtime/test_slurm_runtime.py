@@ -134,3 +134,13 @@ def test_a_controller_outage_pauses_the_heartbeat_and_the_run_goes_on(tmp_path: 
         assert not heartbeat.paused
     finally:
         rt.close()
+
+
+def test_a_job_that_completed_before_phoenix_watched_is_not_run_again(tmp_path: Path) -> None:
+    rt, slurm = runtime(tmp_path, [{"JobState": "COMPLETED", "EndTime": "2026-12-04T10:05:00"}])
+    try:
+        rt.start()
+        end = rt.wait(None)
+    finally:
+        rt.close()
+    assert end is not None and end.exit.succeeded and slurm.actions == []

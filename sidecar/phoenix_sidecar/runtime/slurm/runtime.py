@@ -114,6 +114,9 @@ class SlurmRuntime:
             log.info("%s is running on %s; attaching to it", self.target, info.nodes)
             self._begin(info)
             return
+        if first and info.state == "COMPLETED":  # done before Phoenix watched: nothing to run again
+            self._run = _Run(info.run_key, info.start_time or time.time(), [], ended=info)
+            return
         if first and self._unhandled_failure(info):
             log.warning("%s ended %s before Phoenix watched it; handling that end first", self.target, info.state)
             self._output.read_last([info.stdout, info.stderr])

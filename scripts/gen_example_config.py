@@ -22,6 +22,7 @@ GROUPS = {
     "policy": "Restart policy: budgets, backoff, cooldown, and the action per failure category",
     "repair": "Repair: the LLM clients, the prompt, the allowlist, verification",
     "docker": "Docker sidecar (phoenix watch)",
+    "slurm": "Slurm jobs (phoenix watch --slurm-job)",
     "metrics": "Metrics and hardware safety gates",
     "progress": "Progress: steps from the output, the learned no-progress timeout, busy GPUs, divergence",
 }

@@ -2,9 +2,10 @@
 # Runs Phoenix's whole test suite on a fresh Debian (bookworm) machine, as root, with no input.
 #
 # It installs what the tests need (Debian packages: Docker engine, Compose v1, Prometheus and
-# promtool, mmdebstrap; Python packages into .venv: Phoenix itself, pytest, CPU PyTorch), then
-# runs pytest. The Docker tests start their own dockerd when none is running and remove every
-# container they create. Extra arguments go to pytest: scripts/test.sh -k lock -x
+# promtool, mmdebstrap, Slurm and munge; Python packages into .venv: Phoenix itself, pytest, CPU
+# PyTorch), then runs pytest. The Docker tests start their own dockerd when none is running and
+# remove every container they create; the Slurm tests start their own two-node cluster
+# (tests/kits/slurmcluster.py) under a temporary directory and stop it. Extra arguments go to pytest: scripts/test.sh -k lock -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 command -v git >/dev/null || need_apt+=(git)
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
+command -v munged >/dev/null || [ -x /usr/sbin/munged ] || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

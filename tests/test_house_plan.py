@@ -19,7 +19,8 @@ MODULES = sorted(p for pkg in PACKAGES for p in pkg.rglob("*.py"))
 MAX_LINES = 400
 WINGS = [
     "phoenix_sidecar/config", "phoenix_sidecar/supervise", "phoenix_sidecar/runtime",
-    "phoenix_sidecar/runtime/local", "phoenix_sidecar/runtime/docker", "phoenix_sidecar/observe",
+    "phoenix_sidecar/runtime/local", "phoenix_sidecar/runtime/docker", "phoenix_sidecar/runtime/slurm",
+    "phoenix_sidecar/observe",
     "phoenix_sidecar/repair", "phoenix_sidecar/repair/llm", "phoenix_sidecar/repair/patch",
     "phoenix_sidecar/commands", "phoenix_watchdog/diagnosis", "phoenix_watchdog/probes",
     "phoenix_watchdog/sources", "phoenix_watchdog/progress",

@@ -125,6 +125,13 @@ class Settings:
     dump_signal: str = setting("", STR, "signal sent to a hung container for a stack dump before stopping it, e.g. SIGUSR1", group="docker")
     docker_timeout_seconds: float = setting(30.0, FLOAT, "timeout of one Docker API call", minimum=1, group="docker")
 
+    # -- slurm (phoenix watch --slurm-job) -----------------------------------------------------
+    slurm_job: str = setting("", STR, "Slurm job to watch: a job id, an array task (123_4) or a job name (the newest)", group="slurm")
+    slurm_poll_seconds: float = setting(2.0, FLOAT, "seconds between two reads of the job's state (the scheduler's pace)", minimum=0.5, group="slurm")
+    slurm_task_output: str = setting("", STR, "per-task output files, %j job id, %t task (rank), e.g. /shared/ws/out-%j-%t.log; unset: the job's --output", group="slurm")
+    slurm_drain: bool = setting(True, BOOL, "drain a node whose output shows a GPU hardware failure (needs Slurm operator rights)", group="slurm")
+    slurm_timeout_is_failure: bool = setting(False, BOOL, "a job that hits its time limit failed; off: it checkpointed on --signal and is requeued without spending a budget", group="slurm")
+
     # -- metrics and hardware safety -----------------------------------------------------------
     metrics_addr: str = setting(f"127.0.0.1:{DEFAULT_METRICS_PORT}", ADDR, "host:port of /metrics and /healthz; empty turns them off", group="metrics")
     gpu_poll_seconds: float = setting(5.0, FLOAT, "interval of the background NVML reads", minimum=0.1, group="metrics")

@@ -2,7 +2,8 @@
 
 The supervisor talks only to a `Runtime` (start, wait, dump the stack, stop) and reads how each run
 ended as a `RunEnd`. `create` picks and builds the runtime for a supervision mode: a local process
-group for `phoenix run` (``local/``), a Docker container for `phoenix watch` (``docker/``). Each
+group for `phoenix run` (``local/``), a Docker container (``docker/``) or a Slurm batch job
+(``slurm/``) for `phoenix watch`. Each
 runtime is one folder whose face (its ``__init__``) has a ``create(settings, context)``; a new
 runtime (Slurm, Kubernetes) is one more folder and one more entry in `RUNTIMES`. Output handling
 shared by all runtimes (the bounded tail the diagnosis reads, the fan-out to listeners, the
@@ -25,16 +26,30 @@ if TYPE_CHECKING:
     from phoenix_sidecar.config.schema import Settings
     from phoenix_watchdog.heartbeat import Heartbeat
 
-__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "Runtime", "RuntimeContext", "create"]
+__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "Runtime", "RuntimeContext", "create", "runtime_for"]
 
-# Supervision mode -> the runtime folder that serves it. Imported on use: the Docker runtime
-# loads the Docker SDK, which `phoenix run` must not pay for.
-RUNTIMES = {"run": "local", "watch": "docker"}
+# Supervision mode -> the runtime folders that serve it, each with the setting that selects it (None:
+# the mode's default). Imported on use: the Docker runtime loads the Docker SDK, which `phoenix run`
+# must not pay for.
+RUNTIMES: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "run": (("local", None),),
+    "watch": (("slurm", "slurm_job"), ("docker", None)),
+}
+
+
+def runtime_for(settings: Settings, mode: str) -> str:
+    """The runtime folder that serves ``mode`` with these settings (``watch`` + ``slurm_job``: slurm)."""
+    try:
+        choices = RUNTIMES[mode]
+    except KeyError:
+        raise ValueError(f"no runtime for mode {mode!r}; modes: {', '.join(RUNTIMES)}") from None
+    return next(folder for folder, key in choices if key is None or getattr(settings, key))
 
 
 def create(settings: Settings, *, mode: str, heartbeat: Heartbeat, record: OutputListener | None = None,
            echo: bool = True, handled_until: float | None = None) -> Runtime:
-    """Build the runtime for ``mode`` (``run``: local process group, ``watch``: Docker container).
+    """Build the runtime for ``mode`` (``run``: local process group; ``watch``: a Slurm job when
+    ``slurm_job`` is set, else a Docker container).
 
     Args:
         settings: the effective settings (the runtime reads its own keys).
@@ -47,10 +62,6 @@ def create(settings: Settings, *, mode: str, heartbeat: Heartbeat, record: Outpu
     Raises:
         ValueError: no runtime serves ``mode``.
     """
-    try:
-        folder = RUNTIMES[mode]
-    except KeyError:
-        raise ValueError(f"no runtime for mode {mode!r}; modes: {', '.join(RUNTIMES)}") from None
-    face = importlib.import_module(f"{__name__}.{folder}")
+    face = importlib.import_module(f"{__name__}.{runtime_for(settings, mode)}")
     context = RuntimeContext(heartbeat=heartbeat, record=record, echo=echo, handled_until=handled_until)
     return face.create(settings, context)  # type: ignore[no-any-return]

@@ -11,8 +11,8 @@ This module imports nothing else of the runtime wing, so the wing's face can re-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
@@ -50,7 +50,11 @@ class RunEnd:
         tail: the last output of the run (bounded), the diagnosis's input.
         hang: set when Phoenix stopped the run for silence.
         stopped_for: set when Phoenix stopped the run for another reason (``safety:gpu_temperature``,
-            ``shutdown``); such an end is not a failure of the job.
+            ``shutdown``); such an end is not a failure of the job. A cause beginning ``engine:``
+            (``engine:preempted``, ``engine:node_fail:n2``) is the scheduler's doing, not the code's:
+            the job is restarted without spending a failure budget.
+        ranks: where each rank ran, by the diagnosis's stream name (``{"rank1": "n2"}``), for a
+            runtime that spreads ranks over nodes; the incident then names the node.
     """
 
     exit: ExitStatus
@@ -59,6 +63,7 @@ class RunEnd:
     tail: str
     hang: HangInfo | None = None
     stopped_for: str | None = None
+    ranks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:

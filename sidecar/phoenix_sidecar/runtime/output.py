@@ -10,6 +10,7 @@ boundary once it has dropped older output, so the diagnosis never starts on half
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -126,3 +127,14 @@ def wait_quiet(tail: OutputTail, mark: int, *, drain: Callable[[], None], quiet:
             break
         time.sleep(0.05)
     return tail.since(mark)
+
+
+def echo(stream: str, data: bytes) -> None:
+    """An `OutputListener` that shows a watched job's output on Phoenix's own, as `phoenix run` passes
+    a local job's through: its stderr to stderr, its stdout (or its log file) to stdout."""
+    out = sys.stderr if stream == "stderr" else sys.stdout
+    try:
+        out.buffer.write(data)
+        out.buffer.flush()
+    except (OSError, ValueError):
+        pass  # our stdout is gone; the run log still has it

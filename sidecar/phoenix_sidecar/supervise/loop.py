@@ -18,7 +18,6 @@ from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import GaveUp, PhoenixError
 from phoenix_sidecar.events import EventBus
-from phoenix_sidecar.fsutil import atomic_write_text
 from phoenix_sidecar.observe.gates import SafetyTrip
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair.model import RepairRequest
@@ -26,6 +25,7 @@ from phoenix_sidecar.runtime.base import RunEnd, Runtime
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.supervise import progress as prog
 from phoenix_sidecar.supervise.giveup import give_up_summary
+from phoenix_sidecar.supervise.incidents import place, write_details
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.supervise.policy import Action, Decision, GiveUpReason, PolicySpec
 from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock
@@ -37,7 +37,7 @@ from phoenix_watchdog.progress import Divergence, HangVerdict
 log = logging.getLogger(__name__)
 STATUS_SAVE_SECONDS = 15.0  # how often a quiet loop refreshes the job status in state.json
 IDLE_TICK_SECONDS = 5.0
-MAX_INCIDENT_FILES = 100
+ENGINE = "engine:"  # RunEnd.stopped_for of an end the scheduler caused (preemption, node failure)
 
 
 class Supervisor:
@@ -113,6 +113,9 @@ class Supervisor:
             if end.stopped_for and end.stopped_for.startswith("safety:"):
                 if not self._safety_stop(end):
                     return self._interrupted()
+                continue
+            if end.stopped_for and end.stopped_for.startswith(ENGINE):
+                self._engine_end(end)  # the scheduler's doing, not the code's
                 continue
             if end.exit.succeeded and end.hang is None:
                 self._set_state(JobState.SUCCEEDED)
@@ -209,12 +212,12 @@ class Supervisor:
         incident = Incident(
             id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=self.clock.time(),
             run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
-            category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary,
+            category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary + place(end, diagnosis),
             exception=diagnosis.exception, message=diagnosis.message,
             frame=diagnosis.to_json()["frame"], details=self._write_details(end))
         self.state.add_incident(incident)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind=incident.kind, category=diagnosis.category,
-                                        signature=diagnosis.signature, summary=diagnosis.summary))
+                                        signature=diagnosis.signature, summary=incident.summary))
         return incident
 
     def _record_decision(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
@@ -342,6 +345,28 @@ class Supervisor:
         self._start(reason="safety", counts=False)  # a safety pause is not the job's failure
         return True
 
+    # -- the engine's doing (Slurm: preemption, node failure, requeue, time limit) ---------------
+    def _engine_end(self, end: RunEnd) -> None:
+        """Record an end the scheduler caused and restart without spending a failure budget."""
+        assert end.stopped_for is not None
+        cause = end.stopped_for[len(ENGINE):]
+        kind = cause.split(":", 1)[0]
+        diagnosis = self.diagnose(end.tail, end.exit, None, str(self.paths.workspace))
+        found = f"; {diagnosis.summary}{place(end, diagnosis)}" if diagnosis.category != "unknown" else ""
+        incident = Incident(id=self.state.next_incident_id(), kind="engine", opened_at=self.clock.time(),
+                            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
+                            category=kind, signature=f"engine-{kind}", summary=f"{cause}{found}",
+                            details=self._write_details(end))
+        self.state.add_incident(incident)
+        self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="engine", category=kind,
+                                        signature=incident.signature, summary=incident.summary))
+        incident.action, incident.decided_at = "restart", self.clock.time()
+        incident.reason = f"{cause}: not the job's fault; restarted without spending a failure budget"
+        self._save()
+        self.bus.emit(ev.DecisionMade(incident=incident.id, action="restart", reason=incident.reason,
+                                      delay_seconds=0.0, budget_remaining=incident.budget_remaining))
+        self._start(reason=kind, counts=False)
+
     # -- plumbing -----------------------------------------------------------------------------
     def _interrupted(self) -> int:
         self._set_state(JobState.INTERRUPTED)
@@ -370,22 +395,4 @@ class Supervisor:
         self.store.save(self.state)
 
     def _write_details(self, end: RunEnd) -> str | None:
-        """Keep the whole tail (and stack dump) of a failed run for the human: incidents/<id>.log."""
-        directory = self.paths.incidents
-        directory.mkdir(parents=True, exist_ok=True)
-        number = self.state.next_incident_id()
-        text = end.tail
-        if end.hang is not None:
-            why = end.hang.detail or f"no output for {end.hang.silent_seconds:.0f}s"
-            text += f"\n\n=== phoenix: {why}; stack dump ===\n"
-            text += end.hang.stack or "(no stack dump could be taken)"
-        path = directory / f"{number}.log"
-        try:
-            atomic_write_text(path, text)
-        except PhoenixError as exc:
-            log.error("%s", exc)
-            return None
-        for old in sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime)[:-MAX_INCIDENT_FILES]:
-            old.unlink(missing_ok=True)
-        return str(path.relative_to(self.paths.workspace))
-
+        return write_details(self.paths, self.state.next_incident_id(), end)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from phoenix_sidecar.runtime.output import OutputSink, OutputTail
 from phoenix_watchdog.heartbeat import Heartbeat
 
@@ -83,3 +85,14 @@ def test_the_sink_fills_the_tail_tells_every_listener_and_beats_even_when_one_li
     assert seen == [("stderr", b"loss 0.1\n")]
     assert sink.tail.text() == "loss 0.1\n"
     assert heartbeat.last_output == 130.0
+
+
+def test_the_runtime_face_picks_the_folder_for_the_mode_and_the_settings() -> None:
+    from phoenix_sidecar.config.schema import Settings
+    from phoenix_sidecar.runtime import runtime_for
+
+    assert runtime_for(Settings(), "run") == "local"
+    assert runtime_for(Settings(container="trainer"), "watch") == "docker"
+    assert runtime_for(Settings(slurm_job="1234"), "watch") == "slurm"
+    with pytest.raises(ValueError, match="no runtime for mode 'kube'"):
+        runtime_for(Settings(), "kube")

@@ -92,6 +92,7 @@ class Diagnosis:
         summary: one line for humans.
         files: user source files named in the traceback, innermost last (for the repair prompt).
         evidence: the log lines that decided the category (bounded, for humans and the prompt).
+        stream: the rank (``rank1``) or stream whose output decided it, when the lines name one.
     """
 
     signature: str
@@ -103,6 +104,7 @@ class Diagnosis:
     summary: str
     files: tuple[str, ...] = ()
     evidence: tuple[str, ...] = field(default_factory=tuple)
+    stream: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `phoenix diagnose --json` object."""

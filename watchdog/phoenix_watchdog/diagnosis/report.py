@@ -86,6 +86,7 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         summary=_one_line(summary, MAX_SUMMARY_CHARS),  # still bounded for absurdly long paths
         files=user_files(frames, workspace),
         evidence=evidence,
+        stream=(source.finding if source is not None else f).stream,
     )
 
 

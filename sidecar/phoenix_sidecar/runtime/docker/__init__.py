@@ -39,20 +39,9 @@ def create(settings: Settings, context: RuntimeContext) -> DockerRuntime:
         log_file = os.path.join(settings.workspace, log_file)
     listeners = [context.record] if context.record else []
     if context.echo:
-        listeners.append(_echo)
+        listeners.append(echo)
     return DockerRuntime(replace(settings, log_file=log_file), context.heartbeat, listeners=listeners,
                          handled_until=context.handled_until)
-
-
-def _echo(stream: str, data: bytes) -> None:
-    """The job's output on Phoenix's own, as `phoenix run` passes a local job's through: its stderr
-    to stderr, its stdout (or the shared log file) to stdout."""
-    out = sys.stderr if stream == "stderr" else sys.stdout
-    try:
-        out.buffer.write(data)
-        out.buffer.flush()
-    except (OSError, ValueError):
-        pass  # our stdout is gone; the run log still has it
 
 
 def daemon_address() -> str:

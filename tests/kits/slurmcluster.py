@@ -1,0 +1,292 @@
+"""A real two-node Slurm cluster on this machine, for the Slurm tests and the Slurm benchmark.
+
+It installs nothing (`scripts/test.sh` installs Debian's ``slurm-wlm`` and ``munge``): it writes a
+configuration under one directory, starts ``munged``, ``slurmctld`` and two ``slurmd`` (nodes
+``n1`` and ``n2``, both on this host at 127.0.0.1, each with its own port, spool, pid and log
+file), waits until the controller answers and both nodes are idle, and stops every daemon by its
+pid file. Ports and paths are settable so two runs can share a machine.
+
+Settings chosen for tests: ``cred_expire=10`` (a requeued job may run again after 10 s, not 125),
+``SlurmdTimeout=10`` (a killed ``slurmd`` marks its node DOWN soon), ``KillWait=3``, a low
+partition preempted (REQUEUE, grace 3 s) by a high one, and two fake GPUs per node for GRES.
+
+As a script (what ``scripts/slurm-env.sh`` runs): ``python tests/kits/slurmcluster.py start DIR``
+prints the ``SLURM_CONF`` to export; ``... stop DIR`` stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NODES = ("n1", "n2")
+BINARIES = ("munged", "slurmctld", "slurmd", "scontrol", "sbatch", "squeue")
+
+
+def missing_binaries() -> list[str]:
+    return [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` consecutive free TCP ports on 127.0.0.1 (Slurm's node port ranges are consecutive)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + count > 65000:
+            continue
+        if all(_port_free(base + i) for i in range(count)):
+            return [base + i for i in range(count)]
+    raise RuntimeError("no free port range found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _sbin(name: str) -> str:
+    return shutil.which(name) or str(Path("/usr/sbin", name))
+
+
+class SlurmCluster:
+    """munged + slurmctld + slurmd n1, n2 under ``root``.
+
+    Args:
+        root: the directory for configuration, state, spools, logs and pid files.
+        ctld_port: the controller's port; None picks a free one.
+        node_ports: the first of two consecutive slurmd ports; None picks free ones.
+    """
+
+    def __init__(self, root: Path, *, ctld_port: int | None = None, node_ports: int | None = None) -> None:
+        self.root = Path(root).resolve()
+        ports = free_ports(3) if ctld_port is None or node_ports is None else []
+        self.ctld_port = ctld_port or ports[0]
+        self.node_port = node_ports or ports[1]
+        self.conf = self.root / "slurm.conf"
+        self.munge_socket = self.root / "munge" / "munge.sock"
+        self.host = socket.gethostname()
+
+    # -- environment ---------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, str]:
+        """What a Slurm command needs to talk to this cluster (``SLURM_CONF``; no DNS lookups)."""
+        return {"SLURM_CONF": str(self.conf)}
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+        env.update(self.env)
+        return env
+
+    def run(self, *args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """A Slurm command against this cluster."""
+        return subprocess.run(list(args), env=self.environ(), capture_output=True, text=True, check=check,
+                              timeout=timeout)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> SlurmCluster:
+        self._write_config()
+        self._start_munge()
+        env = self.environ()
+        subprocess.run([_sbin("slurmctld"), "-f", str(self.conf)], env=env, check=True)
+        self._wait(lambda: self.run("scontrol", "ping", check=False).stdout.count("UP") > 0, timeout, "slurmctld")
+        for node in NODES:
+            subprocess.run([_sbin("slurmd"), "-f", str(self.conf), "-N", node], env=env, check=True)
+        self._wait(lambda: self.idle_nodes() >= set(NODES), timeout, "both nodes idle")
+        return self
+
+    def stop(self) -> None:
+        """Stop every daemon this cluster started, by its pid file (slurmd first, munged last)."""
+        for name in [f"slurmd-{n}.pid" for n in NODES] + ["slurmctld.pid", "munge/munged.pid"]:
+            self._kill_pidfile(self.root / name, signal.SIGTERM)
+
+    def kill_node(self, node: str) -> int:
+        """A node crash: SIGKILL its slurmd (and, as a dead machine would, every job process on it)."""
+        pid = int((self.root / f"slurmd-{node}.pid").read_text().split()[0])
+        stepds = self._stepds_of(node)
+        os.kill(pid, signal.SIGKILL)
+        for stepd in stepds:
+            _kill_tree(stepd)
+        return pid
+
+    def restart_node(self, node: str) -> None:
+        subprocess.run([_sbin("slurmd"), "-f", str(self.conf), "-N", node], env=self.environ(), check=True)
+
+    def revive_nodes(self) -> None:
+        """Start again every slurmd that is not running (after `kill_node`)."""
+        for node in NODES:
+            try:
+                pid = int((self.root / f"slurmd-{node}.pid").read_text().split()[0])
+                os.kill(pid, 0)
+            except (OSError, ValueError, IndexError):
+                self.restart_node(node)
+
+    def idle_nodes(self) -> set[str]:
+        out = self.run("sinfo", "-h", "-N", "-o", "%N %t", check=False).stdout
+        return {line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1] == "idle"}
+
+    def node_state(self, node: str) -> str:
+        return self.run("sinfo", "-h", "-n", node, "-o", "%t", check=False).stdout.strip()
+
+    def __enter__(self) -> SlurmCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- pieces --------------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        r = self.root
+        for d in ("state", "spool/n1", "spool/n2", "munge", "dev"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        for i in (0, 1):
+            dev = r / "dev" / f"nvidia{i}"
+            if not dev.exists():
+                subprocess.run(["mknod", str(dev), "c", "195", str(i)], check=True)
+        n1, n2 = self.node_port, self.node_port + 1
+        self.conf.write_text(f"""\
+ClusterName=phoenix
+SlurmctldHost={self.host}(127.0.0.1)
+SlurmctldPort={self.ctld_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={self.munge_socket},cred_expire=10
+StateSaveLocation={r}/state
+SlurmdSpoolDir={r}/spool/%n
+SlurmctldPidFile={r}/slurmctld.pid
+SlurmdPidFile={r}/slurmd-%n.pid
+SlurmctldLogFile={r}/slurmctld.log
+SlurmdLogFile={r}/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SlurmdParameters=config_overrides
+ReturnToService=2
+JobRequeue=1
+SlurmdTimeout=10
+SlurmctldTimeout=10
+MessageTimeout=5
+KillWait=3
+InactiveLimit=0
+MinJobAge=600
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+GresTypes=gpu
+NodeName=n[1-2] NodeHostname={self.host} NodeAddr=127.0.0.1 Port=[{n1}-{n2}] CPUs=4 RealMemory=2000 Gres=gpu:2 State=UNKNOWN
+PartitionName=main Nodes=n[1-2] Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=low Nodes=n[1-2] MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=3
+PartitionName=high Nodes=n[1-2] MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+""")
+        (r / "gres.conf").write_text(f"AutoDetect=off\nNodeName=n[1-2] Name=gpu File={r}/dev/nvidia[0-1]\n")
+
+    def _start_munge(self) -> None:
+        m = self.root / "munge"
+        key = m / "munge.key"
+        if not key.exists():
+            key.write_bytes(os.urandom(1024))
+            key.chmod(0o400)
+        m.chmod(0o700)
+        # munged refuses to run as root without --force; the tests run as root.
+        subprocess.run([_sbin("munged"), "--force", f"--socket={self.munge_socket}", f"--key-file={key}",
+                        f"--pid-file={m}/munged.pid", f"--log-file={m}/munged.log", f"--seed-file={m}/munged.seed"],
+                       check=True)
+        self._wait(self.munge_socket.exists, 10.0, "munged")
+
+    def _stepds_of(self, node: str) -> list[int]:
+        """The pids of ``slurmstepd`` processes that belong to ``node`` (their command line names it)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].startswith(b"slurmstepd") and str(self.root / "spool" / node).encode() in b" ".join(cmd):
+                pids.append(int(entry.name))
+        return pids
+
+    def _kill_pidfile(self, path: Path, sig: signal.Signals) -> None:
+        try:
+            pid = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"slurm test cluster: timed out waiting for {what}")
+
+
+def _kill_tree(pid: int) -> None:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo, seen = [pid], []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo.extend(children.get(p, []))
+    for p in seen:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in ("start", "stop"):
+        print("usage: slurmcluster.py start|stop DIR", file=sys.stderr)
+        return 2
+    cluster = SlurmCluster(Path(argv[2]))
+    if argv[1] == "start":
+        cluster.start()
+        print(f"export SLURM_CONF={cluster.conf}")
+    else:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

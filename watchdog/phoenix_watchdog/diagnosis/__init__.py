@@ -3,7 +3,8 @@
 Modules (all pure: text in, records out):
     categories  `Category`, the failure vocabulary the whole of Phoenix uses, and `PATCHABLE`
     failure     the records: `Diagnosis`, `ExitStatus`, `HangInfo`, `Frame`
-    logtext     log lines cleaned and tagged with the rank that wrote them
+    logtext     log lines cleaned and tagged with the rank that wrote them (rich boxes, glued
+                progress bars); prefixes: repeated per-line prefixes found by their shape
     pytrace     Python tracebacks (chained, per rank); stackparse: stack dumps of hung jobs
     markers     line-level evidence (Xid, NCCL watchdog, OOM kills, segfaults), as `Finding`s
     launcher    torchrun's summary of which rank failed first

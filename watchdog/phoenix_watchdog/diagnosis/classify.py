@@ -18,7 +18,7 @@ hardware (90) explains every error after it; a host OOM kill (85) and a full dis
 about the machine; a Python exception that ended the run (70); the same facts seen only in log
 lines (60); native crashes (50); an NCCL timeout (42) or error (40), usually the *consequence* of
 another rank dying; aborts without a reason (35); a kill signal without OOM evidence (30); an
-exception the process survived (25, see `diagnose`); a launcher summary, an interrupt, or an error
+exception line printed without a traceback (28); an exception the process survived (25, see `diagnose`); a launcher summary, an interrupt, or an error
 that only says a peer went away (15-20). A hang is not ranked: the supervisor's verdict decides.
 """
 
@@ -32,7 +32,7 @@ from phoenix_watchdog.diagnosis.signature import normalise
 from phoenix_watchdog.diagnosis.usercode import is_user_path, under
 
 HARDWARE, HOST_OOM, DISK, EXCEPTION, LINE = 90, 85, 80, 70, 60
-NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, SECONDARY = 50, 42, 40, 35, 30, 15
+NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, BARE, SECONDARY = 50, 42, 40, 35, 30, 28, 15
 
 # Facts about the machine: a later link of a chain that reports one overrides a generic root.
 RESOURCE = frozenset({"gpu_hardware", "host_oom", "disk_full", "cuda_oom", "cuda_illegal_access",

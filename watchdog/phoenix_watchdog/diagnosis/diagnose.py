@@ -26,7 +26,7 @@ from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
 from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
-from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, parse_tracebacks
+from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, looks_like_exception, parse_tracebacks
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
 from phoenix_watchdog.diagnosis.stackparse import crashed_thread, parse_stacks
 
@@ -34,6 +34,9 @@ STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the proces
 MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
 HANDLED = 25             # strength of an exception the process survived
 ROOT_RANK_BONUS = 3
+BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
+MAX_BARE_STREAMS = 8
+_BARE_ENDINGS = ("Error", "Exception", "Failure", "Fault", "Interrupt", "Exit")
 # Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
                         "Stack (most recent", "  File \"", "  <no Python frame>", "frame #", "Exception raised from",
@@ -59,6 +62,7 @@ def diagnose(log_text: str, exit: ExitStatus | None = None, hang: HangInfo | Non
     root = find_root_cause(lines)
     candidates = _traceback_candidates(tracebacks, lines, markers, workspace)
     candidates += [Candidate(f) for f in markers]
+    candidates += _bare_exception_candidates(lines, tracebacks, code_lines, workspace)
     candidates += [Candidate(f) for f in exit_findings(exit, len(lines))]
     candidates += _root_cause_candidates(root, workspace)
     root_streams = root.streams if root else frozenset()
@@ -97,6 +101,38 @@ def _traceback_candidates(tracebacks: list[Traceback], lines: list[LogLine], mar
         shown = f"{v.root.type}: {v.root.message}".strip()[:MAX_EVIDENCE_CHARS]
         finding = Finding(v.category or "unknown", strength, v.key, shown, tb.start, tb.stream)
         out.append(Candidate(finding, tb, v.root, _frames_root_last(tb.chain, v.root)))
+    return out
+
+
+def _bare_exception_candidates(lines: list[LogLine], tracebacks: list[Traceback], code_lines: set[int],
+                               workspace: str | None) -> list[Candidate]:
+    """The last ``SomeError: message`` line of each stream printed outside any traceback.
+
+    Loggers, launchers and frameworks often print just the exception line (``logger.error(e)``,
+    a summary at exit). It is evidence of what went wrong, weaker than a traceback that ended a
+    process and than a kill (it may have been survived), but a category and a key all the same.
+    """
+    spans = [(tb.start, tb.end) for tb in tracebacks]
+    seen: set[str | None] = set()
+    out: list[Candidate] = []
+    for ln in reversed(lines[-BARE_SCAN_LINES:]):
+        text = ln.text
+        if ln.stream in seen or not text or text[0] in " \t" or ln.pos in code_lines or ": " not in text[:120] \
+                and not text.endswith(_BARE_ENDINGS):
+            continue
+        m = looks_like_exception(text)
+        if m is None or not m["last"].endswith(_BARE_ENDINGS) or any(s <= ln.pos <= e for s, e in spans):
+            continue
+        seen.add(ln.stream)
+        err = PyError(m["type"], (m["msg"] or "").strip(), (), ())
+        v = C.classify_chain((err,), workspace)
+        if v.category is None:
+            continue
+        strength = C.BARE if not v.secondary else C.SECONDARY
+        finding = Finding(v.category, strength, v.key, text.strip()[:MAX_EVIDENCE_CHARS], ln.pos, ln.stream)
+        out.append(Candidate(finding, None, err, ()))
+        if len(seen) >= MAX_BARE_STREAMS:
+            break
     return out
 
 

@@ -3,7 +3,9 @@
 Training logs are written by several processes at once and decorated by every layer they pass:
 ANSI colours, ``\\r``-overwritten progress bars, Docker timestamps, launcher prefixes
 (``[rank3]:``, ``[default0]:``, srun's ``0: ``, ``host:2:``, mpirun's ``[1,3]<stderr>:``) and
-glog headers (``[E321 02:07:08.408 ProcessGroupNCCL.cpp:607]``). `split_log` removes all of that
+glog headers (``[E321 02:07:08.408 ProcessGroupNCCL.cpp:607]``); any other prefix that many lines
+share is learnt from its shape (`prefixes`). Tracebacks that rich draws in a box are redrawn as
+CPython prints them, and messages glued to a progress bar get their own line. `split_log` removes all of that
 and keeps which rank wrote each line, so that interleaved tracebacks of several ranks can be read
 apart. It is the first step of `diagnose` and runs on every line, so it does as little as it can.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, STREAM_END, STREAM_MARK, find_prefix, strip_found
 
 # Only the tail matters, and the work must stay bounded whatever the caller hands in: the last
 # 512 KiB hold thousands of lines (64 ranks' NCCL watchdog reports fit), and reading them costs
@@ -50,6 +54,14 @@ _LETTER = re.compile(
 # Where a line that was glued to a progress bar (no newline before it) really starts.
 _GLUED = ("Traceback (most recent call last):", "Fatal Python error: ", "Current thread 0x",
           "terminate called after throwing")
+
+
+# The end of a tqdm bar ("... 12.5it/s]") with the next message written right after it.
+_BAR_END = re.compile(r"(?:it/s|s/it|B/s)\](?=\S)")
+# rich draws a traceback in a box: its header, a frame's location and the failing source line.
+_BOX_HEAD = re.compile(r"^╭─+ Traceback \(most recent call last\) ─+╮$")
+_BOX_FRAME = re.compile(r"^│ (?P<file>[^│\s][^│]*?):(?P<line>\d+) in (?P<func>[^\s│]+)\s*│?$")
+_BOX_CODE = re.compile(r"^│ ❱ *\d+ │(?P<code>.*?)\s*│?$")
 
 
 class LogLine(NamedTuple):
@@ -131,21 +143,63 @@ def _unglue(text: str) -> list[str]:
     return [text]
 
 
+def unbox(line: str) -> str | None:
+    """A line of a rich traceback box as CPython would have printed it; None for box decoration."""
+    if line.startswith("╭"):
+        return "Traceback (most recent call last):" if _BOX_HEAD.match(line) else None
+    if line.startswith("╰"):
+        return None
+    if m := _BOX_FRAME.match(line):
+        return f'  File "{m["file"]}", line {m["line"]}, in {m["func"]}'
+    if m := _BOX_CODE.match(line):
+        return "    " + m["code"].strip()
+    return None
+
+
+def _split_glued(text: str) -> list[str]:
+    """Split where a message was written right after a progress bar, with no newline between."""
+    parts = []
+    while (m := _BAR_END.search(text)) is not None:
+        parts.append(text[:m.end()])
+        text = text[m.end():]
+    return [*parts, text]
+
+
 def split_log(text: str) -> list[LogLine]:
     """Clean every line of a log tail (at most the last `MAX_CHARS` characters)."""
     if len(text) > MAX_CHARS:
         cut = text.find("\n", len(text) - MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-MAX_CHARS:]
     text = strip_ansi(text)
+    # Prefixes no rule below knows are learnt from the shape the tail's lines share (`prefixes`).
+    pattern = find_prefix(text.rsplit("\n", SAMPLE_LINES)[-SAMPLE_LINES:])
+    if pattern is not None:
+        text = strip_found(text, pattern)
     out: list[LogLine] = []
     for raw in text.split("\n"):
         if "\r" in raw:
             raw = last_overwrite(raw)
         if len(raw) > MAX_LINE_CHARS:
             raw = raw[:MAX_LINE_CHARS]
+        found: str | None = None
+        if raw[:1] == STREAM_MARK:
+            end = raw.find(STREAM_END)
+            found, raw = raw[1:end], raw[end + 1:]
         line, key = strip_prefixes(raw) if raw else (raw, None)
+        key = key or found
         line = line.rstrip()
-        if "Traceback (" in line or "Fatal Python" in line or "thread 0x" in line or "terminate called" in line:
+        if line[:1] in ("╭", "│", "╰"):
+            boxed = unbox(line)
+            if boxed is None:
+                continue
+            line = boxed
+        elif line.startswith("> File \""):  # loguru marks the failing frame with "> "
+            line = "  " + line[2:]
+        if ("/s]" in line or "/it]" in line) and _BAR_END.search(line):
+            for part in _split_glued(line):
+                for piece in _unglue(part):
+                    out.append(LogLine(len(out), piece, key))
+        elif "Traceback (" in line or "Fatal Python" in line or "thread 0x" in line or "terminate called" in line:
             for part in _unglue(line):
                 out.append(LogLine(len(out), part, key))
         else:

@@ -23,7 +23,7 @@ from phoenix_watchdog.diagnosis.logtext import LogLine
 
 CAUSE = "The above exception was the direct cause of the following exception:"
 CONTEXT = "During handling of the above exception, another exception occurred:"
-_HEADER = re.compile(r"^(\s*)(?:Exception Group )?Traceback \(most recent call last\):\s*$")
+_HEADER = re.compile(r"^(\s*)(?:Exception Group )?Traceback \(most recent call (?P<order>last|first)\):\s*$")
 # Python 3.11 exception groups draw their sub-tracebacks in a box: "  | ", "  + ", "+-+---- 1 ----".
 _GROUP_RULE = re.compile(r"^\s*\+[-+]+(?: \d+ -+| \.\.\.[^\n]*)?$")
 _GROUP_BAR = re.compile(r"^(?:\s*[|+](?: |$))+")
@@ -112,6 +112,7 @@ class _Builder:
     end: int = 0
     blank_run: int = 0
     embedded: bool = False  # the message holds a traceback of its own (DataLoader, torchrun summary)
+    innermost_first: bool = False  # "most recent call first": frames to be reversed
 
 
 def looks_like_exception(text: str) -> re.Match[str] | None:
@@ -198,7 +199,8 @@ class _StreamParser:
             if self.pending_link is None:
                 self._close_chain()
             indent = len(hm[1]) if hm else max(len(fm[1]) - 2, 0)  # type: ignore[index]
-            self.current = _Builder(indent=indent, start=ln.pos, end=ln.pos, thread=self.thread)
+            self.current = _Builder(indent=indent, start=ln.pos, end=ln.pos, thread=self.thread,
+                                    innermost_first=bool(hm and hm["order"] == "first"))
             self.thread = None
             if fm:
                 self._add_frame(self.current, fm, ln.pos)
@@ -277,7 +279,8 @@ class _StreamParser:
         details = list(b.details)
         while details and not details[-1].strip():
             details.pop()
-        err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), tuple(b.frames))
+        frames = tuple(reversed(b.frames)) if b.innermost_first else tuple(b.frames)
+        err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), frames)
         if self.chain:
             self.links.append(self.pending_link or "context")
         else:

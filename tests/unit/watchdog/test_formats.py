@@ -163,3 +163,128 @@ def test_a_bare_resource_error_line_names_its_category() -> None:
 def test_a_kill_outranks_a_bare_line_printed_earlier() -> None:
     text = "UserWarning is fine\nKeyError: 'optional_field'\nstep 1\nstep 2\nKilled\n"
     assert diagnose(text, ExitStatus(signal=9)).category == "unknown"
+
+
+@pytest.mark.parametrize(("text", "category", "key"), [
+    ("zsh: segmentation fault (core dumped)  python train.py --bs 64", "segfault", "signal:SIGSEGV"),
+    ("zsh: killed     python train.py", "unknown", "signal:SIGKILL"),
+    ("Exception: process 1 terminated with signal SIGKILL", "unknown", "signal:SIGKILL"),
+    ("worker 3 died with <Signals.SIGKILL: 9>.", "unknown", "signal:SIGKILL"),
+    ("ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: -9) local_rank: 0 (pid: 8812) of binary: "
+     "/usr/bin/python3", "unknown", "signal:SIGKILL"),
+    ("  traceback : Signal 9 (SIGKILL) received by PID 8812", "unknown", "signal:SIGKILL"),
+    ("Process finished with exit code 139 (interrupted by signal 11: SIGSEGV)", "segfault", "signal:SIGSEGV"),
+    ("subprocess.CalledProcessError: died with <Signals.SIGSEGV: 11>.", "segfault", "signal:SIGSEGV"),
+])
+def test_kills_in_all_spellings(text: str, category: str, key: str) -> None:
+    from phoenix_watchdog.diagnosis.logtext import LogLine
+    from phoenix_watchdog.diagnosis.markers import classify_line
+    f = classify_line(LogLine(0, text, None))
+    assert f is not None and (f.category, f.key) == (category, key), f
+
+
+@pytest.mark.parametrize("text", [
+    "Sending process 8813 closing signal SIGTERM",
+    "failed (exitcode: -15) local_rank: 1 (pid: 8813)",   # the agent stopping a healthy peer
+    "the worker was killed by the scheduler? no: checking",
+])
+def test_peers_stopped_by_the_agent_are_not_kills(text: str) -> None:
+    from phoenix_watchdog.diagnosis.logtext import LogLine
+    from phoenix_watchdog.diagnosis.markers import classify_line
+    assert classify_line(LogLine(0, text, None)) is None
+
+
+# ---- messages from other frameworks and tools -------------------------------------------------------
+
+FRAMEWORK_MESSAGES = [
+    ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8589934592 bytes.",
+     "cuda_oom"),
+    ("tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with shape[64,4096,4096]",
+     "cuda_oom"),
+    ("cupy_backends.cuda.api.runtime.CUDARuntimeError: cudaErrorIllegalAddress: an illegal memory access was encountered",
+     "cuda_illegal_access"),
+    ("numba.cuda.cudadrv.driver.CudaAPIError: [2] Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY", "cuda_oom"),
+    ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 1800000ms for recv "
+     "operation to complete", "nccl_timeout"),
+    ("RuntimeError: CUDA error: invalid device ordinal", "config_error"),
+    ("OSError: [Errno 5] Input/output error: '/mnt/ckpt/step_900/optimizer.pt'", "disk_full"),
+    ("RuntimeError: unable to write to file </torch_3121_881726_7>: No space left on device (28)", "dataloader"),
+    ("lightning.fabric.utilities.exceptions.MisconfigurationException: You requested gpu: [4] but only 2 are visible",
+     "config_error"),
+    ("AssertionError: Check batch related parameters. train_batch_size is not equal to micro_batch_per_gpu * "
+     "gradient_acc_step * world_size 32 != 2 * 4 * 2", "config_error"),
+    ("Current loss scale already at minimum - cannot decrease scale anymore. Exiting run.", "nan_divergence"),
+]
+
+
+def _with_traceback(message: str) -> str:
+    return "\n".join([
+        "Traceback (most recent call last):",
+        '  File "/workspace/train.py", line 12, in <module>',
+        "    run()",
+        message,
+    ]) + "\n"
+
+
+@pytest.mark.parametrize(("text", "category"), FRAMEWORK_MESSAGES)
+def test_messages_of_other_frameworks_as_lines_and_as_exceptions(text: str, category: str) -> None:
+    assert diagnose(f"step 1\n{text}\n", ExitStatus(code=1)).category == category
+    assert diagnose(_with_traceback(text), ExitStatus(code=1), workspace="/workspace").category == category
+
+
+def test_an_overflow_cascade_is_divergence_and_one_overflow_is_not() -> None:
+    one = "step 1\nGradient overflow.  Skipping step, loss scaler 0 reducing loss scale to 32768.0\nstep 2\n"
+    assert diagnose(one, ExitStatus(code=1)).category != "nan_divergence"
+    many = "".join(f"[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: {2 ** (16 - i)}, reducing to "
+                   f"{2 ** (15 - i)}\nGradient overflow. Skipping step, loss scaler 0 reducing loss scale to {2 ** (15 - i)}\n"
+                   for i in range(12))
+    assert diagnose(many, ExitStatus(code=1)).category == "nan_divergence"
+
+
+def test_a_loss_that_blows_up_without_printing_nan_is_divergence() -> None:
+    losses = [2.3, 2.1, 2.0, 1.9, 1.9, 1.8, 1.8, 1.7, 5.2, 310.0, 8.4e4, 3.1e7]
+    text = "".join(f"epoch 0 step {i * 50} loss {v:.4g} lr 3e-4\n" for i, v in enumerate(losses))
+    assert diagnose(text, ExitStatus(code=1)).category == "nan_divergence"
+    calm = "".join(f"epoch 0 step {i * 50} loss {v:.4g} lr 3e-4\n" for i, v in enumerate(losses[:8]))
+    assert diagnose(calm, ExitStatus(code=1)).category != "nan_divergence"
+
+
+def test_a_teardown_traceback_does_not_outrank_the_error_that_ended_the_program() -> None:
+    text = "\n".join([
+        *TRACE,
+        "Exception ignored in: 'h5py._objects.ObjectID.__dealloc__'",
+        "Traceback (most recent call last):",
+        '  File "h5py/_objects.pyx", line 201, in h5py._objects.ObjectID.__dealloc__',
+        "RuntimeError: Can't decrement id ref count (unable to close file, errno = 9, error message = 'Bad file descriptor')",
+    ]) + "\n"
+    assert_code_bug(text)
+
+
+def test_a_cython_file_is_not_user_code() -> None:
+    text = "\n".join([
+        "Traceback (most recent call last):",
+        '  File "/workspace/train.py", line 40, in load',
+        "    ds = open_shards(path)",
+        '  File "/workspace/fastio/reader.pyx", line 88, in fastio.reader.open_shards',
+        "ValueError: shard header is truncated",
+    ]) + "\n"
+    d = diagnose(text, ExitStatus(code=1), workspace="/workspace")
+    assert d.frame is not None and (d.frame.file, d.frame.function) == ("train.py", "load")
+
+
+@pytest.mark.parametrize(("source", "message", "category"), [
+    ("model.trian(args.epochs)", "'Net' object has no attribute 'trian'", "code_bug"),
+    ('scheduler.stpe(cfg["warmup"])', "'LambdaLR' object has no attribute 'stpe'", "code_bug"),
+    ("epochs = args.epochs", "'Namespace' object has no attribute 'epochs'", "config_error"),
+    ('lr = cfg["optim"]["lr"]', "'lr'", "config_error"),
+])
+def test_a_config_access_on_the_line_does_not_make_every_error_there_a_config_error(
+        source: str, message: str, category: str) -> None:
+    kind = "KeyError" if message.startswith("'lr'") else "AttributeError"
+    text = "\n".join([
+        "Traceback (most recent call last):",
+        '  File "/workspace/train.py", line 30, in fit',
+        f"    {source}",
+        f"{kind}: {message}",
+    ]) + "\n"
+    assert diagnose(text, ExitStatus(code=1), workspace="/workspace").category == category

@@ -8,6 +8,8 @@ Modules (all pure: text in, records out):
     pytrace     Python tracebacks (chained, per rank); stackparse: stack dumps of hung jobs
     markers     line-level evidence (Xid, NCCL watchdog, OOM kills, segfaults), as `Finding`s
     launcher    torchrun's summary of which rank failed first
+    rules       the declarative rule table (pattern -> category, strength, signature key, examples)
+    trends      divergence no single line announces: fp16 overflow cascades, loss blow-ups
     classify    category rules for exceptions, and the strength scale evidence is ranked on
     candidate   `Candidate`: a finding competing to explain the failure
     diagnose    `diagnose`: every candidate, ranked; the strongest wins

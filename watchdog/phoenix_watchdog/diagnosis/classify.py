@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
+from phoenix_watchdog.diagnosis.rules import BUILTIN, Rule, match_line
 from phoenix_watchdog.diagnosis.signature import normalise
 from phoenix_watchdog.diagnosis.usercode import is_user_path, under
 
@@ -51,8 +52,10 @@ _CONFIG_MODULES = ("yaml.", "omegaconf.", "hydra.", "configparser.", "tomllib.",
 _CONFIG_TYPE = re.compile(r"Config|YAML|Yaml|JSONDecode|TOMLDecode|Interpolation|MissingMandatoryValue"
                           r"|ScannerError|ParserError|ConstructorError|OverrideParse")
 _CONFIG_NAME = re.compile(r"(?i)config|conf\b|cfg|settings|hparam|hyperparam|parse_args|args\b|options|opts\b")
-_CONFIG_ACCESS = re.compile(r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
-                            r"params|cfg_\w+|\w+_cfg|\w+_config)\b\s*(?:\[|\.get\(|\.\w)")
+_CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
+                 r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
+_CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
+_MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
 
 HARDWARE_TEXT = re.compile(
@@ -105,6 +108,7 @@ class Verdict:
     key: str
     secondary: bool = False  # a consequence of another failure (peer died, launcher, interrupt)
     vague: bool = False      # says little ("a bug", "an outage", "a pipe broke"): a later link may say more
+    rule: Rule | None = None  # the table rule that decided, if one did (for --explain)
 
 
 @dataclass(frozen=True)
@@ -114,16 +118,18 @@ class ChainVerdict:
     secondary: bool
     root: PyError      # the exception reported as the failure
     decider: PyError   # the exception whose rule decided the category
+    rule: Rule | None = None
 
 
 def user_frames(frames: tuple[SourceFrame, ...], workspace: str | None, strict: bool = True) -> list[SourceFrame]:
     return [f for f in frames if is_user_path(f.file, workspace, strict=strict)]
 
 
-def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVerdict:
+def classify_chain(chain: tuple[PyError, ...], workspace: str | None,
+                   rules: tuple[Rule, ...] = BUILTIN) -> ChainVerdict:
     """The category of a chained traceback and its root exception (see the module docstring)."""
     strict = _any_under(chain, workspace)
-    verdicts = [classify_error(e, workspace, strict) for e in chain]
+    verdicts = [classify_error(e, workspace, strict, rules) for e in chain]
     root_i = next((i for i, e in enumerate(chain) if e.short_type not in _PLUMBING), len(chain) - 1)
     if verdicts[root_i].category is None or verdicts[root_i].vague:
         # A vague root yields to a later link that states a fact about the machine, and that
@@ -135,7 +141,7 @@ def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVe
     if verdicts[chosen].category is None:  # launcher / interrupt only: anything better further down?
         chosen = next((i for i in range(len(chain) - 1, -1, -1) if verdicts[i].category), chosen)
     v = verdicts[chosen]
-    return ChainVerdict(v.category, v.key, v.secondary, chain[root_i], chain[chosen])
+    return ChainVerdict(v.category, v.key, v.secondary, chain[root_i], chain[chosen], v.rule)
 
 
 def traceback_strength(v: ChainVerdict) -> int:
@@ -147,11 +153,19 @@ def traceback_strength(v: ChainVerdict) -> int:
     return min(strength, SECONDARY + 5) if v.secondary else strength
 
 
-def classify_error(err: PyError, workspace: str | None, strict: bool = True) -> Verdict:
-    """The category rule that matches one exception; code_bug when none does."""
+def classify_error(err: PyError, workspace: str | None, strict: bool = True,
+                   rules: tuple[Rule, ...] = BUILTIN) -> Verdict:
+    """The category rule that matches one exception; code_bug when none does.
+
+    The rule table (`rules`: the user's rules, then the shipped ones) is consulted first, against
+    the exception line as printed; then the built-in rules below.
+    """
     t, full, text = err.short_type, err.type, err.text
     if t in _PLUMBING or t in _LAUNCHER:
         return Verdict(None, t, secondary=True)
+    if found := match_line(rules, f"{err.type}: {text}"):
+        rule, m = found
+        return Verdict(str(rule.category), rule.signature_key(m, normalise(err.message, workspace)), rule=rule)
     if m := HARDWARE_TEXT.search(text):
         return Verdict("gpu_hardware", hardware_key(m.group(0)))
     if DISK_TEXT.search(text):
@@ -256,6 +270,14 @@ def _is_user_module(module: str, err: PyError, workspace: str | None, strict: bo
     return False
 
 
+def _config_reads(source: str, name: str) -> bool:
+    """Whether ``source`` reads ``name`` from a config-looking object (``cfg["lr"]``, ``args.lr``)."""
+    n = re.escape(name)
+    path = r"(?:\s*(?:\[[^\]]*\]|\.\w+|\.get\([^)]*\)))*?"  # cfg["optim"]["lr"], args.opt.lr
+    final = rf"\s*(?:\[\s*['\"]{n}['\"]|\.get\(\s*['\"]{n}['\"]|\.{n}\b|\[\s*[A-Za-z_][\w.]*\s*\])"  # or cfg[key]
+    return re.search(_CONFIG_OWNER + path + final, source) is not None
+
+
 def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
     """An exception raised while reading configuration (a config library, or a config-shaped access)."""
     if err.type.startswith(_CONFIG_MODULES) or _CONFIG_TYPE.search(err.short_type):
@@ -269,5 +291,8 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
         return False
     inner = frames[-1]
     if err.short_type in ("KeyError", "AttributeError") and _CONFIG_ACCESS.search(inner.source):
-        return True
+        # Only when the missing name is the one read from the configuration: ``self.model.trian()``
+        # on a line that also reads ``cfg.epochs`` is a misspelled method, not a bad config.
+        missing = _MISSING_NAME.search(err.message)
+        return missing is None or _config_reads(inner.source, missing["name"] or missing["attr"])
     return bool(_CONFIG_NAME.search(inner.function) or _CONFIG_NAME.search(inner.file.rsplit("/", 1)[-1]))

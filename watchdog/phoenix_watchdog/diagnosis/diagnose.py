@@ -26,9 +26,10 @@ from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
 from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
-from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, looks_like_exception, parse_tracebacks
+from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, UNRAISABLE, looks_like_exception, parse_tracebacks
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
 from phoenix_watchdog.diagnosis.stackparse import crashed_thread, parse_stacks
+from phoenix_watchdog.diagnosis.trends import divergence_findings
 
 STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the process carried on
 MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
@@ -63,6 +64,7 @@ def diagnose(log_text: str, exit: ExitStatus | None = None, hang: HangInfo | Non
     candidates = _traceback_candidates(tracebacks, lines, markers, workspace)
     candidates += [Candidate(f) for f in markers]
     candidates += _bare_exception_candidates(lines, tracebacks, code_lines, workspace)
+    candidates += [Candidate(f) for f in divergence_findings(lines)]
     candidates += [Candidate(f) for f in exit_findings(exit, len(lines))]
     candidates += _root_cause_candidates(root, workspace)
     root_streams = root.streams if root else frozenset()
@@ -123,6 +125,8 @@ def _bare_exception_candidates(lines: list[LogLine], tracebacks: list[Traceback]
         m = looks_like_exception(text)
         if m is None or not m["last"].endswith(_BARE_ENDINGS) or any(s <= ln.pos <= e for s, e in spans):
             continue
+        if ln.pos and lines[ln.pos - 1].text.startswith(UNRAISABLE):
+            continue  # an exception raised at teardown and ignored: it ended nothing
         seen.add(ln.stream)
         err = PyError(m["type"], (m["msg"] or "").strip(), (), ())
         v = C.classify_chain((err,), workspace)

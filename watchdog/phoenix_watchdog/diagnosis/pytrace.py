@@ -30,6 +30,9 @@ _GROUP_BAR = re.compile(r"^(?:\s*[|+](?: |$))+")
 _FRAME = re.compile(r'^(\s*)File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
 _EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?P<last>[A-Za-z_]\w*))(?::(?: (?P<msg>.*))?)?$")
 _THREAD = re.compile(r"^Exception in thread (?P<name>.+?):?\s*$")
+# Python's report of an exception it could not raise (a __del__ or a Cython __dealloc__ at teardown):
+# what follows was survived, like a thread's exception, and never ended the program.
+UNRAISABLE = "Exception ignored"
 # Lines written by a logger or the runtime, never part of an exception message.
 _LOG_RECORD = re.compile(
     r"^(?:[IWEF]\d{4} \d{2}:\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|terminate called|Fatal Python error"
@@ -167,7 +170,7 @@ class _StreamParser:
             ln = unboxed
         text, b = ln.text, self.current
         if b is None:
-            if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:
+            if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception " in text:
                 self._idle(ln)
             return  # the common case: an ordinary line between tracebacks
         if b.exc is None:
@@ -214,7 +217,7 @@ class _StreamParser:
         if self.pending_link is None:
             self._close_chain()
         tm = _THREAD.match(text) if text.startswith("Exception in thread") else None
-        self.thread = tm["name"] if tm else None
+        self.thread = tm["name"] if tm else "<unraisable>" if text.startswith(UNRAISABLE) else None
 
     def _frames(self, b: _Builder, ln: LogLine) -> None:
         text = ln.text
@@ -247,7 +250,7 @@ class _StreamParser:
             self._close_builder()
             self.pending_link = "cause" if text == CAUSE else "context"
             return
-        if (_LOG_RECORD.match(text) or text.startswith("Exception in thread") or len(b.details) >= MAX_DETAIL_LINES
+        if (_LOG_RECORD.match(text) or text.startswith(("Exception in thread", UNRAISABLE)) or len(b.details) >= MAX_DETAIL_LINES
                 or (not b.embedded and 'File "' in text and _FRAME.match(text))):
             # The message is over. A frame here is another process's traceback interleaved
             # without prefixes, or one whose header was lost: it starts a traceback of its own.

@@ -44,10 +44,14 @@ _LIBRARY_PATH = re.compile(
 )
 
 
+# Compiled extensions and their sources (Cython): frames in them are never the job's Python code.
+_COMPILED = (".pyx", ".pxd", ".pxi", ".so", ".pyd")
+
+
 def is_library_path(path: str) -> bool:
     """True for installed or interpreter code: what a repair must never try to edit."""
-    if not path or path.startswith("<"):
-        return True  # <frozen runpy>, <string>, <stdin>
+    if not path or path.startswith("<") or path.endswith(_COMPILED):
+        return True  # <frozen runpy>, <string>, <stdin>, a Cython module
     if path.startswith("/") or re.match(r"[A-Za-z]:[\\/]", path):
         return _LIBRARY_PATH.search(path.replace("\\", "/")) is not None
     first = path.replace("\\", "/").split("/", 1)[0]
@@ -70,8 +74,8 @@ def is_user_path(path: str, workspace: str | None, *, strict: bool = True) -> bo
     With a workspace and ``strict``, only files under it count. ``strict=False`` is the fallback
     when nothing in a traceback is under the workspace: then anything that is not library code counts.
     """
-    if "/site-packages/" in path or "/dist-packages/" in path:
-        return False  # a virtualenv inside the workspace is still somebody else's code
+    if "/site-packages/" in path or "/dist-packages/" in path or path.endswith(_COMPILED):
+        return False  # a virtualenv inside the workspace is still somebody else's code; so is a .pyx
     if workspace and strict and path.startswith("/"):
         return under(path, workspace)
     return not is_library_path(path)

@@ -21,11 +21,14 @@ Imports run diagnose -> report -> candidate -> markers, pytrace; nothing imports
 May import: the standard library and other ``phoenix_watchdog.diagnosis`` modules only (no probes,
 no sources, never ``phoenix_sidecar``).
 
-Public names: `diagnose`, `Diagnosis`, `ExitStatus`, `HangInfo`, `Frame`, `Category`, `PATCHABLE`.
+Public names: `diagnose`, `explain`, `Diagnosis`, `ExitStatus`, `HangInfo`, `Frame`, `Category`,
+`PATCHABLE`, `Rule`, `user_rules` (the user's ``rules:`` validated into `Rule`s for `diagnose`).
 """
 
 from phoenix_watchdog.diagnosis.categories import PATCHABLE, Category
-from phoenix_watchdog.diagnosis.diagnose import diagnose
+from phoenix_watchdog.diagnosis.diagnose import diagnose, explain
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, Frame, HangInfo
+from phoenix_watchdog.diagnosis.rules import Rule, user_rules
 
-__all__ = ["PATCHABLE", "Category", "Diagnosis", "ExitStatus", "Frame", "HangInfo", "diagnose"]
+__all__ = ["PATCHABLE", "Category", "Diagnosis", "ExitStatus", "Frame", "HangInfo", "Rule", "diagnose", "explain",
+           "user_rules"]

@@ -109,6 +109,7 @@ class Finding:
     pos: int             # the line's position in the cleaned log; len(lines) for exit-status evidence
     stream: str | None
     rule: str = ""       # which rule decided, for `phoenix diagnose --explain`
+    action: str | None = None  # the action a user rule names
 
 
 @functools.lru_cache(maxsize=8)
@@ -166,7 +167,7 @@ def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | N
     if found := match_line(rules, text):
         rule, m = found
         return Finding(str(rule.category), rule.strength, rule.signature_key(m, text), shown, ln.pos, ln.stream,
-                       rule.describe())
+                       rule.describe(), rule.action)
 
     if "Xid" in text and (m := _XID.search(text)):
         code = int(m["code"])
@@ -255,17 +256,17 @@ def exit_findings(exit: ExitStatus | None, at: int) -> list[Finding]:
     out: list[Finding] = []
     desc = exit.describe()
     if exit.oom_killed:
-        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", desc, at, None))
+        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", desc, at, None, "exit status: OOM-killed"))
     sig = exit.effective_signal
     if sig in _NATIVE_SIGNALS:
-        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None))
+        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None, "exit status: signal"))
     elif sig == signal.SIGABRT:
-        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None))
+        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None, "exit status: signal"))
     elif sig is not None:
         # SIGKILL without OOM evidence: the kernel OOM killer is the usual sender, but `docker kill`,
         # a preemption or a human send it too. Calling it host_oom would stop a job a restart could
         # carry on; calling it unknown restarts it, and the per-signature budget bounds the cost.
         why = " (no OOM evidence in the log: the kernel OOM killer, docker kill or a preemption)" \
             if sig == signal.SIGKILL else ""
-        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None))
+        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None, "exit status: signal"))
     return out

@@ -93,6 +93,8 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         summary=_one_line(summary, MAX_SUMMARY_CHARS),  # still bounded for absurdly long paths
         files=user_files(frames, workspace),
         evidence=evidence,
+        decided_by=f"{f.rule or 'built-in rules'} (strength {f.strength})",
+        action=f.action,
     )
 
 
@@ -156,6 +158,7 @@ def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None
         summary=_one_line(silent + where, MAX_SUMMARY_CHARS),
         files=user_files(frames, workspace),
         evidence=tuple(_one_line(e, 300) for e in evidence[:MAX_EVIDENCE]),
+        decided_by="the supervisor's hang verdict (no output for the heartbeat interval)",
     )
 
 
@@ -231,6 +234,7 @@ def _nothing(lines: list[LogLine], exit: ExitStatus | None) -> Diagnosis:
         summary=summary,
         files=(),
         evidence=(_one_line(tail, 300) or "the log is empty", desc),
+        decided_by="no rule matched anything in the log",
     )
 
 

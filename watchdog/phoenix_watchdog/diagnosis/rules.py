@@ -28,7 +28,7 @@ from phoenix_watchdog.diagnosis.signature import normalise
 
 KEYS = ("kind", "match", "message")
 # Strengths (see `classify`): the same scale as the built-in rules.
-HARDWARE, DISK, LINE, NCCL_TIMEOUT, USER = 90, 80, 60, 42, 65
+HARDWARE, DISK, LINE, NCCL_TIMEOUT, USER = 90, 80, 60, 42, 75
 
 
 @dataclass(frozen=True)
@@ -172,3 +172,52 @@ def match_line(rules: Iterable[Rule], text: str) -> tuple[Rule, re.Match[str]] |
 
 
 NEEDLES: tuple[str, ...] = tuple(dict.fromkeys(n for r in BUILTIN for n in r.needles))
+
+
+def user_rules(raw: object, actions: Iterable[str] | None = None, where: str = "rules") -> tuple[Rule, ...]:
+    """The user's rules from their configuration (a list of mappings), validated.
+
+    Each entry: ``pattern`` (a regex, required), ``category`` (required), and optionally ``action``
+    (one of ``actions``), ``name``, ``key`` (kind / match / message; default match), ``strength``
+    (default `USER`: above an exception that ended the run, below a full disk and hardware) and
+    ``examples`` (lines the pattern must match: checked here). Raises ValueError naming the entry.
+    """
+    if raw is None or raw == []:
+        return ()
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}: expected a list of rules ({{pattern: ..., category: ...}}), got {type(raw).__name__}")
+    allowed = {"pattern", "category", "action", "name", "key", "strength", "examples"}
+    out = []
+    for i, entry in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{at}: expected a mapping with pattern and category, got {entry!r}")
+        if unknown := sorted(set(entry) - allowed):
+            raise ValueError(f"{at}: unknown field {unknown[0]!r}; fields: {', '.join(sorted(allowed))}")
+        pattern, category = entry.get("pattern"), entry.get("category")
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"{at}: pattern must be a non-empty regular expression")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{at}: pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        if category not in {c.value for c in Category}:
+            raise ValueError(f"{at}: unknown category {category!r}; categories: {', '.join(c.value for c in Category)}")
+        action = entry.get("action")
+        if action is not None and actions is not None and action not in set(actions):
+            raise ValueError(f"{at}: unknown action {action!r}; actions: {', '.join(actions)}")
+        key = entry.get("key", "match")
+        if key not in KEYS:
+            raise ValueError(f"{at}: key must be one of {', '.join(KEYS)}, got {key!r}")
+        strength = entry.get("strength", USER)
+        if isinstance(strength, bool) or not isinstance(strength, int) or not 0 < strength < 100:
+            raise ValueError(f"{at}: strength must be an integer 1-99, got {strength!r}")
+        examples = entry.get("examples", [])
+        if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+            raise ValueError(f"{at}: examples must be a list of log lines")
+        rule = Rule(str(entry.get("name") or f"user{i}"), pattern, Category(category), strength, key,
+                    tuple(examples), (), str(action) if action is not None else None, f"phoenix.yaml {at}")
+        if bad := [e for e in examples if not rule.regex.search(e)]:
+            raise ValueError(f"{at}: pattern does not match its example {bad[0]!r}")
+        out.append(rule)
+    return tuple(out)

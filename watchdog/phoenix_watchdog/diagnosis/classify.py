@@ -55,6 +55,7 @@ _CONFIG_NAME = re.compile(r"(?i)config|conf\b|cfg|settings|hparam|hyperparam|par
 _CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
                  r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
 _CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
+_CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|terminated with signal (?P<name2>SIG[A-Z]+)")
 _MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
 
@@ -166,6 +167,14 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
     if found := match_line(rules, f"{err.type}: {text}"):
         rule, m = found
         return Verdict(str(rule.category), rule.signature_key(m, normalise(err.message, workspace)), rule=rule)
+    if m := _CHILD_SIGNAL.search(text):
+        # A launcher's report that a child process died of a signal (multiprocessing.spawn,
+        # subprocess check=True): the failure is the signal, as if the job itself had died of it.
+        name = m["name"] or m["name2"]
+        if name == "SIGKILL":
+            return Verdict("unknown", "signal:SIGKILL")
+        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
+            return Verdict("segfault", f"signal:{name}")
     if m := HARDWARE_TEXT.search(text):
         return Verdict("gpu_hardware", hardware_key(m.group(0)))
     if DISK_TEXT.search(text):

@@ -17,7 +17,7 @@ from phoenix_watchdog.diagnosis.markers import Finding
 
 WINDOW = 2000              # the last lines looked at
 OVERFLOW_CASCADE = 10      # overflow reports in the window that make a cascade
-MIN_LOSSES = 8             # loss values needed before a trend means anything
+MIN_LOSSES = 5             # loss values needed before a trend means anything
 BLOWUP_FACTOR = 1000.0     # the last losses against the typical earlier one
 BLOWUP_MIN = 100.0         # and at least this large
 TREND = 32                 # strength: above a kill without evidence (30), below any exception
@@ -47,7 +47,7 @@ def divergence_findings(lines: list[LogLine]) -> list[Finding]:
                            f"trend rule: at least {OVERFLOW_CASCADE} fp16 overflow reports"))
     if len(losses) >= MIN_LOSSES:
         values = [abs(v) for v, _ in losses]
-        typical = statistics.median(values[: len(values) // 2])
+        typical = statistics.median(values[: max(1, len(values) // 4)])  # the early losses
         peak_at = max(range(len(values) - 3, len(values)), key=lambda i: values[i])
         peak = values[peak_at]
         if peak >= BLOWUP_MIN and peak >= BLOWUP_FACTOR * max(typical, 1e-3):

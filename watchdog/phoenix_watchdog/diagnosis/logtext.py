@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, STREAM_END, STREAM_MARK, find_prefix, strip_found
+from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 
 # Only the tail matters, and the work must stay bounded whatever the caller hands in: the last
 # 512 KiB hold thousands of lines (64 ranks' NCCL watchdog reports fit), and reading them costs
@@ -62,6 +62,9 @@ _BAR_END = re.compile(r"(?:it/s|s/it|B/s)\](?=\S)")
 _BOX_HEAD = re.compile(r"^╭─+ Traceback \(most recent call last\) ─+╮$")
 _BOX_FRAME = re.compile(r"^│ (?P<file>[^│\s][^│]*?):(?P<line>\d+) in (?P<func>[^\s│]+)\s*│?$")
 _BOX_CODE = re.compile(r"^│ ❱ *\d+ │(?P<code>.*?)\s*│?$")
+
+
+_REDRAWN = frozenset("╭│╰>")  # first characters of lines drawn by rich or marked by loguru
 
 
 class LogLine(NamedTuple):
@@ -171,30 +174,27 @@ def split_log(text: str) -> list[LogLine]:
         cut = text.find("\n", len(text) - MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-MAX_CHARS:]
     text = strip_ansi(text)
-    # Prefixes no rule below knows are learnt from the shape the tail's lines share (`prefixes`).
-    pattern = find_prefix(text.rsplit("\n", SAMPLE_LINES)[-SAMPLE_LINES:])
-    if pattern is not None:
-        text = strip_found(text, pattern)
+    # Prefixes no rule here knows are learnt from the shape the tail's lines share (`prefixes`).
+    prefix = find_prefix([strip_prefixes(raw)[0] for raw in text.rsplit("\n", SAMPLE_LINES)[-SAMPLE_LINES:] if raw])
     out: list[LogLine] = []
     for raw in text.split("\n"):
         if "\r" in raw:
             raw = last_overwrite(raw)
         if len(raw) > MAX_LINE_CHARS:
             raw = raw[:MAX_LINE_CHARS]
-        found: str | None = None
-        if raw[:1] == STREAM_MARK:
-            end = raw.find(STREAM_END)
-            found, raw = raw[1:end], raw[end + 1:]
         line, key = strip_prefixes(raw) if raw else (raw, None)
-        key = key or found
+        if prefix is not None and line:
+            line, found = prefix.strip(line)
+            if found is not None:  # a host prefix outside, a rank prefix inside: "node-a: [rank3]: ..."
+                line, inner = strip_prefixes(line)
+                key = key or inner or found
         line = line.rstrip()
-        if line[:1] in ("╭", "│", "╰"):
-            boxed = unbox(line)
-            if boxed is None:
+        if line[:1] in _REDRAWN:
+            if line[0] == ">":
+                if line.startswith("> File \""):  # loguru marks the failing frame with "> "
+                    line = "  " + line[2:]
+            elif (line := unbox(line)) is None:  # type: ignore[assignment]
                 continue
-            line = boxed
-        elif line.startswith("> File \""):  # loguru marks the failing frame with "> "
-            line = "  " + line[2:]
         if ("/s]" in line or "/it]" in line) and _BAR_END.search(line):
             for part in _split_glued(line):
                 for piece in _unglue(part):

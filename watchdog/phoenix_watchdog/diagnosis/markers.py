@@ -36,12 +36,10 @@ TRIGGERS = (
     "CUBLAS", "CUDNN", "cudaError", "out of memory", "Out of memory", "oom", "OOM", "o space left", "Errno",
     "ENOSPC", "uota exceeded", "PytorchStreamWriter", "write failed", "iostream error", "unexpected pos",
     "illegal", "misaligned", "Assertion", "NCCL", "nccl", "atchdog", "terminate called", "Fatal Python error",
-    "Segmentation fault", "SIGSEGV", "Signal ", "Bus error", "Illegal instruction", "Floating point exception",
-    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf",
+    "SIGSEGV", "Illegal instruction", "Floating point exception", "Aborted", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf",
     "non-finite",
     "not finite", "loss scale", ": error: ", "allocate", "no CUDA", "NVIDIA driver",
-    "Signals.", "exitcode", "interrupted by signal", "terminated with signal", "segmentation fault", "killed",
-    "bus error", "Gradient overflow",
+    "ignal", "xitcode", "egmentation fault", "illed", "us error",
 )
 
 

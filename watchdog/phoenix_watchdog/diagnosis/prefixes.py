@@ -10,22 +10,21 @@ digits are folded, and a shape that opens at least `MIN_LINES` lines is a prefix
 ``name:`` tags are ambiguous (``loss: 0.4`` looks the same), so a shape made with one only counts
 when some line it opens starts a traceback.
 
-The result is one regex; `strip_found` removes every match from the whole text in a single C-level
-pass, so a megabyte of progress lines costs what one ``re.sub`` costs. Where the prefix names a
-writer (a host, a ``[name:N]`` tag, a task number) it is kept as a marker that `logtext` turns
-into the line's stream.
+The result is one regex (`Prefix`), learnt from the tail's lines after the launcher prefixes
+`logtext` knows were removed, and matched at the start of each such line: a log without a repeated
+prefix pays only for the learning. Where the prefix names a writer (a host, a ``[name:N]`` tag, a
+task number) it becomes the line's stream.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import NamedTuple
 
 MIN_LINES = 3           # lines a shape must open to count as a prefix
-SAMPLE_LINES = 600      # the shape is learnt from the last lines only: the tail is what matters
+SAMPLE_LINES = 200      # the shape is learnt from the last lines only: the tail is what matters
 MAX_PREFIX_CHARS = 120
-STREAM_MARK = "\x1e"    # the text of a stripped prefix's stream key sits between these two marks
-STREAM_END = "\x1f"
 
 _LEVELS = r"(?:DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE|SUCCESS|EXCEPTION)"
 _TIME = (r"(?:\d{4}[-/]\d{2}[-/]\d{2}(?:[T _]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2}|\ ?UTC)?)?"
@@ -46,12 +45,28 @@ _TOKEN = re.compile(
 )
 _LEVEL_WORD = re.compile(rf"{_LEVELS}", re.I)
 _STREAM_WORD = re.compile(r"(?:stdout|stderr|out|err)", re.I)
-_STRUCTURE = ("Traceback (", "  File \"", "File \"", "Exception in thread", "Fatal Python error")
+_DIGITS = re.compile(r"\d+")
+_WRITER = re.compile(r"[A-Za-z][\w.-]*\d[\w.-]*|[A-Za-z][\w.-]*:\d+")
+_STRUCTURE = ("Traceback (", "File \"", "Exception in thread", "Fatal Python error")
 
 
-def _tokens(line: str) -> list[tuple[str, str, str, str | None]]:
-    """The decoration tokens at the head of ``line``: (kind, shape, regex, stream key) each."""
-    out: list[tuple[str, str, str, str | None]] = []
+class _Token(NamedTuple):
+    kind: str          # time, level, stream, num, field, sep, br, host
+    shape: str         # what recurrences of it share (digits folded)
+    text: str
+    key: str | None    # the stream it names, if any
+    wide: bool         # padded with several spaces (a level name in a fixed-width column)
+
+
+def _tokens(line: str) -> list[_Token]:
+    """The decoration tokens at the head of ``line``."""
+    return _tokens_at(line)[0]
+
+
+def _tokens_at(line: str) -> tuple[list[_Token], int]:
+    """The decoration tokens at the head of ``line``, and where the text after them starts."""
+    out: list[_Token] = []
+    ends: list[int] = []
     pos = 0
     while pos < len(line) and pos < MAX_PREFIX_CHARS:
         if line.startswith("[rank", pos) or line.startswith("[default", pos):
@@ -64,47 +79,68 @@ def _tokens(line: str) -> list[tuple[str, str, str, str | None]]:
             kind = "host"
         if kind == "field" and not out:
             break  # a free-form field only inside a prefix that already began
-        if kind == "sep" and not out:
-            break
         text = m.group(kind)
-        space = r"(?:\ +|\t)" if kind in ("level", "sep") or (m["space"] and len(m["space"]) > 1) else r"[\ \t]?"
+        wide = bool(m["space"] and len(m["space"]) > 1)
         key: str | None = None
         if kind == "time":
-            shape, rx = "T", _TIME
-        elif kind == "level":
-            shape, rx = "L", _LEVELS + r":?"
-        elif kind == "stream":
-            shape, rx = "S", r"(?:stdout|stderr)(?:\ [FP])?"
+            shape = "T"
+        elif kind in ("level", "stream", "field"):
+            shape = kind[0].upper()
         elif kind == "num":
-            shape, rx, key = "N:", r"\d{1,5}:", f"rank{int(text)}"
-        elif kind == "field":
-            shape, rx = "F", r"[\w.<>:-]{1,80}?(?=\ [-|]\ )"
+            shape, key = "N:", f"rank{int(text)}"
         elif kind == "sep":
-            shape, rx = text, re.escape(text)
+            shape = text
         elif kind == "br":
             if _LEVEL_WORD.fullmatch(text) or _STREAM_WORD.fullmatch(text):
                 shape = "[w]"
-                rx = r"\[" + (_LEVELS if _LEVEL_WORD.fullmatch(text) else r"(?i:stdout|stderr|out|err)") + r"\]"
             else:
-                shape = "[" + re.sub(r"\d+", "9", text) + "]"
-                rx = r"\[" + _digits_free(text) + r"\]"
-                if re.fullmatch(r"[A-Za-z][\w.-]*(?::\d+)?", text):
-                    key = text
-            rx += r"(?::(?!\S))?"
+                shape = "[" + _DIGITS.sub("9", text) + "]"
+                if _WRITER.fullmatch(text):
+                    key = text  # a writer: a host, a worker, a task number ([node-3], [host:2])
         else:  # host
             if not _hostlike(m["host"]):
                 break
-            literal = m.group(0).rstrip(" \t")
-            shape = "H" + re.sub(r"\d+", "9", literal)
-            rx = _digits_free(literal)
-            key = literal[:-1]
-        out.append((kind, shape, rx + space, key))
+            text = m.group(0).rstrip(" \t")
+            shape, key = "H" + _DIGITS.sub("9", text), text[:-1]
+        out.append(_Token(kind, shape, text, key, wide))
+        ends.append(m.end())
         pos = m.end()
-        if not m["space"] and kind not in ("br",):
+        if not m["space"] and kind != "br":
             break
-    if out and out[-1][0] == "field":  # a field is decoration only with its separator after it
+    if out and out[-1].kind == "field":  # a field is decoration only with its separator after it
         out.pop()
-    return out
+        ends.pop()
+    if len(out) == 1 and out[0].kind == "sep":  # a lone dash or bar opens prose and lists, not prefixes
+        return [], 0
+    return out, (ends[-1] if ends else 0)
+
+
+def _token_regex(t: _Token) -> str:
+    """The regex that matches this token and its spacing in any line of the same log."""
+    if t.kind == "time":
+        rx = _digits_free(t.text)  # this log's own layout: far cheaper than _TIME
+    elif t.kind == "level":
+        rx = _LEVELS + r":?"
+    elif t.kind == "stream":
+        rx = r"(?:stdout|stderr)(?:\ [FP])?"
+    elif t.kind == "num":
+        rx = r"\d{1,5}:"
+    elif t.kind == "field":
+        rx = r"[\w.<>:-]{1,80}?(?=\ [-|]\ )"
+    elif t.kind == "sep":
+        rx = re.escape(t.text)
+    elif t.kind == "br":
+        if _LEVEL_WORD.fullmatch(t.text):
+            rx = r"\[" + _LEVELS + r"\]"
+        elif _STREAM_WORD.fullmatch(t.text):
+            rx = r"\[(?i:stdout|stderr|out|err)\]"
+        else:
+            rx = r"\[" + _digits_free(t.text) + r"\]"
+        rx += r"(?::(?!\S))?"
+    else:
+        rx = _digits_free(t.text)
+    space = r"(?:\ +|\t)" if t.kind in ("level", "sep") or t.wide else r"[\ \t]?"
+    return rx + space
 
 
 def _digits_free(text: str) -> str:
@@ -119,11 +155,8 @@ def _hostlike(name: str) -> bool:
     return not name.endswith((".py", "Error", "Exception", "Warning"))
 
 
-def find_prefix(lines: list[str]) -> re.Pattern[str] | None:
-    """A MULTILINE regex matching the repeated prefixes of these lines, or None when there are none.
-
-    Its named groups ``k0``, ``k1``... capture a prefix's stream key where it has one.
-    """
+def find_prefix(lines: list[str]) -> Prefix | None:
+    """The repeated prefix of these lines (one or several shapes), or None when there is none."""
     counts: Counter[str] = Counter()
     structural: set[str] = set()
     regex: dict[str, str] = {}
@@ -131,15 +164,15 @@ def find_prefix(lines: list[str]) -> re.Pattern[str] | None:
     for line in lines[-SAMPLE_LINES:]:
         if not line or line[0] in " \t":
             continue
-        toks = _tokens(line)
+        toks, end = _tokens_at(line)
         if not toks:
             continue
-        shape = " ".join(t[1] for t in toks)
+        shape = " ".join(t.shape for t in toks)
         counts[shape] += 1
         if shape not in regex:
-            regex[shape] = "".join(t[2] for t in toks)
-            keyed[shape] = any(t[3] for t in toks)
-        if shape not in structural and _opens_structure(line, toks):
+            regex[shape] = "".join(_token_regex(t) for t in toks)
+            keyed[shape] = any(t.key for t in toks)
+        if shape not in structural and "H" in shape and line[end:].lstrip().startswith(_STRUCTURE):
             structural.add(shape)
     # A shape with a host-like tag counts only when it also opens a traceback (see the docstring).
     chosen = [s for s, n in counts.items()
@@ -147,38 +180,29 @@ def find_prefix(lines: list[str]) -> re.Pattern[str] | None:
     if not chosen:
         return None
     chosen.sort(key=lambda s: -len(regex[s]))
-    alts = []
-    for i, s in enumerate(chosen):
-        rx = regex[s]
-        if keyed[s]:
-            rx = f"(?P<k{i}>{rx})"
-        alts.append(rx)
-    return re.compile("^(?:" + "|".join(alts) + ")", re.MULTILINE | re.VERBOSE)
+    pattern = re.compile("(?:" + "|".join(regex[s] for s in chosen) + ")", re.VERBOSE)
+    return Prefix(pattern, any(keyed[s] for s in chosen))
 
 
-def _opens_structure(line: str, toks: list[tuple[str, str, str, str | None]]) -> bool:
-    rest = re.match("".join(t[2] for t in toks), line, re.VERBOSE)
-    tail = line[rest.end():] if rest else ""
-    return tail.startswith(_STRUCTURE) or tail.lstrip().startswith("File \"")
+class Prefix:
+    """A learnt prefix: `strip` removes it from one line and says which stream it names, if any."""
 
+    def __init__(self, pattern: re.Pattern[str], keyed: bool) -> None:
+        self.pattern = pattern
+        self.keyed = keyed
+        self._keys: dict[str, str | None] = {}  # prefix text -> stream key (hosts repeat endlessly)
 
-def strip_found(text: str, pattern: re.Pattern[str]) -> str:
-    """``text`` with every prefix ``pattern`` matches removed; keyed ones leave a stream marker."""
-    if not any(name.startswith("k") for name in pattern.groupindex):
-        return pattern.sub("", text)
-
-    def repl(m: re.Match[str]) -> str:
-        for name, value in m.groupdict().items():
-            if value:
-                key = _key_of(value)
-                return f"{STREAM_MARK}{key}{STREAM_END}" if key else ""
-        return ""
-
-    return pattern.sub(repl, text)
+    def strip(self, line: str) -> tuple[str, str | None]:
+        m = self.pattern.match(line)
+        if m is None:
+            return line, None
+        if not self.keyed:
+            return line[m.end():], None
+        text = m.group(0)
+        if text not in self._keys:
+            self._keys[text] = _key_of(text)
+        return line[m.end():], self._keys[text]
 
 
 def _key_of(prefix: str) -> str | None:
-    for kind, _shape, _rx, key in _tokens(prefix):
-        if key:
-            return key
-    return None
+    return next((t.key for t in _tokens(prefix) if t.key), None)

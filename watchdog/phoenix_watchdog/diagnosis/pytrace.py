@@ -216,6 +216,8 @@ class _StreamParser:
             return
         if self.pending_link is None:
             self._close_chain()
+        if self.thread is not None and ("%|" in text or "it/s]" in text or "s/it]" in text):
+            return  # a progress bar redrawn between the announcement and its traceback
         tm = _THREAD.match(text) if text.startswith("Exception in thread") else None
         self.thread = tm["name"] if tm else "<unraisable>" if text.startswith(UNRAISABLE) else None
 

@@ -15,26 +15,28 @@ import statistics
 from phoenix_watchdog.diagnosis.logtext import LogLine
 from phoenix_watchdog.diagnosis.markers import Finding
 
-WINDOW = 2000              # the last lines looked at
+WINDOW = 2000              # the last lines looked at for overflow reports
+LOSS_WINDOW = 300          # the last lines looked at for loss values: a blow-up is at the end
 OVERFLOW_CASCADE = 10      # overflow reports in the window that make a cascade
 MIN_LOSSES = 5             # loss values needed before a trend means anything
 BLOWUP_FACTOR = 1000.0     # the last losses against the typical earlier one
 BLOWUP_MIN = 100.0         # and at least this large
 TREND = 32                 # strength: above a kill without evidence (30), below any exception
 _OVERFLOW = ("Gradient overflow", "Skipping step", "reducing loss scale", "overflow detected")
-_LOSS = re.compile(r"\bloss\b\s*(?:[:=]|is)?\s*(?P<v>-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\b", re.I)
+_LOSS = re.compile(r"\b[Ll]oss\b\s*(?:[:=]|is)?\s*(?P<v>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\b")
 
 
 def divergence_findings(lines: list[LogLine]) -> list[Finding]:
     """A nan_divergence finding for an overflow cascade or a loss blow-up in the tail, if any."""
     overflow: list[LogLine] = []
     losses: list[tuple[float, LogLine]] = []
+    loss_from = len(lines) - LOSS_WINDOW
     for ln in lines[-WINDOW:]:
         text = ln.text
         if "verflow" in text or "Skipping step" in text:
             if any(w in text for w in _OVERFLOW):
                 overflow.append(ln)
-        elif ("loss" in text or "Loss" in text) and (m := _LOSS.search(text)):
+        elif ln.pos >= loss_from and "oss" in text and (m := _LOSS.search(text)):
             try:
                 losses.append((float(m["v"]), ln))
             except ValueError:

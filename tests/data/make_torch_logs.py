@@ -116,6 +116,9 @@ RUNS: tuple[Run, ...] = (
     Run("torch_ddp_rank_fail_hostprefix", "ddp_rank_fail.py", how="torchrun",
         pipe="sed -u 's/^/trn-node-04: /'"),
     Run("torch_shape_mismatch_cri", "shape_mismatch.py", pipe=CRI_PREFIXER),
+    Run("jax_host_oom", "jax_host_oom.py"),
+    Run("jax_shape_error", "jax_shape_error.py"),
+    Run("jax_debug_nans", "jax_debug_nans.py"),
 )
 
 

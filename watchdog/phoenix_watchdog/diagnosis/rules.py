@@ -76,8 +76,13 @@ BUILTIN: tuple[Rule, ...] = (
           "OSError: [Errno 28] No space left on device: '/dev/shm/pymp-8f2k1x0q/listener-3'",
           "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm)."),
          ("torch_", "shared memory", "/dev/shm"), kind="shm"),
+    # XLA's CPU client says "Out of memory allocating N bytes" (host memory); its GPU allocator says
+    # "Out of memory while trying to allocate N bytes" (device memory).
+    Rule("xla_host_oom", r"RESOURCE_EXHAUSTED: Out of memory allocating \d+ bytes", Category.HOST_OOM, LINE, "kind",
+         ("jax.errors.JaxRuntimeError: RESOURCE_EXHAUSTED: Out of memory allocating 1099511627776 bytes.",),
+         ("Out of memory allocating",), kind="host_oom"),
     Rule("xla_oom",
-         r"RESOURCE_EXHAUSTED: Out of memory|Out of memory while trying to allocate \d+",
+         r"RESOURCE_EXHAUSTED: Out of memory while trying|Out of memory while trying to allocate \d+",
          Category.CUDA_OOM, LINE, "kind",
          ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate "
           "17179869184 bytes.",

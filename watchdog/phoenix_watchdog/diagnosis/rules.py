@@ -76,6 +76,13 @@ BUILTIN: tuple[Rule, ...] = (
           "OSError: [Errno 28] No space left on device: '/dev/shm/pymp-8f2k1x0q/listener-3'",
           "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm)."),
          ("torch_", "shared memory", "/dev/shm"), kind="shm"),
+    Rule("scheduler_oom_kill",
+         r"Detected \d+ oom[-_]kill events?|: task \d+: Out Of Memory\b|\bOOMKilled\b|Exit Code 137 \(OOMKilled\)",
+         Category.HOST_OOM, 85, "kind",
+         ("slurmstepd: error: Detected 1 oom_kill event in StepId=771234.0. Some of the step tasks have been OOM Killed.",
+          "srun: error: gpu-node-112: task 1: Out Of Memory",
+          "Last State: Terminated  Reason: OOMKilled  Exit Code: 137"),
+         ("oom_kill", "oom-kill", "Out Of Memory", "OOMKilled"), kind="host_oom"),
     # XLA's CPU client says "Out of memory allocating N bytes" (host memory); its GPU allocator says
     # "Out of memory while trying to allocate N bytes" (device memory).
     Rule("xla_host_oom", r"RESOURCE_EXHAUSTED: Out of memory allocating \d+ bytes", Category.HOST_OOM, LINE, "kind",

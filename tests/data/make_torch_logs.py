@@ -119,6 +119,8 @@ RUNS: tuple[Run, ...] = (
     Run("jax_host_oom", "jax_host_oom.py"),
     Run("jax_shape_error", "jax_shape_error.py"),
     Run("jax_debug_nans", "jax_debug_nans.py"),
+    Run("hf_trainer_args", "hf_setup.py"),
+    Run("hf_trainer_typo", "hf_trainer_typo.py"),
 )
 
 

@@ -56,6 +56,8 @@ _CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|opt
                  r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
 _CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
 _CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|terminated with signal (?P<name2>SIG[A-Z]+)")
+_CONFIG_FILE = re.compile(r"(?i)(?:^|_)(?:args|arguments|config|configuration|options|settings|hparams)\.py$")
+_VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|assert)\w*|_\w*assertion\w*")
 _MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
 
@@ -279,6 +281,12 @@ def _is_user_module(module: str, err: PyError, workspace: str | None, strict: bo
     return False
 
 
+def _validates_config(frame: SourceFrame) -> bool:
+    """Whether the innermost frame is an arguments/config class checking what it was given."""
+    name = frame.file.replace("\\", "/").rsplit("/", 1)[-1]
+    return bool(_CONFIG_FILE.search(name) and _VALIDATOR.fullmatch(frame.function))
+
+
 def _config_reads(source: str, name: str) -> bool:
     """Whether ``source`` reads ``name`` from a config-looking object (``cfg["lr"]``, ``args.lr``)."""
     n = re.escape(name)
@@ -295,6 +303,8 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
         return False
     if err.short_type == "AttributeError" and _CONFIG_OBJECT.search(err.message):
         return True
+    if err.short_type in ("ValueError", "AssertionError") and err.frames and _validates_config(err.frames[-1]):
+        return True  # a library's own check of its arguments (TrainingArguments, a DeepSpeed config)
     frames = user_frames(err.frames, workspace, strict)
     if not frames:
         return False

@@ -48,6 +48,11 @@ PREFIXES = {
     "srun --label": "3: ",
     "loguru": "2026-02-11 08:15:{i:02d}.417 | ERROR    | __main__:run:88 - ",
     "syslog-ish time and level in brackets": "[08:15:{i:02d}] [ERROR] ",
+    "syslog": "Feb 11 08:15:{i:02d} trn-node-04 python3[8812]: ",
+    "journald with an ISO time": "2026-02-11T08:15:{i:02d}+0000 trn-node-04 train[8812]: ",
+    "ray worker": "(RayTrainWorker pid=8812, ip=10.4.0.17) ",
+    "time, then a rank prefix": "[2026-02-11 08:15:{i:02d}] [rank2]: ",
+    "time and worker between bars": "08:15:{i:02d} | worker-3 | ",
 }
 
 

@@ -185,9 +185,10 @@ def split_log(text: str) -> list[LogLine]:
         line, key = strip_prefixes(raw) if raw else (raw, None)
         if prefix is not None and line:
             line, found = prefix.strip(line)
-            if found is not None:  # a host prefix outside, a rank prefix inside: "node-a: [rank3]: ..."
+            if line[:1] == "[":  # a host or a time outside, a rank prefix inside: "node-a: [rank3]: ..."
                 line, inner = strip_prefixes(line)
-                key = key or inner or found
+                found = inner or found
+            key = key or found
         line = line.rstrip()
         if line[:1] in _REDRAWN:
             if line[0] == ">":

@@ -27,12 +27,15 @@ SAMPLE_LINES = 200      # the shape is learnt from the last lines only: the tail
 MAX_PREFIX_CHARS = 120
 
 _LEVELS = r"(?:DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE|SUCCESS|EXCEPTION)"
-_TIME = (r"(?:\d{4}[-/]\d{2}[-/]\d{2}(?:[T _]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2}|\ ?UTC)?)?"
+_TIME = (r"(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\ [\ \d]\d\ \d{2}:\d{2}:\d{2}"  # syslog
+         r"|\d{4}[-/]\d{2}[-/]\d{2}(?:[T _]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2}|\ ?UTC)?)?"
          r"|\d{2}:\d{2}:\d{2}(?:[.,]\d+)?)")
 # One decoration token and the spacing after it. Group names say the kind of token.
 _TOKEN = re.compile(
     rf"""(?:
         (?P<time>{_TIME})(?![\w:])
+      | (?P<syslog>[\w.-]+\ [\w./-]+\[\d+\]):(?=\s)                # syslog/journal: host proc[pid]:
+      | \((?P<paren>[A-Za-z][^()\n]{{0,80}})\)(?=\s)                  # ray: (RayTrainWorker pid=4411, ip=...)
       | \[(?P<br>[^\[\]\n]{{1,60}})\](?::(?!\S))?(?=[\s\[]|$)
       | (?P<level>{_LEVELS})\b:?
       | (?P<stream>(?:stdout|stderr)(?:\ [FP])?)\b
@@ -51,7 +54,7 @@ _STRUCTURE = ("Traceback (", "File \"", "Exception in thread", "Fatal Python err
 
 
 class _Token(NamedTuple):
-    kind: str          # time, level, stream, num, field, sep, br, host
+    kind: str          # time, level, stream, num, syslog, paren, field, sep, br, host
     shape: str         # what recurrences of it share (digits folded)
     text: str
     key: str | None    # the stream it names, if any
@@ -88,6 +91,8 @@ def _tokens_at(line: str) -> tuple[list[_Token], int]:
             shape = kind[0].upper()
         elif kind == "num":
             shape, key = "N:", f"rank{int(text)}"
+        elif kind in ("syslog", "paren"):
+            shape, key = kind[0].upper() + _DIGITS.sub("9", text), text
         elif kind == "sep":
             shape = text
         elif kind == "br":
@@ -125,6 +130,10 @@ def _token_regex(t: _Token) -> str:
         rx = r"(?:stdout|stderr)(?:\ [FP])?"
     elif t.kind == "num":
         rx = r"\d{1,5}:"
+    elif t.kind == "syslog":
+        rx = _digits_free(t.text) + ":"
+    elif t.kind == "paren":
+        rx = r"\(" + _digits_free(t.text) + r"\)"
     elif t.kind == "field":
         rx = r"[\w.<>:-]{1,80}?(?=\ [-|]\ )"
     elif t.kind == "sep":

@@ -293,3 +293,14 @@ def test_a_config_access_on_the_line_does_not_make_every_error_there_a_config_er
         f"{kind}: {message}",
     ]) + "\n"
     assert diagnose(text, ExitStatus(code=1), workspace="/workspace").category == category
+
+
+@pytest.mark.parametrize("text", [
+    "".join(f"{{'loss': {v}, 'grad_norm': 1.2, 'learning_rate': 4.9e-05, 'epoch': 0.{i}}}\n"
+            for i, v in enumerate(["2.31", "2.2", "2.1", "nan", "nan"])),              # Trainer's metric dicts
+    "".join(f"{{'loss': {v}, 'learning_rate': 4.9e-05, 'epoch': 0.{i}}}\n"
+            for i, v in enumerate(["2.31", "2.2", "2.1", "2.0", "2.0", "1.9", "1.8", "310.2", "8.1e4", "2.2e7"])),
+    "Epoch 3: 100%|##########| 50/50 [00:02<00:00, 20.1it/s, v_num=0, train_loss=nan]\n" * 3,  # Lightning's bar
+])
+def test_divergence_in_framework_metric_lines(text: str) -> None:
+    assert diagnose(text, ExitStatus(code=1)).category == "nan_divergence"

@@ -304,3 +304,20 @@ def test_a_config_access_on_the_line_does_not_make_every_error_there_a_config_er
 ])
 def test_divergence_in_framework_metric_lines(text: str) -> None:
     assert diagnose(text, ExitStatus(code=1)).category == "nan_divergence"
+
+
+def test_a_launchers_nonzero_exit_report_does_not_outrank_the_childs_error() -> None:
+    text = "\n".join([
+        "Traceback (most recent call last):",
+        '  File "/workspace/finetune.py", line 98, in main',
+        '    tokens = tokenize(example["txt"])',
+        "KeyError: 'txt'",
+        "Traceback (most recent call last):",
+        '  File "/usr/local/bin/accelerate", line 8, in <module>',
+        "    sys.exit(main())",
+        '  File "/usr/local/lib/python3.10/dist-packages/accelerate/commands/launch.py", line 1168, in simple_launcher',
+        "    raise subprocess.CalledProcessError(returncode=process.returncode, cmd=cmd)",
+        "subprocess.CalledProcessError: Command '['/usr/bin/python3', 'finetune.py']' returned non-zero exit status 1.",
+    ]) + "\n"
+    d = diagnose(text, ExitStatus(code=1), workspace="/workspace")
+    assert (d.category, d.exception) == ("code_bug", "KeyError")

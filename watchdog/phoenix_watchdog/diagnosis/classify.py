@@ -164,7 +164,9 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
     the exception line as printed; then the built-in rules below.
     """
     t, full, text = err.short_type, err.type, err.text
-    if t in _PLUMBING or t in _LAUNCHER:
+    if t in _PLUMBING or t in _LAUNCHER or (t == "CalledProcessError" and "non-zero exit status" in text):
+        # A launcher's report (torchrun, accelerate launch, a wrapper's check=True) that a child
+        # failed: the child's own output says why; this says nothing by itself.
         return Verdict(None, t, secondary=True)
     if found := match_line(rules, f"{err.type}: {text}"):
         rule, m = found

@@ -94,7 +94,7 @@ NAN_TEXT = re.compile(
     r"|Minimum loss scale reached", re.I)
 # In plain log lines only the loss itself counts: fp16 loss scaling logs inf gradient norms routinely.
 NAN_LINE_TEXT = re.compile(
-    r"\b(?:\w+_)?loss(?:es)?\b['\"]?\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
+    r"(?<![A-Za-z0-9])loss(?:es)?\b['\"]?\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
     r"|returned (?:nan|inf) values|\bnon-finite loss|\bnan loss|became infinite or nan|Minimum loss scale reached", re.I)
 _MISSING_MODULE = re.compile(r"No module named '(?P<mod>[\w.]+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<mod>[\w.]+)'(?: \((?P<path>[^)]*)\))?")

@@ -32,7 +32,7 @@ from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, 
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
 from phoenix_watchdog.diagnosis.rules import BUILTIN, Rule
 from phoenix_watchdog.diagnosis.stackparse import crashed_thread, parse_stacks
-from phoenix_watchdog.diagnosis.trends import divergence_findings
+from phoenix_watchdog.diagnosis.trends import TREND, divergence_findings
 
 STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the process carried on
 MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
@@ -73,7 +73,7 @@ def explain(log_text: str, exit: ExitStatus | None = None, workspace: str | None
             rules: tuple[Rule, ...] = ()) -> list[str]:
     """Every piece of evidence, strongest first, with the rule that read it (``phoenix diagnose --explain``)."""
     lines = split_log(log_text)
-    candidates, rank = _ranked_candidates(lines, exit, workspace, (*rules, *BUILTIN))
+    candidates, rank = _ranked_candidates(lines, exit, workspace, (*rules, *BUILTIN), every=True)
     out: list[str] = []
     ranked = sorted(candidates, key=rank, reverse=True)
     for c in ranked[:MAX_EXPLAINED]:
@@ -88,8 +88,8 @@ def explain(log_text: str, exit: ExitStatus | None = None, workspace: str | None
     return out
 
 
-def _ranked_candidates(lines: list[LogLine], exit: ExitStatus | None, workspace: str | None,
-                       rules: tuple[Rule, ...]) -> tuple[list[Candidate], Callable[[Candidate], tuple[int, int]]]:
+def _ranked_candidates(lines: list[LogLine], exit: ExitStatus | None, workspace: str | None, rules: tuple[Rule, ...],
+                       every: bool = False) -> tuple[list[Candidate], Callable[[Candidate], tuple[int, int]]]:
     code_lines: set[int] = set()
     tracebacks = parse_tracebacks(lines, code_lines)
     markers = scan_markers(lines, code_lines, rules)
@@ -97,9 +97,11 @@ def _ranked_candidates(lines: list[LogLine], exit: ExitStatus | None, workspace:
     candidates = _traceback_candidates(tracebacks, lines, markers, workspace, rules)
     candidates += [Candidate(f) for f in markers]
     candidates += _bare_exception_candidates(lines, tracebacks, code_lines, workspace, rules)
-    candidates += [Candidate(f) for f in divergence_findings(lines)]
     candidates += [Candidate(f) for f in exit_findings(exit, len(lines))]
     candidates += _root_cause_candidates(root, workspace, rules)
+    if every or all(c.finding.strength < TREND for c in candidates):
+        # A trend never outranks evidence of its own strength or more, so it is read only when needed.
+        candidates += [Candidate(f) for f in divergence_findings(lines)]
     root_streams = root.streams if root else frozenset()
 
     def rank(c: Candidate) -> tuple[int, int]:

@@ -168,21 +168,37 @@ def _split_glued(text: str) -> list[str]:
     return [*parts, text]
 
 
+def _strip_known(raw: str) -> tuple[str, str | None]:
+    """One raw line as a terminal shows it, cut to `MAX_LINE_CHARS`, without the known prefixes."""
+    if "\r" in raw:
+        raw = last_overwrite(raw)
+    if len(raw) > MAX_LINE_CHARS:
+        raw = raw[:MAX_LINE_CHARS]
+    return strip_prefixes(raw) if raw else (raw, None)
+
+
 def split_log(text: str) -> list[LogLine]:
     """Clean every line of a log tail (at most the last `MAX_CHARS` characters)."""
     if len(text) > MAX_CHARS:
         cut = text.find("\n", len(text) - MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-MAX_CHARS:]
     text = strip_ansi(text)
-    # Prefixes no rule here knows are learnt from the shape the tail's lines share (`prefixes`).
-    prefix = find_prefix([strip_prefixes(raw)[0] for raw in text.rsplit("\n", SAMPLE_LINES)[-SAMPLE_LINES:] if raw])
+    raws = text.split("\n")
+    # Prefixes no rule here knows are learnt from the shape the tail's lines share (`prefixes`),
+    # once the known launcher prefixes are off; those tail lines are read once, here.
+    tail_from = max(0, len(raws) - SAMPLE_LINES)
+    tail = [_strip_known(raw) for raw in raws[tail_from:]]
+    prefix = find_prefix([line for line, _ in tail if line])
     out: list[LogLine] = []
-    for raw in text.split("\n"):
-        if "\r" in raw:
-            raw = last_overwrite(raw)
-        if len(raw) > MAX_LINE_CHARS:
-            raw = raw[:MAX_LINE_CHARS]
-        line, key = strip_prefixes(raw) if raw else (raw, None)
+    for i, raw in enumerate(raws):
+        if i >= tail_from:
+            line, key = tail[i - tail_from]
+        else:  # _strip_known, inlined: this loop runs for every line of a megabyte
+            if "\r" in raw:
+                raw = last_overwrite(raw)
+            if len(raw) > MAX_LINE_CHARS:
+                raw = raw[:MAX_LINE_CHARS]
+            line, key = strip_prefixes(raw) if raw else (raw, None)
         if prefix is not None and line:
             line, found = prefix.strip(line)
             if line[:1] == "[":  # a host or a time outside, a rank prefix inside: "node-a: [rank3]: ..."

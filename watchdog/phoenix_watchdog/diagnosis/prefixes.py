@@ -6,9 +6,10 @@ a container runtime (Docker's and Kubernetes' timestamps, CRI's ``stderr F``), a
 (``[stderr]``, ``node-a17:``, ``[host:3]:``, srun's ``0:``). A fixed list of such prefixes is always
 one short, so `find_prefix` looks for the *shape* many lines share instead: each line's head is cut
 into decoration tokens (a timestamp, a bracketed word, a level name, a ``name:`` tag, a separator),
-digits are folded, and a shape that opens at least `MIN_LINES` lines is a prefix. Host-like
-``name:`` tags are ambiguous (``loss: 0.4`` looks the same), so a shape made with one only counts
-when some line it opens starts a traceback.
+digits are folded, and a shape that opens at least `MIN_LINES` lines, one of them a traceback line,
+is a prefix. The traceback condition keeps ambiguous tags out (``loss: 0.4`` looks like a host
+tag) and spares the cost of stripping a logger's prefix, which only opens a record's first line
+and never the traceback under it; a runtime's ``stdout``/``stderr`` tag is stripped regardless.
 
 The result is one regex (`Prefix`), learnt from the tail's lines after the launcher prefixes
 `logtext` knows were removed, and matched at the start of each such line: a log without a repeated
@@ -49,6 +50,8 @@ _TOKEN = re.compile(
 _LEVEL_WORD = re.compile(rf"{_LEVELS}", re.I)
 _STREAM_WORD = re.compile(r"(?:stdout|stderr|out|err)", re.I)
 _DIGITS = re.compile(r"\d+")
+_RANK_TAG = re.compile(r"^\[(?:rank|default)\d+\]:?")  # logtext reads these after the learnt prefix
+_FOLD_DIGITS = str.maketrans("0123456789", "9999999999")
 _WRITER = re.compile(r"[A-Za-z][\w.-]*\d[\w.-]*|[A-Za-z][\w.-]*:\d+")
 _STRUCTURE = ("Traceback (", "File \"", "Exception in thread", "Fatal Python error")
 
@@ -96,8 +99,10 @@ def _tokens_at(line: str) -> tuple[list[_Token], int]:
         elif kind == "sep":
             shape = text
         elif kind == "br":
-            if _LEVEL_WORD.fullmatch(text) or _STREAM_WORD.fullmatch(text):
-                shape = "[w]"
+            if _LEVEL_WORD.fullmatch(text):
+                shape = "[L]"
+            elif _STREAM_WORD.fullmatch(text):
+                shape = "[S]"
             else:
                 shape = "[" + _DIGITS.sub("9", text) + "]"
                 if _WRITER.fullmatch(text):
@@ -170,22 +175,33 @@ def find_prefix(lines: list[str]) -> Prefix | None:
     structural: set[str] = set()
     regex: dict[str, str] = {}
     keyed: dict[str, bool] = {}
+    seen: dict[str, tuple[str, int]] = {}  # a line's head, digits folded -> its shape and prefix end
     for line in lines[-SAMPLE_LINES:]:
         if not line or line[0] in " \t":
             continue
-        toks, end = _tokens_at(line)
-        if not toks:
+        head = line[:MAX_PREFIX_CHARS].translate(_FOLD_DIGITS)  # progress lines share one: tokenised once
+        if head in seen:
+            shape, end = seen[head]
+        else:
+            toks, end = _tokens_at(line)
+            shape = " ".join(t.shape for t in toks)
+            seen[head] = shape, end
+            if toks and shape not in regex:
+                regex[shape] = "".join(_token_regex(t) for t in toks)
+                keyed[shape] = any(t.key for t in toks)
+        if not shape:
             continue
-        shape = " ".join(t.shape for t in toks)
         counts[shape] += 1
-        if shape not in regex:
-            regex[shape] = "".join(_token_regex(t) for t in toks)
-            keyed[shape] = any(t.key for t in toks)
-        if shape not in structural and "H" in shape and line[end:].lstrip().startswith(_STRUCTURE):
-            structural.add(shape)
-    # A shape with a host-like tag counts only when it also opens a traceback (see the docstring).
+        if shape not in structural:
+            rest = line[end:]
+            if rest[:1] == "[":
+                rest = _RANK_TAG.sub("", rest, 1)
+            if rest.lstrip().startswith(_STRUCTURE):
+                structural.add(shape)
+    # Only a prefix that also opens traceback lines is worth stripping line by line (a logger's
+    # prefix opens a record's first line only); a runtime's stdout/stderr tag is always stripped.
     chosen = [s for s, n in counts.items()
-              if n >= MIN_LINES and (s in structural or not any(p.startswith("H") for p in s.split(" ")))]
+              if n >= MIN_LINES and (s in structural or any(p in ("S", "[S]") for p in s.split(" ")))]
     if not chosen:
         return None
     chosen.sort(key=lambda s: -len(regex[s]))

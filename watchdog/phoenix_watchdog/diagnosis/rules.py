@@ -19,6 +19,7 @@ those first, so a rule costs nothing on lines that cannot match it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -173,14 +174,25 @@ BUILTIN: tuple[Rule, ...] = (
 )
 
 
-def match_line(rules: Iterable[Rule], text: str) -> tuple[Rule, re.Match[str]] | None:
+def match_line(rules: tuple[Rule, ...], text: str) -> tuple[Rule, re.Match[str]] | None:
     """The first rule that matches ``text`` (a log line or an exception's text), with its match."""
+    gate = _gate(rules)
+    if gate is not None and gate.search(text) is None:
+        return None  # no needle of any rule here, and every rule names needles
     for rule in rules:
         if rule.needles and not any(n in text for n in rule.needles):
             continue
         if m := rule.regex.search(text):
             return rule, m
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _gate(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
+    """One regex for all the rules' needles; None when some rule has none (it must always be tried)."""
+    if any(not r.needles for r in rules):
+        return None
+    return re.compile("|".join(re.escape(n) for n in dict.fromkeys(n for r in rules for n in r.needles)))
 
 
 NEEDLES: tuple[str, ...] = tuple(dict.fromkeys(n for r in BUILTIN for n in r.needles))

@@ -23,7 +23,7 @@ BLOWUP_FACTOR = 1000.0     # the last losses against the typical earlier one
 BLOWUP_MIN = 100.0         # and at least this large
 TREND = 32                 # strength: above a kill without evidence (30), below any exception
 _OVERFLOW = ("Gradient overflow", "Skipping step", "reducing loss scale", "overflow detected")
-_LOSS = re.compile(r"\b(?:\w+_)?[Ll]oss\b['\"]?\s*(?:[:=]|is)?\s*(?P<v>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\b")
+_LOSS = re.compile(r"(?<![A-Za-z0-9])[Ll]oss\b['\"]?\s*(?:[:=]|is)?\s*(?P<v>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\b")
 
 
 def divergence_findings(lines: list[LogLine]) -> list[Finding]:

@@ -8,8 +8,10 @@ copies ``tests/data/torch_programs/`` into a fresh temporary workspace, runs one
 way a job runs (plain ``python``, under ``bash`` so the shell reports the signal, or under
 ``torchrun`` with two gloo ranks), captures stdout and stderr through one pipe as a supervisor
 does, and writes ``tests/data/logs/<name>.log``. The temporary workspace path is rewritten to
-``/workspace`` so that the committed logs read like a container job and stay comparable between
-regenerations; nothing else is edited. The exit status of every run is checked against RUNS.
+``/workspace`` (or the run's ``root``: the same job seen from another directory or mount) so that
+the committed logs read like a container job and stay comparable between regenerations; nothing
+else is edited. A run may first insert lines at the top of a program file (``edit``: what a repair
+does) or pipe its output through a launcher-style prefixer (``pipe``). The exit status of every run is checked against RUNS.
 
 Hang runs (``hang=True``) wait for the program to stall, take ``py-spy dump`` of it
 (``<name>.pyspy.stack``), then send SIGUSR1 so the program's faulthandler prints every thread
@@ -19,6 +21,7 @@ Hang runs (``hang=True``) wait for the program to stall, take ``py-spy dump`` of
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -44,7 +47,14 @@ class Run:
     returncode: int = 1          # what the run must end with (negative: killed by that signal)
     env: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    root: str = WORKSPACE        # the path the temporary workspace is rewritten to in the log
+    edit: tuple[str, str] | None = None  # (file, text): text inserted at the top of a program file first
+    pipe: str = ""               # a shell filter every output line goes through (a launcher's prefixer)
 
+
+# Kubernetes' CRI log format: an RFC 3339 timestamp, the stream and a "full line" tag on every line.
+CRI_PREFIXER = (f"{sys.executable} -u -c \"import sys, datetime; [sys.stdout.write(datetime.datetime.now("
+                "datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + ' stderr F ' + ln) for ln in sys.stdin]\"")
 
 RUNS: tuple[Run, ...] = (
     Run("torch_shape_mismatch_b32", "shape_mismatch.py", ("--batch", "32")),
@@ -84,6 +94,33 @@ RUNS: tuple[Run, ...] = (
     Run("torch_chained_context", "chained_config.py", ("--mode", "context")),
     Run("torch_hang_queue", "hang_queue.py", returncode=-signal.SIGKILL, hang=True),
     Run("torch_hang_spin", "hang_spin.py", returncode=-signal.SIGKILL, hang=True),
+    # ---- issue #10: formats, launchers, frameworks, and the same failure elsewhere ----
+    Run("torch_shape_mismatch_elsewhere", "shape_mismatch.py", root="/scratch/u7/job-4471/src"),
+    Run("torch_shape_mismatch_edited", "shape_mismatch.py", edit=("models/mlp.py", "# repaired import order\n\n")),
+    Run("torch_gloo_timeout", "gloo_timeout.py", how="torchrun"),
+    Run("torch_gloo_timeout_again", "gloo_timeout.py", ("--timeout", "2", "--stall", "6"), how="torchrun",
+        root="/mnt/nfs/runs/exp12"),
+    Run("torch_ddp_rank_sigkill", "ddp_rank_fail.py", ("--mode", "kill"), how="torchrun"),
+    Run("torch_mp_spawn_kill", "mp_spawn_kill.py"),
+    Run("torch_child_segfault", "child_segfault.py"),
+    Run("torch_rich_traceback", "rich_traceback.py"),
+    Run("torch_loguru_exception", "loguru_exception.py"),
+    Run("torch_logging_prefixed", "logging_prefixed.py"),
+    Run("torch_teardown_ignored", "teardown_ignored.py"),
+    Run("torch_bare_error", "bare_error.py"),
+    Run("torch_bare_error_other", "bare_error.py", ("wordpiece-x",)),
+    Run("torch_loss_blowup", "loss_blowup.py", returncode=3),
+    Run("torch_config_typo_method", "config_typo_method.py"),
+    Run("lightning_misconfig", "lightning_misconfig.py"),
+    Run("lightning_typo", "lightning_typo.py"),
+    Run("torch_ddp_rank_fail_hostprefix", "ddp_rank_fail.py", how="torchrun",
+        pipe="sed -u 's/^/trn-node-04: /'"),
+    Run("torch_shape_mismatch_cri", "shape_mismatch.py", pipe=CRI_PREFIXER),
+    Run("jax_host_oom", "jax_host_oom.py"),
+    Run("jax_shape_error", "jax_shape_error.py"),
+    Run("jax_debug_nans", "jax_debug_nans.py"),
+    Run("hf_trainer_args", "hf_setup.py"),
+    Run("hf_trainer_typo", "hf_trainer_typo.py"),
 )
 
 
@@ -95,14 +132,16 @@ def free_port() -> int:
 
 def command(run: Run) -> list[str]:
     py = [sys.executable, run.program, *run.args]
-    if run.how == "python":
+    if run.how == "torchrun":
+        py = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+              "--master-addr", "127.0.0.1", "--master-port", str(free_port()), run.program, *run.args]
+    if run.pipe:
+        return ["bash", "-o", "pipefail", "-c", " ".join(shlex.quote(w) for w in py) + " 2>&1 | " + run.pipe]
+    if run.how in ("python", "torchrun"):
         return py
     if run.how == "bash":
         # `&& true` keeps bash from exec'ing python, so bash waits and reports the signal itself.
         return ["bash", "-c", " ".join(py) + " && true"]
-    if run.how == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                "--master-addr", "127.0.0.1", "--master-port", str(free_port()), run.program, *run.args]
     raise ValueError(run.how)
 
 
@@ -148,13 +187,16 @@ def run_hang(run: Run, workspace: Path, settle: float = 2.0) -> tuple[str, str, 
             data[before:].decode("utf-8", "replace"), proc.returncode)
 
 
-def relocate(text: str, workspace: Path) -> str:
-    return text.replace(str(workspace.resolve()), WORKSPACE).replace(str(workspace), WORKSPACE)
+def relocate(text: str, workspace: Path, root: str = WORKSPACE) -> str:
+    return text.replace(str(workspace.resolve()), root).replace(str(workspace), root)
 
 
 def generate(run: Run) -> None:
     with tempfile.TemporaryDirectory(prefix="phoenix-corpus-") as tmp:
         ws = prepare_workspace(Path(tmp))
+        if run.edit:
+            target = ws / run.edit[0]
+            target.write_text(run.edit[1] + target.read_text())
         if run.hang:
             log, pyspy, fh, rc = run_hang(run, ws)
             (LOGS / f"{run.name}.pyspy.stack").write_text(relocate(pyspy, ws))
@@ -163,7 +205,7 @@ def generate(run: Run) -> None:
             log, rc = run_program(run, ws)
         if rc != run.returncode:
             raise SystemExit(f"{run.name}: exited {rc}, expected {run.returncode}:\n{log[-2000:]}")
-        (LOGS / f"{run.name}.log").write_text(relocate(log, ws))
+        (LOGS / f"{run.name}.log").write_text(relocate(log, ws, run.root))
     print(f"{run.name}: ok (exit {rc})")
 
 

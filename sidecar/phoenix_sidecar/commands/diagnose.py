@@ -2,7 +2,9 @@
 
 Prints, for each log, the error signature, the failure category, whether a code patch could
 plausibly fix it, the root exception and the innermost frame in user code. ``--json`` prints one
-`Diagnosis.to_json()` object per log (one per line, with ``"input"``) for scripts.
+`Diagnosis.to_json()` object per log (one per line, with ``"input"``) for scripts. ``--explain``
+adds which rule decided, and every other piece of evidence with its strength and rule, strongest
+first; ``--rules FILE`` adds the ``rules:`` of a phoenix.yaml (or a YAML list of rules).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import os
 import sys
 from typing import BinaryIO
 
+import yaml
+
+from phoenix_sidecar.config.schema import ACTIONS
 from phoenix_sidecar.errors import UsageError
-from phoenix_watchdog.diagnosis import Diagnosis, ExitStatus, diagnose
+from phoenix_watchdog.diagnosis import Diagnosis, ExitStatus, Rule, diagnose, explain, user_rules
 from phoenix_watchdog.diagnosis.logtext import MAX_CHARS
 
 # diagnose() looks at the last MAX_CHARS characters; reading a few times that many bytes keeps
@@ -35,6 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace", "-w", metavar="DIR",
                    help="the job's directory as the job saw it: frames under it are user code "
                         "(default: the current directory, as for phoenix run)")
+    p.add_argument("--explain", action="store_true",
+                   help="show which rule decided, and all the evidence with its strength and rule, strongest first")
+    p.add_argument("--rules", metavar="FILE",
+                   help="add the diagnosis rules of this phoenix.yaml (its rules: list) or YAML list of rules")
     p.set_defaults(func=run)
 
 
@@ -42,16 +51,41 @@ def run(args: argparse.Namespace) -> int:
     exit = exit_status(args.exit_code, args.signal, args.oom_killed)
     if args.logs.count("-") > 1:
         raise UsageError("standard input (-) can be read only once")
+    rules = read_rules(args.rules) if args.rules else ()
     inputs = [(name, read_log(name)) for name in args.logs]  # every file readable before any output
+    workspace = args.workspace or os.getcwd()
     for i, (name, text) in enumerate(inputs):
-        d = diagnose(text, exit, None, args.workspace or os.getcwd())
+        d = diagnose(text, exit, None, workspace, rules)
         if args.json:
-            print(json.dumps({"input": name, **d.to_json()}, ensure_ascii=False))
+            row = {"input": name, **d.to_json()}
+            if args.explain:
+                row["explain"] = explain(text, exit, workspace, rules)
+            print(json.dumps(row, ensure_ascii=False))
         else:
             if i:
                 print()
             print(render(name, d))
+            if args.explain:
+                print(f"  {'decided by':<11} {d.decided_by}")
+                print("  all evidence, strongest first:")
+                print("\n".join(f"    {line}" for line in explain(text, exit, workspace, rules)))
     return 0
+
+
+def read_rules(path: str) -> tuple[Rule, ...]:
+    """The user's rules from a phoenix.yaml (its ``rules:``) or a YAML file that is a list of rules."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}") from None
+    raw = data.get("rules", []) if isinstance(data, dict) else data
+    try:
+        return user_rules(raw, ACTIONS)
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def exit_status(code: int | None, signal: int | None, oom_killed: bool) -> ExitStatus | None:

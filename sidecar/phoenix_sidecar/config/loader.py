@@ -22,6 +22,7 @@ import yaml
 from phoenix_sidecar.config import schema as S
 from phoenix_sidecar.errors import ConfigError
 from phoenix_sidecar.config.schema import KeySpec, Settings, key_specs
+from phoenix_watchdog.diagnosis.rules import user_rules
 
 CONFIG_FILE_NAME = "phoenix.yaml"
 CONFIG_ENV = "PHOENIX_CONFIG"
@@ -176,6 +177,8 @@ def parse_value(spec: KeySpec, raw: Any, source: str) -> Any:
         return _actions(raw, fail)
     if kind == S.ADDR:
         return _address(raw, fail)
+    if kind == S.RULES:
+        return _rules(raw, spec, source)
     raise AssertionError(f"unhandled kind {kind}")
 
 
@@ -190,6 +193,20 @@ def _words(raw: Any, fail: Any) -> list[str]:
         return shlex.split(raw)
     except ValueError as exc:
         raise fail(f"not valid shell words ({exc})") from None
+
+
+def _rules(raw: Any, spec: KeySpec, source: str) -> list[dict[str, Any]]:
+    """The user's diagnosis rules, checked as the diagnosis will read them (a YAML list in a variable)."""
+    if isinstance(raw, str):
+        try:
+            raw = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"expected a YAML list of rules: {exc}", key=spec.name, source=source) from None
+    try:
+        user_rules(raw, S.ACTIONS)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key=spec.name, source=source) from None
+    return [dict(entry) for entry in raw or []]
 
 
 def _actions(raw: Any, fail: Any) -> dict[str, str]:

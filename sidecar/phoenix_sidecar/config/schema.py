@@ -23,6 +23,7 @@ INT, FLOAT, BOOL, STR, WORDS, OPT_WORDS, LIST, CHOICE, MAPPING, ADDR = (
 )
 
 LLM_CLIENTS = ("gemini_cli", "gemini_api", "openai", "command")
+RULES = "rules"  # a list of diagnosis rules, validated by phoenix_watchdog.diagnosis.user_rules
 
 
 class Action(enum.StrEnum):
@@ -90,6 +91,8 @@ class Settings:
     stable_run_seconds: float = setting(600.0, FLOAT, "a run this long resets the backoff and the per-signature attempts", minimum=0, group="policy")
     cooldown_seconds: float = setting(0.0, FLOAT, "wait before stopping when a failure cannot be repaired", minimum=0, group="policy")
     actions: dict = setting({}, MAPPING, "category -> repair|restart|stop, over the defaults", group="policy")
+    rules: list = setting([], RULES, "extra diagnosis rules, tried first: a list of {pattern: regex, category, "
+                          "action (optional), examples (optional)}; see docs/diagnosis.md", group="policy")
 
     # -- repair --------------------------------------------------------------------------------
     repair: bool = setting(True, BOOL, "ask an LLM to repair code failures; off: such failures give up", group="repair")

@@ -28,7 +28,7 @@ from phoenix_sidecar.supervise.giveup import give_up_summary
 from phoenix_sidecar.supervise.incidents import place, write_details
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.supervise.policy import Action, Decision, GiveUpReason, PolicySpec
-from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock
+from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock, default_diagnosis
 from phoenix_sidecar.supervise.state import Incident, JobState, StateStore, check_transition
 from phoenix_watchdog.diagnosis.failure import Diagnosis, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
@@ -69,9 +69,7 @@ class Supervisor:
         self.repair = repair
         self.gates: Gates = gates if gates is not None else NullGates()
         self.clock: Clock = clock if clock is not None else SystemClock()
-        if diagnose is None:
-            from phoenix_watchdog.diagnosis.diagnose import diagnose
-        self.diagnose = diagnose
+        self.diagnose = diagnose if diagnose is not None else default_diagnosis(settings)
         self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)
         self.state = store.load()
         # Progress (the steps in the output) and the hang judge: the same under `run` and `watch`.

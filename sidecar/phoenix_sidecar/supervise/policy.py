@@ -135,7 +135,12 @@ def decide(diagnosis: Diagnosis, budgets: Budgets, spec: PolicySpec, *, seen_bef
         blowup: the run was stopped for a loss blow-up (``loss_blowup_action`` applies).
     """
     category = diagnosis.category
-    action = spec.blowup_action if blowup else Action(spec.actions.get(category, FALLBACK_ACTION))
+    if blowup:
+        action = spec.blowup_action
+    elif diagnosis.action:  # a user rule of phoenix.yaml named the action for this failure
+        action = Action(diagnosis.action)
+    else:
+        action = Action(spec.actions.get(category, FALLBACK_ACTION))
     code = BACKOFF if action is Action.RESTART else REPAIR
     if category == Category.HANG and action is Action.RESTART and seen_before and diagnosis.patchable:
         action, code = Action.REPAIR, HANG_ESCALATED

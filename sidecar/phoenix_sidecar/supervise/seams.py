@@ -1,16 +1,22 @@
-"""The supervisor's seams besides the runtime: time, the hardware gates and the repair engine.
+"""The supervisor's seams besides the runtime: time, the hardware gates, the repair engine, the diagnosis.
 
 `Supervisor` reads the time and waits only through a `Clock`, consults the gates only through
 `Gates`, and repairs only through `Repairer`. Production passes `SystemClock`, `Observability` and
 `RepairEngine`; tests pass a fake clock whose waits advance time at once, scripted gates and a
 scripted repair, so a supervision that spans hours of backoff and hangs runs in milliseconds.
+The diagnosis is the watchdog's, with the user's ``rules:`` tried first (`default_diagnosis`).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
+
+from phoenix_sidecar.config.schema import ACTIONS, Settings
+from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 if TYPE_CHECKING:
     from phoenix_sidecar.observe.gates import SafetyTrip
@@ -87,3 +93,12 @@ class Repairer(Protocol):
                  force: bool = False) -> RollbackResult:
         """Restore the files a promoted repair changed."""
         ...
+
+
+def default_diagnosis(settings: Settings) -> Callable[..., Diagnosis]:
+    """The watchdog's diagnosis, trying the user's ``rules:`` (checked by the config loader) first."""
+    from phoenix_watchdog.diagnosis.diagnose import diagnose
+    from phoenix_watchdog.diagnosis.rules import user_rules
+
+    rules = user_rules(settings.rules, ACTIONS)
+    return functools.partial(diagnose, rules=rules) if rules else diagnose

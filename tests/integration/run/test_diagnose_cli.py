@@ -88,3 +88,18 @@ def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
 def test_help_lists_the_command(tmp_path: Path) -> None:
     r = run_phoenix(["--help"], cwd=tmp_path)
     assert b"diagnose" in r.stdout
+
+
+def test_explain_names_the_rule_that_decided_and_rules_come_from_phoenix_yaml(tmp_path: Path) -> None:
+    (tmp_path / "phoenix.yaml").write_text(
+        "rules:\n  - pattern: 'ShardChecksumError'\n    category: unknown\n    action: restart\n")
+    (tmp_path / "crash.log").write_text("step 1\nShardChecksumError: shard 7 is corrupt\n")
+    r = run_phoenix(["diagnose", "--explain", "--rules", "phoenix.yaml", "crash.log"], cwd=tmp_path)
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    assert "category    unknown" in out
+    assert "decided by  rule user0 (phoenix.yaml rules[0])" in out
+    assert "all evidence, strongest first:" in out
+    (tmp_path / "bad.yaml").write_text("rules:\n  - pattern: '(['\n    category: unknown\n")
+    r = run_phoenix(["diagnose", "--rules", "bad.yaml", "crash.log"], cwd=tmp_path)
+    assert r.returncode == 2 and b"not a valid regular expression" in r.stderr

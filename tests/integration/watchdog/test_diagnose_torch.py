@@ -38,7 +38,8 @@ RUNS = {run.name: run for run in GEN.RUNS}
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["torch_shape_mismatch_b17", "torch_dataset_index_error", "torch_config_keyerror",
-                                  "torch_missing_checkpoint", "torch_segfault_faulthandler", "torch_ddp_rank_fail"])
+                                  "torch_missing_checkpoint", "torch_segfault_faulthandler", "torch_ddp_rank_fail",
+                                  "torch_gloo_timeout", "torch_logging_prefixed", "torch_teardown_ignored"])
 def test_a_fresh_run_diagnoses_like_the_committed_log(name: str, tmp_path: Path) -> None:
     run = RUNS[name]
     ws = GEN.prepare_workspace(tmp_path)
@@ -52,3 +53,15 @@ def test_a_fresh_run_diagnoses_like_the_committed_log(name: str, tmp_path: Path)
         spec["function"], spec["file"])
     committed = (DATA / "logs" / f"{name}.log").read_text()
     assert fresh.signature == diagnose(committed, exit, workspace="/workspace").signature
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_a_fresh_run_from_a_directory_phoenix_does_not_know_keeps_the_signature(tmp_path: Path) -> None:
+    """The job ran under another mount than the workspace Phoenix was told: same failure, same signature."""
+    run = RUNS["torch_shape_mismatch_b32"]
+    ws = GEN.prepare_workspace(tmp_path)
+    output, returncode = GEN.run_program(run, ws)
+    exit = ExitStatus.from_returncode(returncode)
+    committed = (DATA / "logs" / "torch_shape_mismatch_b32.log").read_text()
+    assert diagnose(output, exit, workspace="/elsewhere").signature == diagnose(committed, exit, workspace="/workspace").signature

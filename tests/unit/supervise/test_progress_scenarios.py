@@ -88,7 +88,7 @@ def test_a_restart_waits_for_the_gpu_memory_to_be_reclaimed(workspace: Path) -> 
     gpu = FakeGpu(0, mem_used=1 * GIB)
     clock.at(0.1, lambda: setattr(gpu, "mem_used", 70 * GIB))   # the job allocates
     clock.at(20.0, lambda: setattr(gpu, "mem_used", 1 * GIB))   # the driver frees it well after the crash
-    rig = build_rig(workspace, [crash("RuntimeError: boom\n", seconds=2.0), succeed()], clock=clock,
+    rig = build_rig(workspace, [crash("the data server went away; exiting\n", seconds=2.0), succeed()], clock=clock,
                     gates=nvml_gates(gpu), backoff_initial_seconds=0, gpu_reclaim_timeout_seconds=60)
     assert rig.supervisor.run() == 0
     first, second = rig.when(ev.JobStarted)
@@ -99,7 +99,7 @@ def test_the_reclaim_wait_is_bounded(workspace: Path) -> None:
     clock = FakeClock()
     gpu = FakeGpu(0, mem_used=1 * GIB)
     clock.at(0.1, lambda: setattr(gpu, "mem_used", 70 * GIB))  # never freed
-    rig = build_rig(workspace, [crash("RuntimeError: boom\n", seconds=2.0), succeed()], clock=clock,
+    rig = build_rig(workspace, [crash("the data server went away; exiting\n", seconds=2.0), succeed()], clock=clock,
                     gates=nvml_gates(gpu), backoff_initial_seconds=0, gpu_reclaim_timeout_seconds=30)
     assert rig.supervisor.run() == 0
     assert 32.0 <= rig.when(ev.JobStarted)[1] <= 33.0

@@ -333,3 +333,24 @@ def test_a_shutdown_while_waiting_out_a_safety_stop(workspace: Path) -> None:
     assert rig.clock.now == 300.0 and rig.runtime.starts == 1
     assert rig.states()[-2:] == [S.SAFETY_STOP, S.INTERRUPTED]
     assert not rig.of(ev.SafetyCleared)
+
+
+def test_a_user_rule_from_the_config_decides_the_category_and_the_action(workspace: Path) -> None:
+    """``rules:`` in phoenix.yaml reach the supervisor's own diagnosis: this failure, which the
+    built-in rules would restart as unknown, is named and stopped for a human at once."""
+    rules = [{"pattern": r"the feature store at \S+ refused us", "category": "dataloader", "action": "stop"}]
+    rig = build_rig(workspace, [crash("the feature store at fs-3:9000 refused us\n"), succeed()], rules=rules,
+                    cooldown_seconds=0)
+
+    with pytest.raises(GaveUp) as gave_up:
+        rig.supervisor.run()
+
+    assert "dataloader needs a human" in str(gave_up.value)
+    assert [(g.category, g.reason) for g in rig.of(ev.GaveUp)] == [("dataloader", "category_stop")]
+    assert rig.runtime.starts == 1
+
+
+def test_without_the_rule_the_same_failure_is_restarted(workspace: Path) -> None:
+    rig = build_rig(workspace, [crash("the feature store at fs-3:9000 refused us\n"), succeed()], cooldown_seconds=0)
+    assert rig.supervisor.run() == 0
+    assert rig.runtime.starts == 2

@@ -88,6 +88,9 @@ def test_without_a_workspace_library_rules_decide(path: str, user: bool) -> None
 def test_paths_shown_and_hashed() -> None:
     assert display_path("/workspace/models/mlp.py", "/workspace/") == "models/mlp.py"
     assert display_path("/elsewhere/x.py", "/workspace") == "/elsewhere/x.py"
-    assert stable_path("/workspace/models/mlp.py", "/workspace") == stable_path("models/mlp.py", None) == "models/mlp.py"
+    assert stable_path("/workspace/models/mlp.py", "/workspace") == stable_path("models/mlp.py", None) == "mlp.py"
+    assert stable_path("/scratch/run7/models/mlp.py", "/workspace") == "mlp.py"  # re-run elsewhere
+    assert stable_path("/venv/a/lib/python3.11/site-packages/torch/nn/functional.py", None) == "torch/nn/functional.py"
+    assert stable_path("/opt/conda/lib/python3.10/site-packages/torch/nn/functional.py", "/w") == "torch/nn/functional.py"
     assert stable_path("/tmp/tmpab12cd34/train.py", "/tmp/tmpab12cd34") == "train.py"
     assert stable_path("/tmp/tmpab12cd34/train.py", None) == stable_path("/tmp/tmpq0q0q0q0/train.py", None)

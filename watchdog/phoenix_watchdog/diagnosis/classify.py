@@ -18,7 +18,7 @@ hardware (90) explains every error after it; a host OOM kill (85) and a full dis
 about the machine; a Python exception that ended the run (70); the same facts seen only in log
 lines (60); native crashes (50); an NCCL timeout (42) or error (40), usually the *consequence* of
 another rank dying; aborts without a reason (35); a kill signal without OOM evidence (30); an
-exception the process survived (25, see `diagnose`); a launcher summary, an interrupt, or an error
+exception line printed without a traceback (28); an exception the process survived (25, see `diagnose`); a launcher summary, an interrupt, or an error
 that only says a peer went away (15-20). A hang is not ranked: the supervisor's verdict decides.
 """
 
@@ -28,11 +28,12 @@ import re
 from dataclasses import dataclass
 
 from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
+from phoenix_watchdog.diagnosis.rules import BUILTIN, Rule, match_line
 from phoenix_watchdog.diagnosis.signature import normalise
 from phoenix_watchdog.diagnosis.usercode import is_user_path, under
 
 HARDWARE, HOST_OOM, DISK, EXCEPTION, LINE = 90, 85, 80, 70, 60
-NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, SECONDARY = 50, 42, 40, 35, 30, 15
+NATIVE_CRASH, NCCL_TIMEOUT, NCCL, ABORT, KILLED, BARE, SECONDARY = 50, 42, 40, 35, 30, 28, 15
 
 # Facts about the machine: a later link of a chain that reports one overrides a generic root.
 RESOURCE = frozenset({"gpu_hardware", "host_oom", "disk_full", "cuda_oom", "cuda_illegal_access",
@@ -51,8 +52,13 @@ _CONFIG_MODULES = ("yaml.", "omegaconf.", "hydra.", "configparser.", "tomllib.",
 _CONFIG_TYPE = re.compile(r"Config|YAML|Yaml|JSONDecode|TOMLDecode|Interpolation|MissingMandatoryValue"
                           r"|ScannerError|ParserError|ConstructorError|OverrideParse")
 _CONFIG_NAME = re.compile(r"(?i)config|conf\b|cfg|settings|hparam|hyperparam|parse_args|args\b|options|opts\b")
-_CONFIG_ACCESS = re.compile(r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
-                            r"params|cfg_\w+|\w+_cfg|\w+_config)\b\s*(?:\[|\.get\(|\.\w)")
+_CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
+                 r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
+_CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
+_CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|terminated with signal (?P<name2>SIG[A-Z]+)")
+_CONFIG_FILE = re.compile(r"(?i)(?:^|_)(?:args|arguments|config|configuration|options|settings|hparams)\.py$")
+_VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|assert)\w*|_\w*assertion\w*")
+_MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
 
 HARDWARE_TEXT = re.compile(
@@ -88,7 +94,7 @@ NAN_TEXT = re.compile(
     r"|Minimum loss scale reached", re.I)
 # In plain log lines only the loss itself counts: fp16 loss scaling logs inf gradient norms routinely.
 NAN_LINE_TEXT = re.compile(
-    r"\bloss(?:es)?\b\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
+    r"(?<![A-Za-z0-9])loss(?:es)?\b['\"]?\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
     r"|returned (?:nan|inf) values|\bnon-finite loss|\bnan loss|became infinite or nan|Minimum loss scale reached", re.I)
 _MISSING_MODULE = re.compile(r"No module named '(?P<mod>[\w.]+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<mod>[\w.]+)'(?: \((?P<path>[^)]*)\))?")
@@ -105,6 +111,7 @@ class Verdict:
     key: str
     secondary: bool = False  # a consequence of another failure (peer died, launcher, interrupt)
     vague: bool = False      # says little ("a bug", "an outage", "a pipe broke"): a later link may say more
+    rule: Rule | None = None  # the table rule that decided, if one did (for --explain)
 
 
 @dataclass(frozen=True)
@@ -114,16 +121,18 @@ class ChainVerdict:
     secondary: bool
     root: PyError      # the exception reported as the failure
     decider: PyError   # the exception whose rule decided the category
+    rule: Rule | None = None
 
 
 def user_frames(frames: tuple[SourceFrame, ...], workspace: str | None, strict: bool = True) -> list[SourceFrame]:
     return [f for f in frames if is_user_path(f.file, workspace, strict=strict)]
 
 
-def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVerdict:
+def classify_chain(chain: tuple[PyError, ...], workspace: str | None,
+                   rules: tuple[Rule, ...] = BUILTIN) -> ChainVerdict:
     """The category of a chained traceback and its root exception (see the module docstring)."""
     strict = _any_under(chain, workspace)
-    verdicts = [classify_error(e, workspace, strict) for e in chain]
+    verdicts = [classify_error(e, workspace, strict, rules) for e in chain]
     root_i = next((i for i, e in enumerate(chain) if e.short_type not in _PLUMBING), len(chain) - 1)
     if verdicts[root_i].category is None or verdicts[root_i].vague:
         # A vague root yields to a later link that states a fact about the machine, and that
@@ -135,7 +144,7 @@ def classify_chain(chain: tuple[PyError, ...], workspace: str | None) -> ChainVe
     if verdicts[chosen].category is None:  # launcher / interrupt only: anything better further down?
         chosen = next((i for i in range(len(chain) - 1, -1, -1) if verdicts[i].category), chosen)
     v = verdicts[chosen]
-    return ChainVerdict(v.category, v.key, v.secondary, chain[root_i], chain[chosen])
+    return ChainVerdict(v.category, v.key, v.secondary, chain[root_i], chain[chosen], v.rule)
 
 
 def traceback_strength(v: ChainVerdict) -> int:
@@ -147,11 +156,29 @@ def traceback_strength(v: ChainVerdict) -> int:
     return min(strength, SECONDARY + 5) if v.secondary else strength
 
 
-def classify_error(err: PyError, workspace: str | None, strict: bool = True) -> Verdict:
-    """The category rule that matches one exception; code_bug when none does."""
+def classify_error(err: PyError, workspace: str | None, strict: bool = True,
+                   rules: tuple[Rule, ...] = BUILTIN) -> Verdict:
+    """The category rule that matches one exception; code_bug when none does.
+
+    The rule table (`rules`: the user's rules, then the shipped ones) is consulted first, against
+    the exception line as printed; then the built-in rules below.
+    """
     t, full, text = err.short_type, err.type, err.text
-    if t in _PLUMBING or t in _LAUNCHER:
+    if t in _PLUMBING or t in _LAUNCHER or (t == "CalledProcessError" and "non-zero exit status" in text):
+        # A launcher's report (torchrun, accelerate launch, a wrapper's check=True) that a child
+        # failed: the child's own output says why; this says nothing by itself.
         return Verdict(None, t, secondary=True)
+    if found := match_line(rules, f"{err.type}: {text}"):
+        rule, m = found
+        return Verdict(str(rule.category), rule.signature_key(m, normalise(err.message, workspace)), rule=rule)
+    if m := _CHILD_SIGNAL.search(text):
+        # A launcher's report that a child process died of a signal (multiprocessing.spawn,
+        # subprocess check=True): the failure is the signal, as if the job itself had died of it.
+        name = m["name"] or m["name2"]
+        if name == "SIGKILL":
+            return Verdict("unknown", "signal:SIGKILL")
+        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
+            return Verdict("segfault", f"signal:{name}")
     if m := HARDWARE_TEXT.search(text):
         return Verdict("gpu_hardware", hardware_key(m.group(0)))
     if DISK_TEXT.search(text):
@@ -256,6 +283,20 @@ def _is_user_module(module: str, err: PyError, workspace: str | None, strict: bo
     return False
 
 
+def _validates_config(frame: SourceFrame) -> bool:
+    """Whether the innermost frame is an arguments/config class checking what it was given."""
+    name = frame.file.replace("\\", "/").rsplit("/", 1)[-1]
+    return bool(_CONFIG_FILE.search(name) and _VALIDATOR.fullmatch(frame.function))
+
+
+def _config_reads(source: str, name: str) -> bool:
+    """Whether ``source`` reads ``name`` from a config-looking object (``cfg["lr"]``, ``args.lr``)."""
+    n = re.escape(name)
+    path = r"(?:\s*(?:\[[^\]]*\]|\.\w+|\.get\([^)]*\)))*?"  # cfg["optim"]["lr"], args.opt.lr
+    final = rf"\s*(?:\[\s*['\"]{n}['\"]|\.get\(\s*['\"]{n}['\"]|\.{n}\b|\[\s*[A-Za-z_][\w.]*\s*\])"  # or cfg[key]
+    return re.search(_CONFIG_OWNER + path + final, source) is not None
+
+
 def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
     """An exception raised while reading configuration (a config library, or a config-shaped access)."""
     if err.type.startswith(_CONFIG_MODULES) or _CONFIG_TYPE.search(err.short_type):
@@ -264,10 +305,15 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
         return False
     if err.short_type == "AttributeError" and _CONFIG_OBJECT.search(err.message):
         return True
+    if err.short_type in ("ValueError", "AssertionError") and err.frames and _validates_config(err.frames[-1]):
+        return True  # a library's own check of its arguments (TrainingArguments, a DeepSpeed config)
     frames = user_frames(err.frames, workspace, strict)
     if not frames:
         return False
     inner = frames[-1]
     if err.short_type in ("KeyError", "AttributeError") and _CONFIG_ACCESS.search(inner.source):
-        return True
+        # Only when the missing name is the one read from the configuration: ``self.model.trian()``
+        # on a line that also reads ``cfg.epochs`` is a misspelled method, not a bad config.
+        missing = _MISSING_NAME.search(err.message)
+        return missing is None or _config_reads(inner.source, missing["name"] or missing["attr"])
     return bool(_CONFIG_NAME.search(inner.function) or _CONFIG_NAME.search(inner.file.rsplit("/", 1)[-1]))

@@ -20,20 +20,28 @@ earliest failure wins, because ranks that fail later usually fail *because* the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from phoenix_watchdog.diagnosis import classify as C
 from phoenix_watchdog.diagnosis.candidate import Candidate
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
 from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
-from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, parse_tracebacks
+from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, UNRAISABLE, looks_like_exception, parse_tracebacks
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
+from phoenix_watchdog.diagnosis.rules import BUILTIN, Rule
 from phoenix_watchdog.diagnosis.stackparse import crashed_thread, parse_stacks
+from phoenix_watchdog.diagnosis.trends import TREND, divergence_findings
 
 STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the process carried on
 MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
 HANDLED = 25             # strength of an exception the process survived
 ROOT_RANK_BONUS = 3
+BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
+MAX_BARE_STREAMS = 8
+MAX_EXPLAINED = 12       # evidence lines `explain` lists
+_BARE_ENDINGS = ("Error", "Exception", "Failure", "Fault", "Interrupt", "Exit")
 # Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
                         "Stack (most recent", "  File \"", "  <no Python frame>", "frame #", "Exception raised from",
@@ -41,7 +49,7 @@ _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fat
 
 
 def diagnose(log_text: str, exit: ExitStatus | None = None, hang: HangInfo | None = None,
-             workspace: str | None = None) -> Diagnosis:
+             workspace: str | None = None, rules: tuple[Rule, ...] = ()) -> Diagnosis:
     """What a failed run reduces to: category, signature, root exception, user frame, evidence.
 
     Args:
@@ -49,38 +57,74 @@ def diagnose(log_text: str, exit: ExitStatus | None = None, hang: HangInfo | Non
         exit: how the process ended, when known.
         hang: set when the supervisor killed the job for silence; its stack locates the hang.
         workspace: the job's directory; frames under it are user code.
+        rules: the user's own rules (`rules.user_rules`), consulted before the shipped ones.
     """
     lines = split_log(log_text)
     if hang is not None:
         return hang_diagnosis(hang, lines, exit, workspace)
-    code_lines: set[int] = set()
-    tracebacks = parse_tracebacks(lines, code_lines)
-    markers = scan_markers(lines, code_lines)
-    root = find_root_cause(lines)
-    candidates = _traceback_candidates(tracebacks, lines, markers, workspace)
-    candidates += [Candidate(f) for f in markers]
-    candidates += [Candidate(f) for f in exit_findings(exit, len(lines))]
-    candidates += _root_cause_candidates(root, workspace)
-    root_streams = root.streams if root else frozenset()
-
-    def rank(c: Candidate) -> tuple[int, int]:
-        bonus = ROOT_RANK_BONUS if c.finding.stream in root_streams else 0
-        return (c.finding.strength + bonus, -c.finding.pos)
-
+    candidates, rank = _ranked_candidates(lines, exit, workspace, (*rules, *BUILTIN))
     winner = max(candidates, key=rank) if candidates else None
     context = _best_traceback(candidates)
     crash = _crash_frames(lines, winner) if winner and winner.finding.category == "segfault" else None
     return build_diagnosis(winner, context, crash, candidates, lines, exit, workspace)
 
 
+def explain(log_text: str, exit: ExitStatus | None = None, workspace: str | None = None,
+            rules: tuple[Rule, ...] = ()) -> list[str]:
+    """Every piece of evidence, strongest first, with the rule that read it (``phoenix diagnose --explain``)."""
+    lines = split_log(log_text)
+    candidates, rank = _ranked_candidates(lines, exit, workspace, (*rules, *BUILTIN), every=True)
+    out: list[str] = []
+    ranked = sorted(candidates, key=rank, reverse=True)
+    for c in ranked[:MAX_EXPLAINED]:
+        f = c.finding
+        strength, _ = rank(c)
+        where = f"line {f.pos + 1}" if f.pos < len(lines) else "exit status"
+        stream = f", {f.stream}" if f.stream else ""
+        out.append(f"{f.category:<20} strength {strength:>3}  {where}{stream}: {f.line[:160]}")
+        out.append(f"{'':<20} decided by {f.rule or 'built-in rules'}")
+    if len(ranked) > MAX_EXPLAINED:
+        out.append(f"... and {len(ranked) - MAX_EXPLAINED} weaker pieces of evidence")
+    return out
+
+
+def _ranked_candidates(lines: list[LogLine], exit: ExitStatus | None, workspace: str | None, rules: tuple[Rule, ...],
+                       every: bool = False) -> tuple[list[Candidate], Callable[[Candidate], tuple[int, int]]]:
+    code_lines: set[int] = set()
+    tracebacks = parse_tracebacks(lines, code_lines)
+    markers = scan_markers(lines, code_lines, rules)
+    root = find_root_cause(lines)
+    candidates = _traceback_candidates(tracebacks, lines, markers, workspace, rules)
+    candidates += [Candidate(f) for f in markers]
+    candidates += _bare_exception_candidates(lines, tracebacks, code_lines, workspace, rules)
+    candidates += [Candidate(f) for f in exit_findings(exit, len(lines))]
+    candidates += _root_cause_candidates(root, workspace, rules)
+    if every or all(c.finding.strength < TREND for c in candidates):
+        # A trend never outranks evidence of its own strength or more, so it is read only when needed.
+        candidates += [Candidate(f) for f in divergence_findings(lines)]
+    root_streams = root.streams if root else frozenset()
+
+    def rank(c: Candidate) -> tuple[int, int]:
+        bonus = ROOT_RANK_BONUS if c.finding.stream in root_streams else 0
+        return (c.finding.strength + bonus, -c.finding.pos)
+
+    return candidates, rank
+
+
+def _why(v: C.ChainVerdict) -> str:
+    if v.rule is not None:
+        return v.rule.describe()
+    return f"built-in exception rules ({v.decider.type} -> {v.category or 'a consequence of another failure'})"
+
+
 def _traceback_candidates(tracebacks: list[Traceback], lines: list[LogLine], markers: list[Finding],
-                          workspace: str | None) -> list[Candidate]:
+                          workspace: str | None, rules: tuple[Rule, ...]) -> list[Candidate]:
     tracebacks = _last_per_stream(tracebacks, MAX_TRACEBACKS_PER_STREAM)
     verdicts: dict[tuple[PyError, ...], C.ChainVerdict] = {}  # identical chains repeat in floods
     judged = []
     for tb in tracebacks:
         if tb.chain not in verdicts:
-            verdicts[tb.chain] = C.classify_chain(tb.chain, workspace)
+            verdicts[tb.chain] = C.classify_chain(tb.chain, workspace, rules)
         judged.append((tb, verdicts[tb.chain]))
     terminal: dict[str | None, Traceback] = {}
     for tb, v in judged:  # in log order, so the last one of each stream stays
@@ -95,8 +139,44 @@ def _traceback_candidates(tracebacks: list[Traceback], lines: list[LogLine], mar
                                         or _carried_on(tb, lines, spans, marker_lines)):
             strength = HANDLED
         shown = f"{v.root.type}: {v.root.message}".strip()[:MAX_EVIDENCE_CHARS]
-        finding = Finding(v.category or "unknown", strength, v.key, shown, tb.start, tb.stream)
+        finding = Finding(v.category or "unknown", strength, v.key, shown, tb.start, tb.stream, _why(v),
+                          v.rule.action if v.rule else None)
         out.append(Candidate(finding, tb, v.root, _frames_root_last(tb.chain, v.root)))
+    return out
+
+
+def _bare_exception_candidates(lines: list[LogLine], tracebacks: list[Traceback], code_lines: set[int],
+                               workspace: str | None, rules: tuple[Rule, ...]) -> list[Candidate]:
+    """The last ``SomeError: message`` line of each stream printed outside any traceback.
+
+    Loggers, launchers and frameworks often print just the exception line (``logger.error(e)``,
+    a summary at exit). It is evidence of what went wrong, weaker than a traceback that ended a
+    process and than a kill (it may have been survived), but a category and a key all the same.
+    """
+    spans = [(tb.start, tb.end) for tb in tracebacks]
+    seen: set[str | None] = set()
+    out: list[Candidate] = []
+    for ln in reversed(lines[-BARE_SCAN_LINES:]):
+        text = ln.text
+        if ln.stream in seen or not text or text[0] in " \t" or ln.pos in code_lines or ": " not in text[:120] \
+                and not text.endswith(_BARE_ENDINGS):
+            continue
+        m = looks_like_exception(text)
+        if m is None or not m["last"].endswith(_BARE_ENDINGS) or any(s <= ln.pos <= e for s, e in spans):
+            continue
+        if ln.pos and lines[ln.pos - 1].text.startswith(UNRAISABLE):
+            continue  # an exception raised at teardown and ignored: it ended nothing
+        seen.add(ln.stream)
+        err = PyError(m["type"], (m["msg"] or "").strip(), (), ())
+        v = C.classify_chain((err,), workspace, rules)
+        if v.category is None:
+            continue
+        strength = C.BARE if not v.secondary else C.SECONDARY
+        finding = Finding(v.category, strength, v.key, text.strip()[:MAX_EVIDENCE_CHARS], ln.pos, ln.stream,
+                          "bare exception line: " + _why(v), v.rule.action if v.rule else None)
+        out.append(Candidate(finding, None, err, ()))
+        if len(seen) >= MAX_BARE_STREAMS:
+            break
     return out
 
 
@@ -141,7 +221,8 @@ def _carried_on(tb: Traceback, lines: list[LogLine], spans: list[tuple[int, int]
     return False
 
 
-def _root_cause_candidates(root: RootCause | None, workspace: str | None) -> list[Candidate]:
+def _root_cause_candidates(root: RootCause | None, workspace: str | None,
+                           rules: tuple[Rule, ...]) -> list[Candidate]:
     """torchrun's own account of the first failed rank, for when that rank's output is missing.
 
     These carry no stream: the rank's own lines (its traceback, its faulthandler dump) say the same
@@ -150,15 +231,15 @@ def _root_cause_candidates(root: RootCause | None, workspace: str | None) -> lis
     if root is None:
         return []
     if root.traceback is not None:
-        v = C.classify_chain((root.traceback,), workspace)
+        v = C.classify_chain((root.traceback,), workspace, rules)
         strength = C.traceback_strength(v)
         shown = f"{v.root.type}: {v.root.message}"[:MAX_EVIDENCE_CHARS]
-        finding = Finding(v.category or "unknown", strength, v.key, shown, root.pos, None)
+        finding = Finding(v.category or "unknown", strength, v.key, shown, root.pos, None, "torchrun root cause: " + _why(v))
         return [Candidate(finding, None, v.root, root.traceback.frames)]
     if root.signal is None:
         return []
     shown = f"torchrun root cause: {root.describe()}"
-    return [Candidate(Finding(f.category, f.strength, f.key, shown, root.pos, None))
+    return [Candidate(Finding(f.category, f.strength, f.key, shown, root.pos, None, "torchrun root cause: exit signal"))
             for f in exit_findings(ExitStatus(signal=root.signal), root.pos)]
 
 

@@ -93,6 +93,9 @@ class Diagnosis:
         files: user source files named in the traceback, innermost last (for the repair prompt).
         evidence: the log lines that decided the category (bounded, for humans and the prompt).
         stream: the rank (``rank1``) or stream whose output decided it, when the lines name one.
+        decided_by: the rule that decided the category, in words (``phoenix diagnose --explain``).
+        action: the action a user rule of ``phoenix.yaml`` names for this failure, if one decided;
+            None leaves the category's configured action in force.
     """
 
     signature: str
@@ -105,6 +108,8 @@ class Diagnosis:
     files: tuple[str, ...] = ()
     evidence: tuple[str, ...] = field(default_factory=tuple)
     stream: str | None = None
+    decided_by: str | None = None
+    action: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `phoenix diagnose --json` object."""

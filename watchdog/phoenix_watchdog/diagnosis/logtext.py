@@ -3,7 +3,9 @@
 Training logs are written by several processes at once and decorated by every layer they pass:
 ANSI colours, ``\\r``-overwritten progress bars, Docker timestamps, launcher prefixes
 (``[rank3]:``, ``[default0]:``, srun's ``0: ``, ``host:2:``, mpirun's ``[1,3]<stderr>:``) and
-glog headers (``[E321 02:07:08.408 ProcessGroupNCCL.cpp:607]``). `split_log` removes all of that
+glog headers (``[E321 02:07:08.408 ProcessGroupNCCL.cpp:607]``); any other prefix that many lines
+share is learnt from its shape (`prefixes`). Tracebacks that rich draws in a box are redrawn as
+CPython prints them, and messages glued to a progress bar get their own line. `split_log` removes all of that
 and keeps which rank wrote each line, so that interleaved tracebacks of several ranks can be read
 apart. It is the first step of `diagnose` and runs on every line, so it does as little as it can.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 
 # Only the tail matters, and the work must stay bounded whatever the caller hands in: the last
 # 512 KiB hold thousands of lines (64 ranks' NCCL watchdog reports fit), and reading them costs
@@ -50,6 +54,17 @@ _LETTER = re.compile(
 # Where a line that was glued to a progress bar (no newline before it) really starts.
 _GLUED = ("Traceback (most recent call last):", "Fatal Python error: ", "Current thread 0x",
           "terminate called after throwing")
+
+
+# The end of a tqdm bar ("... 12.5it/s]") with the next message written right after it.
+_BAR_END = re.compile(r"(?:it/s|s/it|B/s)\](?=\S)")
+# rich draws a traceback in a box: its header, a frame's location and the failing source line.
+_BOX_HEAD = re.compile(r"^╭─+ Traceback \(most recent call last\) ─+╮$")
+_BOX_FRAME = re.compile(r"^│ (?P<file>[^│\s][^│]*?):(?P<line>\d+) in (?P<func>[^\s│]+)\s*│?$")
+_BOX_CODE = re.compile(r"^│ ❱ *\d+ │(?P<code>.*?)\s*│?$")
+
+
+_REDRAWN = frozenset("╭│╰>")  # first characters of lines drawn by rich or marked by loguru
 
 
 class LogLine(NamedTuple):
@@ -131,21 +146,77 @@ def _unglue(text: str) -> list[str]:
     return [text]
 
 
+def unbox(line: str) -> str | None:
+    """A line of a rich traceback box as CPython would have printed it; None for box decoration."""
+    if line.startswith("╭"):
+        return "Traceback (most recent call last):" if _BOX_HEAD.match(line) else None
+    if line.startswith("╰"):
+        return None
+    if m := _BOX_FRAME.match(line):
+        return f'  File "{m["file"]}", line {m["line"]}, in {m["func"]}'
+    if m := _BOX_CODE.match(line):
+        return "    " + m["code"].strip()
+    return None
+
+
+def _split_glued(text: str) -> list[str]:
+    """Split where a message was written right after a progress bar, with no newline between."""
+    parts = []
+    while (m := _BAR_END.search(text)) is not None:
+        parts.append(text[:m.end()])
+        text = text[m.end():]
+    return [*parts, text]
+
+
+def _strip_known(raw: str) -> tuple[str, str | None]:
+    """One raw line as a terminal shows it, cut to `MAX_LINE_CHARS`, without the known prefixes."""
+    if "\r" in raw:
+        raw = last_overwrite(raw)
+    if len(raw) > MAX_LINE_CHARS:
+        raw = raw[:MAX_LINE_CHARS]
+    return strip_prefixes(raw) if raw else (raw, None)
+
+
 def split_log(text: str) -> list[LogLine]:
     """Clean every line of a log tail (at most the last `MAX_CHARS` characters)."""
     if len(text) > MAX_CHARS:
         cut = text.find("\n", len(text) - MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-MAX_CHARS:]
     text = strip_ansi(text)
+    raws = text.split("\n")
+    # Prefixes no rule here knows are learnt from the shape the tail's lines share (`prefixes`),
+    # once the known launcher prefixes are off; those tail lines are read once, here.
+    tail_from = max(0, len(raws) - SAMPLE_LINES)
+    tail = [_strip_known(raw) for raw in raws[tail_from:]]
+    prefix = find_prefix([line for line, _ in tail if line])
     out: list[LogLine] = []
-    for raw in text.split("\n"):
-        if "\r" in raw:
-            raw = last_overwrite(raw)
-        if len(raw) > MAX_LINE_CHARS:
-            raw = raw[:MAX_LINE_CHARS]
-        line, key = strip_prefixes(raw) if raw else (raw, None)
+    for i, raw in enumerate(raws):
+        if i >= tail_from:
+            line, key = tail[i - tail_from]
+        else:  # _strip_known, inlined: this loop runs for every line of a megabyte
+            if "\r" in raw:
+                raw = last_overwrite(raw)
+            if len(raw) > MAX_LINE_CHARS:
+                raw = raw[:MAX_LINE_CHARS]
+            line, key = strip_prefixes(raw) if raw else (raw, None)
+        if prefix is not None and line:
+            line, found = prefix.strip(line)
+            if line[:1] == "[":  # a host or a time outside, a rank prefix inside: "node-a: [rank3]: ..."
+                line, inner = strip_prefixes(line)
+                found = inner or found
+            key = key or found
         line = line.rstrip()
-        if "Traceback (" in line or "Fatal Python" in line or "thread 0x" in line or "terminate called" in line:
+        if line[:1] in _REDRAWN:
+            if line[0] == ">":
+                if line.startswith("> File \""):  # loguru marks the failing frame with "> "
+                    line = "  " + line[2:]
+            elif (line := unbox(line)) is None:  # type: ignore[assignment]
+                continue
+        if ("/s]" in line or "/it]" in line) and _BAR_END.search(line):
+            for part in _split_glued(line):
+                for piece in _unglue(part):
+                    out.append(LogLine(len(out), piece, key))
+        elif "Traceback (" in line or "Fatal Python" in line or "thread 0x" in line or "terminate called" in line:
             for part in _unglue(line):
                 out.append(LogLine(len(out), part, key))
         else:

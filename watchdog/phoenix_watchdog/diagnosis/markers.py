@@ -14,6 +14,7 @@ are matched against the individual rules, so the cost stays flat for long logs o
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import signal
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from phoenix_watchdog.diagnosis import classify as C
 from phoenix_watchdog.diagnosis.failure import ExitStatus, signal_name
 from phoenix_watchdog.diagnosis.logtext import LogLine
+from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, match_line
 from phoenix_watchdog.diagnosis.signature import normalise
 
 MAX_EVIDENCE_CHARS = 300
@@ -34,10 +36,10 @@ TRIGGERS = (
     "CUBLAS", "CUDNN", "cudaError", "out of memory", "Out of memory", "oom", "OOM", "o space left", "Errno",
     "ENOSPC", "uota exceeded", "PytorchStreamWriter", "write failed", "iostream error", "unexpected pos",
     "illegal", "misaligned", "Assertion", "NCCL", "nccl", "atchdog", "terminate called", "Fatal Python error",
-    "Segmentation fault", "SIGSEGV", "Signal ", "Bus error", "Illegal instruction", "Floating point exception",
-    "Aborted", "Killed", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf",
+    "SIGSEGV", "Illegal instruction", "Floating point exception", "Aborted", "DataLoader", "in worker", "shared memory", "nan", "NaN", "NAN", "inf", "Inf",
     "non-finite",
     "not finite", "loss scale", ": error: ", "allocate", "no CUDA", "NVIDIA driver",
+    "ignal", "xitcode", "egmentation fault", "illed", "us error",
 )
 
 
@@ -59,7 +61,7 @@ def trie_regex(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(build(trie))
 
 
-_TRIGGER = trie_regex(TRIGGERS)
+_TRIGGER = trie_regex(TRIGGERS + NEEDLES)
 _NOISE = ("frame #",)  # C++ stack frames under a c10 error: never evidence
 # Where a c10 error was raised names its kind even when the message scrolled out of the tail.
 _RAISED_FROM = re.compile(r"^Exception raised from (?P<fn>\w+) at \S*ProcessGroupNCCL\.cpp")
@@ -80,6 +82,17 @@ _ABORT = re.compile(r"^terminate called (?:after throwing an instance of '(?P<wh
                     r"|Fatal Python error: Aborted|Aborted \(core dumped\)")
 _NATIVE_NAMES = {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS", "Illegal instruction": "SIGILL",
                  "Floating point exception": "SIGFPE"}
+# A process ended by a signal, in the spellings of shells (zsh: lower case), multiprocessing,
+# torchrun's agent, IDEs and launchers. SIGTERM and SIGINT are left out: agents send them to the
+# healthy peers of a failed rank.
+_SIGNALLED = re.compile(
+    r"<Signals\.(?P<name>SIG[A-Z]+): \d+>|\bexitcode\s*:?\s*-(?P<num>\d+)\b|\bSignal (?P<num2>\d+) \(SIG[A-Z]+\) received"
+    r"|interrupted by signal (?P<num3>\d+)|terminated with signal (?P<name2>SIG[A-Z]+)"
+    r"|^(?:[\w./-]+: )?(?:line \d+: +)?(?:\d+ +)?(?P<word>(?i:segmentation fault|killed|bus error|illegal instruction"
+    r"|floating point exception))\b(?: +\(core dumped\))?(?: +\S.*)?$")
+_WORD_SIGNALS = {"segmentation fault": signal.SIGSEGV, "killed": signal.SIGKILL, "bus error": signal.SIGBUS,
+                 "illegal instruction": signal.SIGILL, "floating point exception": signal.SIGFPE}
+_IGNORED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 _KILLED = re.compile(r"^Killed$|: line \d+: +\d+ Killed\b|^\S*\s*\d+ Killed\s")
 
 
@@ -93,9 +106,18 @@ class Finding:
     line: str
     pos: int             # the line's position in the cleaned log; len(lines) for exit-status evidence
     stream: str | None
+    rule: str = ""       # which rule decided, for `phoenix diagnose --explain`
+    action: str | None = None  # the action a user rule names
 
 
-def scan_markers(lines: list[LogLine], skip: set[int]) -> list[Finding]:
+@functools.lru_cache(maxsize=8)
+def _user_trigger(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
+    """One regex for the rules that are not shipped (they name no needles): one more C-level pass."""
+    extra = [r.pattern for r in rules if r.source != "builtin"]
+    return re.compile("|".join(f"(?:{p})" for p in extra), re.MULTILINE) if extra else None
+
+
+def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] = BUILTIN) -> list[Finding]:
     """Every line-level finding, in log order. ``skip``: indices of traceback frame/source lines."""
     # C++ frame lines are blanked before the scan: an NCCL storm prints dozens per rank.
     texts = ["" if ln.text.startswith(_NOISE) else ln.text for ln in lines]
@@ -103,12 +125,16 @@ def scan_markers(lines: list[LogLine], skip: set[int]) -> list[Finding]:
     starts = [0]
     for text in texts[:-1]:
         starts.append(starts[-1] + len(text) + 1)
+    hits: set[int] = set()
+    for trigger in (_TRIGGER, _user_trigger(rules)):
+        pos = 0
+        while trigger is not None and (m := trigger.search(joined, pos)) is not None:
+            i = bisect.bisect_right(starts, m.start()) - 1
+            pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
+            hits.add(i)
     found: list[Finding] = []
-    pos = 0
-    while (m := _TRIGGER.search(joined, pos)) is not None:
-        i = bisect.bisect_right(starts, m.start()) - 1
-        pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
-        if i not in skip and (f := classify_line(lines[i])) is not None:
+    for i in sorted(hits - skip):
+        if (f := classify_line(lines[i], rules)) is not None:
             found.append(f)
     return found
 
@@ -126,15 +152,20 @@ _ILLEGAL_NEEDLES = ("illegal", "misaligned", "program counter", "IllegalAddress"
 _NATIVE_NEEDLES = ("Segmentation fault", "Bus error", "Illegal instruction", "Floating point exception", "Signal ")
 
 
-def classify_line(ln: LogLine) -> Finding | None:
-    """The marker rule one cleaned line matches, if any (rules in priority order)."""
+def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | None:
+    """The marker rule one cleaned line matches, if any (the rule table first, then these in order)."""
     text = ln.text
     if text.startswith(_NOISE):
         return None
     shown = text.strip()[:MAX_EVIDENCE_CHARS]
 
     def hit(category: str, strength: int, key: str) -> Finding:
-        return Finding(category, strength, key, shown, ln.pos, ln.stream)
+        return Finding(category, strength, key, shown, ln.pos, ln.stream, f"built-in line rule ({key})")
+
+    if found := match_line(rules, text):
+        rule, m = found
+        return Finding(str(rule.category), rule.strength, rule.signature_key(m, text), shown, ln.pos, ln.stream,
+                       rule.describe(), rule.action)
 
     if "Xid" in text and (m := _XID.search(text)):
         code = int(m["code"])
@@ -184,7 +215,26 @@ def classify_line(ln: LogLine) -> Finding | None:
         return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))
     if "Killed" in text and _KILLED.search(text):
         return hit("unknown", C.KILLED, "signal:SIGKILL")
+    if m := _SIGNALLED.search(text):
+        return _signalled(m, hit)
     return None
+
+
+def _signalled(m: re.Match[str], hit) -> Finding | None:  # noqa: ANN001 (the closure of classify_line)
+    """The finding for a process reported killed by a signal, as the exit status would say it."""
+    try:
+        if m["word"]:
+            sig = _WORD_SIGNALS[m["word"].lower()]
+        elif m["name"] or m["name2"]:
+            sig = signal.Signals[m["name"] or m["name2"]]
+        else:
+            sig = signal.Signals(int(m["num"] or m["num2"] or m["num3"]))
+    except (KeyError, ValueError):
+        return None
+    if sig in _IGNORED_SIGNALS:
+        return None
+    f = exit_findings(ExitStatus(signal=int(sig)), 0)[0]
+    return hit(f.category, f.strength, f.key)
 
 
 def _nccl_failure(text: str) -> bool:
@@ -204,17 +254,17 @@ def exit_findings(exit: ExitStatus | None, at: int) -> list[Finding]:
     out: list[Finding] = []
     desc = exit.describe()
     if exit.oom_killed:
-        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", desc, at, None))
+        out.append(Finding("host_oom", C.HOST_OOM, "host_oom", desc, at, None, "exit status: OOM-killed"))
     sig = exit.effective_signal
     if sig in _NATIVE_SIGNALS:
-        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None))
+        out.append(Finding("segfault", C.NATIVE_CRASH, f"signal:{signal_name(sig)}", desc, at, None, "exit status: signal"))
     elif sig == signal.SIGABRT:
-        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None))
+        out.append(Finding("segfault", C.ABORT, "signal:SIGABRT", desc, at, None, "exit status: signal"))
     elif sig is not None:
         # SIGKILL without OOM evidence: the kernel OOM killer is the usual sender, but `docker kill`,
         # a preemption or a human send it too. Calling it host_oom would stop a job a restart could
         # carry on; calling it unknown restarts it, and the per-signature budget bounds the cost.
         why = " (no OOM evidence in the log: the kernel OOM killer, docker kill or a preemption)" \
             if sig == signal.SIGKILL else ""
-        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None))
+        out.append(Finding("unknown", C.KILLED, f"signal:{signal_name(sig)}", desc + why, at, None, "exit status: signal"))
     return out

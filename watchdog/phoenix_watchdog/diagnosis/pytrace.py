@@ -23,13 +23,16 @@ from phoenix_watchdog.diagnosis.logtext import LogLine
 
 CAUSE = "The above exception was the direct cause of the following exception:"
 CONTEXT = "During handling of the above exception, another exception occurred:"
-_HEADER = re.compile(r"^(\s*)(?:Exception Group )?Traceback \(most recent call last\):\s*$")
+_HEADER = re.compile(r"^(\s*)(?:Exception Group )?Traceback \(most recent call (?P<order>last|first)\):\s*$")
 # Python 3.11 exception groups draw their sub-tracebacks in a box: "  | ", "  + ", "+-+---- 1 ----".
 _GROUP_RULE = re.compile(r"^\s*\+[-+]+(?: \d+ -+| \.\.\.[^\n]*)?$")
 _GROUP_BAR = re.compile(r"^(?:\s*[|+](?: |$))+")
 _FRAME = re.compile(r'^(\s*)File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$')
 _EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*(?P<last>[A-Za-z_]\w*))(?::(?: (?P<msg>.*))?)?$")
 _THREAD = re.compile(r"^Exception in thread (?P<name>.+?):?\s*$")
+# Python's report of an exception it could not raise (a __del__ or a Cython __dealloc__ at teardown):
+# what follows was survived, like a thread's exception, and never ended the program.
+UNRAISABLE = "Exception ignored"
 # Lines written by a logger or the runtime, never part of an exception message.
 _LOG_RECORD = re.compile(
     r"^(?:[IWEF]\d{4} \d{2}:\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|terminate called|Fatal Python error"
@@ -112,6 +115,7 @@ class _Builder:
     end: int = 0
     blank_run: int = 0
     embedded: bool = False  # the message holds a traceback of its own (DataLoader, torchrun summary)
+    innermost_first: bool = False  # "most recent call first": frames to be reversed
 
 
 def looks_like_exception(text: str) -> re.Match[str] | None:
@@ -166,7 +170,7 @@ class _StreamParser:
             ln = unboxed
         text, b = ln.text, self.current
         if b is None:
-            if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception in" in text:
+            if self.chain or self.thread or 'File "' in text or "Traceback (" in text or "Exception " in text:
                 self._idle(ln)
             return  # the common case: an ordinary line between tracebacks
         if b.exc is None:
@@ -198,7 +202,8 @@ class _StreamParser:
             if self.pending_link is None:
                 self._close_chain()
             indent = len(hm[1]) if hm else max(len(fm[1]) - 2, 0)  # type: ignore[index]
-            self.current = _Builder(indent=indent, start=ln.pos, end=ln.pos, thread=self.thread)
+            self.current = _Builder(indent=indent, start=ln.pos, end=ln.pos, thread=self.thread,
+                                    innermost_first=bool(hm and hm["order"] == "first"))
             self.thread = None
             if fm:
                 self._add_frame(self.current, fm, ln.pos)
@@ -211,8 +216,10 @@ class _StreamParser:
             return
         if self.pending_link is None:
             self._close_chain()
+        if self.thread is not None and ("%|" in text or "it/s]" in text or "s/it]" in text):
+            return  # a progress bar redrawn between the announcement and its traceback
         tm = _THREAD.match(text) if text.startswith("Exception in thread") else None
-        self.thread = tm["name"] if tm else None
+        self.thread = tm["name"] if tm else "<unraisable>" if text.startswith(UNRAISABLE) else None
 
     def _frames(self, b: _Builder, ln: LogLine) -> None:
         text = ln.text
@@ -245,7 +252,7 @@ class _StreamParser:
             self._close_builder()
             self.pending_link = "cause" if text == CAUSE else "context"
             return
-        if (_LOG_RECORD.match(text) or text.startswith("Exception in thread") or len(b.details) >= MAX_DETAIL_LINES
+        if (_LOG_RECORD.match(text) or text.startswith(("Exception in thread", UNRAISABLE)) or len(b.details) >= MAX_DETAIL_LINES
                 or (not b.embedded and 'File "' in text and _FRAME.match(text))):
             # The message is over. A frame here is another process's traceback interleaved
             # without prefixes, or one whose header was lost: it starts a traceback of its own.
@@ -277,7 +284,8 @@ class _StreamParser:
         details = list(b.details)
         while details and not details[-1].strip():
             details.pop()
-        err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), tuple(b.frames))
+        frames = tuple(reversed(b.frames)) if b.innermost_first else tuple(b.frames)
+        err = PyError(b.exc["type"], (b.exc["msg"] or "").strip(), tuple(details), frames)
         if self.chain:
             self.links.append(self.pending_link or "context")
         else:

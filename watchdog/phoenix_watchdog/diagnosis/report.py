@@ -6,12 +6,13 @@ identity parts depend on the category (see `signature` for the folding rules):
 - code_bug, config_error, missing_file, nan_divergence: exception class, folded message, location;
 - cuda_oom, cuda_illegal_access, dataloader, segfault: the kind of failure and the location
   (the same OOM in ``forward`` and in ``backward`` are two problems; its byte counts are not);
-- gpu_hardware, host_oom, disk_full, nccl_*, missing_dependency, unknown: the kind only. Where the
+- gpu_hardware, host_oom, disk_full, nccl_*, missing_dependency: the kind only. Where the
   code happened to be when a GPU fell off the bus or a peer vanished says nothing about the cause;
+- unknown: the kind (a signal, a network error) and the normalised last error line of the log;
 - hang: the innermost user frame of the main thread.
 
-The *location* is the innermost user frame as ``<file relative to the workspace>:<function>``,
-without its line number.
+The *location* (`location_key`) is the innermost user frame as ``<file name>:<function>:<source
+line, normalised>``, never its line number or directory; see docs/diagnosis.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _TYPED = frozenset({"code_bug", "config_error", "missing_file", "nan_divergence"
 _KIND_ONLY = frozenset({"gpu_hardware", "host_oom", "disk_full", "nccl_timeout", "nccl_error",
                         "missing_dependency", "unknown"})
 _ABORT_WHAT = re.compile(r"instance of '(?P<what>[^']+)'")
+_PROGRESS = re.compile(r"%\||\d(?:it/s|s/it)\b")  # a progress bar says how far, not what failed
+_LOCATED = frozenset({"cuda_oom"})
+_ERRORISH = re.compile(r"(?i)error|exception|fail|fatal|abort|killed|denied|refused|timed? ?out|cannot|unable|invalid")
 
 
 def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: tuple[SourceFrame, ...] | None,
@@ -63,13 +67,16 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         else:
             frames = ()
     user = innermost_user(frames, workspace)
-    located = user or (frames[-1] if frames else None)
-    location = f"{stable_path(located.file, workspace)}:{located.function}" if located else None
     parts: list[str | None] = [f.key]
     if category in _TYPED and exception:
         parts.insert(0, exception.rsplit(".", 1)[-1])
     if category not in _KIND_ONLY:
-        parts.append(location)
+        parts.append(location_key(frames, user, workspace))
+        if not frames and category in _LOCATED:
+            # No frame at all: what the failure said is all that tells one such failure from another.
+            parts.append(normalise(f.line, workspace))
+    if category == "unknown" and not f.key.startswith("signal:"):  # a kill is its signal, whatever the log says
+        parts.append(last_error_line(lines, workspace))  # never one bucket for everything unrecognised
     patchable = category in PATCHABLE and (category != "code_bug" or user is not None)
     frame = _frame(user, workspace)
     head = f"{exception}: {message}" if exception and source is not None else message
@@ -87,7 +94,38 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         files=user_files(frames, workspace),
         evidence=evidence,
         stream=(source.finding if source is not None else f).stream,
+        decided_by=f"{f.rule or 'built-in rules'} (strength {f.strength})",
+        action=f.action,
     )
+
+
+def location_key(frames: tuple[SourceFrame, ...], user: SourceFrame | None, workspace: str | None) -> str | None:
+    """Where the failure happened, in a form that survives re-runs and unrelated edits.
+
+    The innermost user frame as file name, function and its source line with numbers folded, but
+    not its line number: a repair that inserts two lines above moves the number and nothing else.
+    Without a user frame, the innermost three frames' files and functions (where inside the library
+    it failed) stand in.
+    """
+    if user is not None:
+        return f"{stable_path(user.file, workspace)}:{user.function}:{normalise(user.source)}"
+    if not frames:
+        return None
+    return "|".join(f"{stable_path(fr.file, workspace)}:{fr.function}" for fr in frames[-3:])
+
+
+def last_error_line(lines: list[LogLine], workspace: str | None) -> str:
+    """The last line that reads like an error (else the last that is not a progress bar), normalised."""
+    last = ""
+    for ln in reversed(lines[-400:]):
+        text = ln.text.strip()
+        if not text:
+            continue
+        if not last and not _PROGRESS.search(text):
+            last = text
+        if _ERRORISH.search(text):
+            return normalise(text, workspace)
+    return normalise(last, workspace)
 
 
 def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None,
@@ -121,6 +159,7 @@ def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None
         summary=_one_line(silent + where, MAX_SUMMARY_CHARS),
         files=user_files(frames, workspace),
         evidence=tuple(_one_line(e, 300) for e in evidence[:MAX_EVIDENCE]),
+        decided_by="the supervisor's hang verdict (no output for the heartbeat interval)",
     )
 
 
@@ -183,6 +222,7 @@ def _nothing(lines: list[LogLine], exit: ExitStatus | None) -> Diagnosis:
     """No evidence at all: the exit status (if known) is the only identity."""
     desc = exit.describe() if exit is not None else "no exit status"
     key = desc if exit is not None else "no-evidence"
+    key += "\x1f" + last_error_line(lines, None)  # never one bucket for everything unrecognised
     tail = next((ln.text.strip() for ln in reversed(lines) if ln.text.strip()), "")
     summary = f"{desc}; nothing recognisable in the last {len(lines)} log lines"
     return Diagnosis(
@@ -195,6 +235,7 @@ def _nothing(lines: list[LogLine], exit: ExitStatus | None) -> Diagnosis:
         summary=summary,
         files=(),
         evidence=(_one_line(tail, 300) or "the log is empty", desc),
+        decided_by="no rule matched anything in the log",
     )
 
 

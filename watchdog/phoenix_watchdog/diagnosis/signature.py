@@ -6,10 +6,12 @@ A signature is ``<category>-<16 hex>``: the category, then a SHA-256 prefix of t
 - the root exception's class name (last dotted component: ``torch.cuda.OutOfMemoryError`` and
   ``torch.OutOfMemoryError`` are the same class under two names);
 - its message with everything run-specific folded (`normalise`): numbers, hex addresses, uuids,
-  timestamps, pids, ranks, hosts, ports, temporary paths, tensor shapes, step counts;
-- the innermost user-code location as file (workspace-relative, last two components) and
-  function. The line number is left out on purpose: a repair, or any edit above the failing line,
-  moves it, and a failure that survives a repair attempt must still count against the same budget;
+  timestamps, pids, ranks, hosts, ports, temporary paths, tensor shapes, step counts, and the
+  directories of absolute paths (their last two components stay);
+- the innermost user-code location as file name, function and normalised source line (see
+  `report.location_key`). Directory and line number are left out on purpose: a re-run from another
+  directory moves the one, a repair or any edit above the failing line moves the other, and a
+  failure that survives a repair attempt must still count against the same budget;
 - for categories whose messages are boilerplate (CUDA OOM, host OOM, disk full, hardware, NCCL)
   a fixed key per kind of failure replaces the message (see `classify`).
 
@@ -34,6 +36,9 @@ _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, f), r) fo
     (r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+|<\d+>)?", 0, "<ip>"),
     (r"\[[0-9a-f:]*:[0-9a-f:]+\](?::\d+)?", re.I, "<ip>"),  # [::1]:29500
     (r"(?<![\w/])/(?:tmp|var/tmp|dev/shm|run/user)(?:/[^\s'\":,)/]+)*/", 0, "<tmp>/"),  # keep the name
+    # Any other absolute path keeps its last two components: the same file reached from another
+    # scratch directory, node or container mount is the same file.
+    (r"(?<![\w.:/<])/(?:[^\s'\"/:,()<>]+/)*(?=[^\s'\"/:,()<>]+/[^\s'\"/:,()<>]+)", 0, ""),
     (r"\b[\w.-]+<\d+>", 0, "<host>"),                              # NCCL: node-b03<47861>
     (r"\b(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{8,}\b", re.I, "<id>"),  # run ids, hashes
     (r"\b\d+(?:\.\d+)?\s?(?:[KMGTP]i?B|bytes)\b", 0, "<size>"),  # 2.00 GiB vs 512.00 MiB

@@ -44,10 +44,14 @@ _LIBRARY_PATH = re.compile(
 )
 
 
+# Compiled extensions and their sources (Cython): frames in them are never the job's Python code.
+_COMPILED = (".pyx", ".pxd", ".pxi", ".so", ".pyd")
+
+
 def is_library_path(path: str) -> bool:
     """True for installed or interpreter code: what a repair must never try to edit."""
-    if not path or path.startswith("<"):
-        return True  # <frozen runpy>, <string>, <stdin>
+    if not path or path.startswith("<") or path.endswith(_COMPILED):
+        return True  # <frozen runpy>, <string>, <stdin>, a Cython module
     if path.startswith("/") or re.match(r"[A-Za-z]:[\\/]", path):
         return _LIBRARY_PATH.search(path.replace("\\", "/")) is not None
     first = path.replace("\\", "/").split("/", 1)[0]
@@ -70,8 +74,8 @@ def is_user_path(path: str, workspace: str | None, *, strict: bool = True) -> bo
     With a workspace and ``strict``, only files under it count. ``strict=False`` is the fallback
     when nothing in a traceback is under the workspace: then anything that is not library code counts.
     """
-    if "/site-packages/" in path or "/dist-packages/" in path:
-        return False  # a virtualenv inside the workspace is still somebody else's code
+    if "/site-packages/" in path or "/dist-packages/" in path or path.endswith(_COMPILED):
+        return False  # a virtualenv inside the workspace is still somebody else's code; so is a .pyx
     if workspace and strict and path.startswith("/"):
         return under(path, workspace)
     return not is_library_path(path)
@@ -84,18 +88,20 @@ def display_path(path: str, workspace: str | None) -> str:
     return path
 
 
-_TMP_COMPONENT = re.compile(r"^(?:tmp[a-z0-9_]{6,}|pytest-\d+|pymp-[a-z0-9_]+|torchelastic_[a-z0-9_]+)$")
+_INSTALLED = re.compile(r"^.*/(?:site-packages|dist-packages|lib/python\d(?:\.\d+)?)/")
 
 
 def stable_path(path: str, workspace: str | None) -> str:
-    """A form of ``path`` that survives re-runs and path styles.
+    """A form of ``path`` that survives re-runs from other directories, nodes and mounts.
 
     The same file shows up as ``/workspace/models/mlp.py`` in a traceback, ``models/mlp.py`` in a
-    shortened py-spy dump, and under another temporary directory on the next run. Its path relative
-    to the workspace (or, outside it, as printed), cut to the last two components with digits
-    folded and temporary directories blanked, is the same in all of them.
+    shortened py-spy dump, ``/scratch/run7/models/mlp.py`` when the job is re-run from another
+    scratch directory, and under another container mount on another node. What all of them share is
+    the file's name, so a user file is keyed by its name alone (the function and the failing source
+    line beside it in the signature keep two ``mlp.py`` apart). An installed file is keyed by its
+    path inside the installation (``torch/nn/functional.py``), which no virtualenv location changes.
     """
-    rel = display_path(path, workspace)
-    parts = [p for p in rel.replace("\\", "/").split("/") if p and p != "."]
-    parts = ["*" if _TMP_COMPONENT.match(p) else re.sub(r"\d+", "N", p) for p in parts]
-    return "/".join(parts[-2:])
+    norm = path.replace("\\", "/")
+    if m := _INSTALLED.match(norm):
+        return norm[m.end():]
+    return norm.rstrip("/").rsplit("/", 1)[-1]

@@ -63,8 +63,12 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
         heartbeat = Heartbeat(settings.heartbeat_seconds, settings.heartbeat_initial_seconds)
         # A failed exit after Phoenix's last word on this workspace was never handled (see RuntimeContext).
         previous = read_state(paths.state)
+        # The job inherits the lock: a job that outlives a killed Phoenix keeps the workspace locked.
+        program = os.path.basename(settings.train_cmd[0]) if settings.train_cmd else ""
         runtime = runtimes.create(settings, mode=mode, heartbeat=heartbeat, record=runlog.output, echo=echo,
-                                  handled_until=previous.job.updated_at if previous is not None else None)
+                                  handled_until=previous.job.updated_at if previous is not None else None,
+                                  keep_fds=(lock.fd,) if lock.fd is not None else (),
+                                  on_start=lambda pid: lock.note_job(pid, program))
         stack.callback(runtime.close)
 
         gates = Observability(settings, bus, heartbeat, target=runtime.target,

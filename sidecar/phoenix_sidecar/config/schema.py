@@ -57,10 +57,12 @@ DEFAULT_METRICS_PORT = 9479
 
 def setting(default: Any, kind: str, help: str, *, env: str | None = None, minimum: float | None = None,
             choices: tuple[str, ...] | None = None, sep: str = ",", secret: bool = False,
-            group: str = "general") -> Any:
-    """Declare one setting. ``env=None`` means ``PHOENIX_<NAME>``; ``env=""`` means no variable."""
+            group: str = "general", maximum: float | None = None) -> Any:
+    """Declare one setting. ``env=None`` means ``PHOENIX_<NAME>``; ``env=""`` means no variable.
+    Every number has a ``maximum`` that makes sense (a test checks): an absurd value is refused,
+    never slept on (``gpu_poll_seconds: 1e308`` would silently end the NVML thread)."""
     meta = {"kind": kind, "help": help, "env": env, "minimum": minimum, "choices": choices,
-            "sep": sep, "secret": secret, "group": group}
+            "sep": sep, "secret": secret, "group": group, "maximum": maximum}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -73,22 +75,22 @@ class Settings:
     # -- the job -------------------------------------------------------------------------------
     workspace: str = setting(".", STR, "directory the job runs in; holds .phoenix_cli/ and phoenix.yaml")
     train_cmd: list = setting(["python", "train.py"], WORDS, "training command (shell words)")
-    heartbeat_min: float = setting(15.0, FLOAT, "minutes of stdout and stderr silence that count as a hang; 0 turns it off", minimum=0)
-    heartbeat_initial_min: float | None = setting(None, FLOAT, "silence allowed before the job's first output (minutes); unset: heartbeat_min", minimum=0)
-    kill_grace_seconds: float = setting(10.0, FLOAT, "seconds between SIGTERM and SIGKILL when stopping the job", minimum=0)
+    heartbeat_min: float = setting(15.0, FLOAT, "minutes of stdout and stderr silence that count as a hang; 0 turns it off", minimum=0, maximum=10080)
+    heartbeat_initial_min: float | None = setting(None, FLOAT, "silence allowed before the job's first output (minutes); unset: heartbeat_min", minimum=0, maximum=10080)
+    kill_grace_seconds: float = setting(10.0, FLOAT, "seconds between SIGTERM and SIGKILL when stopping the job", minimum=0, maximum=3600)
     stack_dump: str = setting("auto", CHOICE, "how to take a hung job's stack before killing it", choices=("auto", "py-spy", "signal", "off"))
-    stack_dump_timeout_seconds: float = setting(5.0, FLOAT, "time allowed for the stack dump of a hung job", minimum=0)
-    log_max_bytes: int = setting(5242880, INT, "run log size before rotation (bytes); 0 never rotates", minimum=0)
-    log_backups: int = setting(5, INT, "rotated run logs kept", minimum=0)
-    lock_stale: float = setting(3600.0, FLOAT, "seconds after which a pid-file lock whose holder is dead may be taken over; 0 never", minimum=0)
+    stack_dump_timeout_seconds: float = setting(5.0, FLOAT, "time allowed for the stack dump of a hung job", minimum=0, maximum=600)
+    log_max_bytes: int = setting(5242880, INT, "run log size before rotation (bytes); 0 never rotates", minimum=0, maximum=1 << 40)
+    log_backups: int = setting(5, INT, "rotated run logs kept", minimum=0, maximum=1000)
+    lock_stale: float = setting(3600.0, FLOAT, "seconds after which a pid-file lock whose holder is dead may be taken over; 0 never", minimum=0, maximum=31536000)
 
     # -- policy --------------------------------------------------------------------------------
-    max_retries: int = setting(3, INT, "attempts (repairs or restarts) per error signature", minimum=0, group="policy")
-    max_total_restarts: int = setting(20, INT, "restarts of the job in all, whatever the signature", minimum=0, group="policy")
-    backoff_initial_seconds: float = setting(5.0, FLOAT, "first delay before a restart; doubles on each failure", minimum=0, group="policy")
-    backoff_max_seconds: float = setting(300.0, FLOAT, "cap on the restart delay", minimum=0, group="policy")
-    stable_run_seconds: float = setting(600.0, FLOAT, "a run this long resets the backoff and the per-signature attempts", minimum=0, group="policy")
-    cooldown_seconds: float = setting(0.0, FLOAT, "wait before stopping when a failure cannot be repaired", minimum=0, group="policy")
+    max_retries: int = setting(3, INT, "attempts (repairs or restarts) per error signature", minimum=0, maximum=1000, group="policy")
+    max_total_restarts: int = setting(20, INT, "restarts of the job in all, whatever the signature", minimum=0, maximum=100000, group="policy")
+    backoff_initial_seconds: float = setting(5.0, FLOAT, "first delay before a restart; doubles on each failure", minimum=0, maximum=86400, group="policy")
+    backoff_max_seconds: float = setting(300.0, FLOAT, "cap on the restart delay", minimum=0, maximum=86400, group="policy")
+    stable_run_seconds: float = setting(600.0, FLOAT, "a run this long resets the backoff and the per-signature attempts", minimum=0, maximum=31536000, group="policy")
+    cooldown_seconds: float = setting(0.0, FLOAT, "wait before stopping when a failure cannot be repaired", minimum=0, maximum=86400, group="policy")
     actions: dict = setting({}, MAPPING, "category -> repair|restart|stop, over the defaults", group="policy")
 
     # -- repair --------------------------------------------------------------------------------
@@ -104,16 +106,16 @@ class Settings:
     openai_model: str = setting("", STR, "model name for the OpenAI-compatible server", group="repair")
     openai_api_key_env: str = setting("OPENAI_API_KEY", STR, "name of the variable that holds the OpenAI-compatible key (optional)", group="repair")
     llm_cmd: list = setting([], WORDS, "command that reads the prompt on stdin and prints the answer", group="repair")
-    llm_timeout_seconds: float = setting(180.0, FLOAT, "time allowed for one LLM call", minimum=1, group="repair")
-    tail: int = setting(200, INT, "log lines given to the LLM", minimum=1, group="repair")
-    max_file_chars: int = setting(120000, INT, "source characters per file in the prompt", minimum=1000, group="repair")
-    max_prompt_chars: int = setting(180000, INT, "characters in the whole prompt", minimum=2000, group="repair")
+    llm_timeout_seconds: float = setting(180.0, FLOAT, "time allowed for one LLM call", minimum=1, maximum=86400, group="repair")
+    tail: int = setting(200, INT, "log lines given to the LLM", minimum=1, maximum=100000, group="repair")
+    max_file_chars: int = setting(120000, INT, "source characters per file in the prompt", minimum=1000, maximum=10_000_000, group="repair")
+    max_prompt_chars: int = setting(180000, INT, "characters in the whole prompt", minimum=2000, maximum=10_000_000, group="repair")
     test_cmd: list | None = setting(None, OPT_WORDS, "test command run in the repair worktree after a patch", group="repair")
-    test_timeout_seconds: float = setting(600.0, FLOAT, "time allowed for the test command", minimum=1, group="repair")
+    test_timeout_seconds: float = setting(600.0, FLOAT, "time allowed for the test command", minimum=1, maximum=86400, group="repair")
     allowlist: list = setting(["*.py"], LIST, "files a repair may change (glob patterns)", sep=";", group="repair")
-    max_patch_files: int = setting(5, INT, "files one answer may change", minimum=1, group="repair")
-    max_patch_lines: int = setting(200, INT, "lines one answer may change", minimum=1, group="repair")
-    max_backups: int = setting(20, INT, "backup generations kept per file", minimum=1, group="repair")
+    max_patch_files: int = setting(5, INT, "files one answer may change", minimum=1, maximum=1000, group="repair")
+    max_patch_lines: int = setting(200, INT, "lines one answer may change", minimum=1, maximum=100000, group="repair")
+    max_backups: int = setting(20, INT, "backup generations kept per file", minimum=1, maximum=1000, group="repair")
     auto_rollback: bool = setting(True, BOOL, "roll a repair back when the repaired job fails sooner than before", group="repair")
 
     # -- docker sidecar ------------------------------------------------------------------------
@@ -121,14 +123,14 @@ class Settings:
     container_label: str = setting("", STR, "label that finds the training container, e.g. phoenix.role=trainer", group="docker")
     log_file: str = setting("", STR, "log file the job writes on the shared volume; unset: the Docker log stream", group="docker")
     dump_signal: str = setting("", STR, "signal sent to a hung container for a stack dump before stopping it, e.g. SIGUSR1", group="docker")
-    docker_timeout_seconds: float = setting(30.0, FLOAT, "timeout of one Docker API call", minimum=1, group="docker")
+    docker_timeout_seconds: float = setting(30.0, FLOAT, "timeout of one Docker API call", minimum=1, maximum=3600, group="docker")
 
     # -- metrics and hardware safety -----------------------------------------------------------
     metrics_addr: str = setting(f"127.0.0.1:{DEFAULT_METRICS_PORT}", ADDR, "host:port of /metrics and /healthz; empty turns them off", group="metrics")
-    gpu_poll_seconds: float = setting(5.0, FLOAT, "interval of the background NVML reads", minimum=0.1, group="metrics")
-    gpu_max_temp_c: float = setting(85.0, FLOAT, "GPU temperature that stops the job; 0 turns it off", minimum=0, group="metrics")
-    gpu_max_power_ratio: float = setting(0.0, FLOAT, "GPU power as a fraction of its limit that stops the job; 0 turns it off", minimum=0, group="metrics")
-    min_free_disk_gb: float = setting(10.0, FLOAT, "free space on the workspace and log volumes below which the job stops; 0 turns it off", minimum=0, group="metrics")
+    gpu_poll_seconds: float = setting(5.0, FLOAT, "interval of the background NVML reads", minimum=0.1, maximum=3600, group="metrics")
+    gpu_max_temp_c: float = setting(85.0, FLOAT, "GPU temperature that stops the job; 0 turns it off", minimum=0, maximum=150, group="metrics")
+    gpu_max_power_ratio: float = setting(0.0, FLOAT, "GPU power as a fraction of its limit that stops the job; 0 turns it off", minimum=0, maximum=10, group="metrics")
+    min_free_disk_gb: float = setting(10.0, FLOAT, "free space on the workspace and log volumes below which the job stops; 0 turns it off", minimum=0, maximum=1_000_000, group="metrics")
     stop_on_gpu_errors: bool = setting(True, BOOL, "new ECC errors or Xid events stop the job", group="metrics")
     safety_resume: bool = setting(True, BOOL, "after a safety stop, resume once the condition clears; off: stay stopped for a human", group="metrics")
     webhook_url: str = setting("", STR, "URL that receives incidents and repairs as JSON", secret=True, group="metrics")
@@ -166,6 +168,7 @@ class KeySpec:
     sep: str
     secret: bool
     group: str
+    maximum: float | None = None
 
 
 def key_specs() -> dict[str, KeySpec]:
@@ -176,7 +179,7 @@ def key_specs() -> dict[str, KeySpec]:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
         env = m["env"] if m["env"] is not None else f"PHOENIX_{f.name.upper()}"
         specs[f.name] = KeySpec(f.name, m["kind"], default, env, m["help"], m["minimum"], m["choices"],
-                                m["sep"], m["secret"], m["group"])
+                                m["sep"], m["secret"], m["group"], m.get("maximum"))
     return specs
 
 

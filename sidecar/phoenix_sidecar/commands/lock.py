@@ -9,7 +9,6 @@ gets SIGTERM if this process dies, so the lock is held until the command is gone
 from __future__ import annotations
 
 import argparse
-import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from phoenix_sidecar.errors import RuntimeUnavailable, UsageError
 from phoenix_sidecar.runtime.local import die_with_parent
 from phoenix_sidecar.supervise.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.redact import command_label
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_config(args)
     paths = StatePaths(loaded.workspace).ensure()
     lock = WorkspaceLock(paths.lock, stale_seconds=loaded.settings.lock_stale,
-                         command=f"phoenix lock -- {shlex.join(cmd)}")
+                         command=f"phoenix lock -- {command_label(cmd)}")
     lock.acquire(wait=args.wait, timeout=args.timeout)
     try:
         return _run_forwarding_signals(cmd, cwd=str(loaded.workspace), keep_fds=(lock.fd,) if lock.fd else ())

@@ -5,7 +5,6 @@ Layout (pure modules first):
     model     records: RepairRequest, RepairOutcome, RollbackResult, RepairRecord, Patch
     patch/    answer text -> patches -> new file texts (answer, diff, ladder, locate, lines, apply)
     safety    allowlist, denylist, path resolution, content checks
-    redact    secrets and invisible characters out of everything sent or kept
     prompt    the prompt, within its size limit
     llm/      the clients (gemini_cli, gemini_api, openai, command), their registry and their chain
     proc      child processes with a time limit and a whole-group kill
@@ -17,7 +16,7 @@ Layout (pure modules first):
     pipeline  check -> apply -> isolate -> verify -> promote
     engine    RepairEngine, the interface the supervisor and the CLI use
 
-Imports: ``errors``, ``events``, ``paths``, ``fsutil``, ``config.schema`` (plain data) and
+Imports: ``errors``, ``events``, ``paths``, ``fsutil``, ``redact`` (the sidecar's one redactor), ``config.schema`` (plain data) and
 ``phoenix_watchdog.diagnosis``; never ``config.loader`` (settings, the environment and the config
 file's path are handed to `RepairEngine`), never ``supervise``, ``observe``, ``runtime`` or ``commands``.
 

@@ -31,7 +31,7 @@ from phoenix_sidecar.repair.pipeline import Pipeline
 from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
 from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines, mentions
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
-from phoenix_sidecar.repair.redact import Redactor
+from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
 from phoenix_sidecar.config.schema import Settings, secret
 from phoenix_watchdog.diagnosis.failure import Diagnosis
@@ -54,7 +54,7 @@ class RepairEngine:
         self.workspace = Path(paths.workspace)
         keys = [secret(settings, "gemini_api_key", self.environ),
                 secret(settings, "openai_api_key", self.environ)]
-        self.redactor = Redactor.from_environ(self.environ, keys)
+        self.redactor = Redactor.for_command(self.environ, settings.train_cmd or (), keys)
         self.policy = PathPolicy(self.workspace, settings.allowlist, config_file=config_file,
                                  test_cmd=settings.test_cmd)
         self.store = RepairStore(paths, self.redactor)

@@ -43,7 +43,7 @@ def test_second_locker_is_refused_and_told_who_holds_it(tmp_path: Path) -> None:
         err = result.stderr.decode()
         assert f"pid {holder.pid}" in err
         assert socket.gethostname() in err
-        assert "sleep 30" in err
+        assert "phoenix lock -- sleep #" in err and "sleep 30" not in err  # program and digest, no arguments
     finally:
         holder.kill()
         holder.wait()

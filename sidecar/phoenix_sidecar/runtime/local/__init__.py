@@ -4,8 +4,8 @@ Face: `create` (the runtime for the settings) and `LocalRuntime`. ``procgroup`` 
 (group, escaped descendants, adopted orphans); the signals go through the watchdog's one
 process-group killer. `die_with_parent` ties a child's life to Phoenix's (also used by `phoenix lock`).
 
-May import: the runtime wing's shared modules (``base``, ``output``), the settings schema and the
-watchdog (process table, stack dumps, group killer); never another runtime folder.
+May import: the runtime wing's shared modules (``base``, ``output``), the settings schema, the
+redactor (``phoenix_sidecar.redact``: the target label names no argument) and the watchdog (process table, stack dumps, group killer); never another runtime folder.
 """
 
 from __future__ import annotations

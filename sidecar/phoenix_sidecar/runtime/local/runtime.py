@@ -18,7 +18,6 @@ import logging
 import os
 import select
 import selectors
-import shlex
 import signal
 import subprocess
 import time
@@ -26,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from phoenix_sidecar.errors import RuntimeUnavailable
+from phoenix_sidecar.redact import command_label
 from phoenix_sidecar.runtime.base import RunEnd
 from phoenix_sidecar.runtime.local import procgroup
 from phoenix_sidecar.runtime.output import OutputListener, OutputSink, OutputTail
@@ -98,8 +98,9 @@ class LocalRuntime:
 
     @property
     def target(self) -> str:
-        """``pid N`` while a run is on; before the first start, the command (what metrics and alerts name)."""
-        return f"pid {self._proc.pid}" if self._proc else shlex.join(self.cmd)[:120]
+        """``pid N`` while a run is on; before the first start, the command's program name and a digest
+        (what metrics and alerts name: never the arguments, which may hold secrets)."""
+        return f"pid {self._proc.pid}" if self._proc else command_label(self.cmd)
 
     @property
     def pid(self) -> int | None:

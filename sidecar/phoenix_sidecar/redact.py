@@ -1,14 +1,19 @@
 """Scrubs text before it leaves the machine or lands in a record: secrets, escapes, invisible characters.
 
-`Redactor` replaces known token shapes (Hugging Face, OpenAI, GitHub, AWS, Google, Slack, GitLab,
+The one redactor of the sidecar, shared by every wing that writes or shows something (the repair
+records and prompts, the console, the run log, the state, the lock record, `phoenix status`,
+metrics labels), so one set of rules decides what a secret is. `Redactor` replaces known token shapes (Hugging Face, OpenAI, GitHub, AWS, Google, Slack, GitLab,
 JWTs), ``Authorization`` headers, private key blocks, ``password=...``-style assignments, and the
 values of secret-looking environment variables (and Phoenix's own LLM keys) wherever they appear.
 `clean_log` strips ANSI escapes and invisible or bidirectional characters from untrusted output;
-`reveal_invisible` shows such characters in source code as visible ``\\u`` escapes. Pure.
+`reveal_invisible` shows such characters in source code as visible ``\\u`` escapes.
+`command_label` names a command without its arguments (program name and a digest). Pure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -16,6 +21,8 @@ from collections.abc import Iterable, Mapping
 MASK = "[REDACTED]"
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|AUTH", re.I)
 _MIN_ENV_SECRET = 6
+# A command-line option whose value is a secret: --hf-token X, --api-key=X, -password X.
+_SECRET_OPTION = re.compile(r"^--?[\w\-]*(?:token|key|secret|password|passwd|pwd|credential|auth)[\w\-]*$", re.I)
 
 _TOKENS = [
     re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
@@ -66,6 +73,13 @@ class Redactor:
         found = [v for k, v in environ.items() if _SECRET_NAME.search(k) and _worth_hiding(v)]
         return cls([*found, *(e for e in extra if e)])
 
+    @classmethod
+    def for_command(cls, environ: Mapping[str, str], argv: Iterable[str],
+                    extra: Iterable[str | None] = ()) -> Redactor:
+        """`from_environ`, plus the values of secret-looking options in ``argv`` (``--hf-token X``)."""
+        base = cls.from_environ(environ, extra)
+        return cls([*base._literals, *command_secrets(argv)])
+
     def text(self, text: str, *, code: bool = False) -> str:
         """``text`` with secrets replaced by ``[REDACTED]``.
 
@@ -99,6 +113,33 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         return value
+
+
+def command_secrets(argv: Iterable[str]) -> list[str]:
+    """Values given to secret-looking options (``--token X``, ``--api-key=X``) in a command line."""
+    words = list(argv)
+    found = []
+    for i, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if not _SECRET_OPTION.match(name):
+            continue
+        if eq:
+            found.append(value)
+        elif i + 1 < len(words):
+            found.append(words[i + 1])
+    return [v for v in found if _worth_hiding(v)]
+
+
+def command_label(argv: Iterable[str]) -> str:
+    """A command named without its arguments, which may hold secrets: ``python3 #3f2a9c1b7d4e``.
+
+    The digest (of the whole command line) tells two commands apart without revealing either.
+    """
+    words = list(argv)
+    if not words:
+        return ""
+    digest = hashlib.sha256("\0".join(words).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{os.path.basename(words[0])[:64]} #{digest}"
 
 
 def _worth_hiding(value: str) -> bool:

@@ -14,7 +14,9 @@ import logging
 import os
 import secrets
 import shutil
+import urllib.parse
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path, PurePosixPath
 
 from phoenix_sidecar import fsutil
@@ -22,13 +24,13 @@ from phoenix_sidecar import fsutil
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import gitrepo, isolation
+from phoenix_sidecar.repair import gitrepo, isolation, proc
 from phoenix_sidecar.repair.patch.answer import parse_answer
 from phoenix_sidecar.repair.llm import LlmChain, build_clients
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
 from phoenix_sidecar.repair.pipeline import Pipeline
-from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
+from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha, remove_temporaries
 from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines, mentions
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
 from phoenix_sidecar.redact import Redactor
@@ -37,6 +39,7 @@ from phoenix_sidecar.config.schema import Settings, secret
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 log = logging.getLogger(__name__)
+CHILDREN_LEDGER = "children.json"  # the repair's running children (see proc.py)
 
 MAX_PROMPT_FILES = 6
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
@@ -59,6 +62,7 @@ class RepairEngine:
                                  test_cmd=settings.test_cmd)
         self.store = RepairStore(paths, self.redactor)
         self.promoter = Promoter(paths, settings.max_backups)
+        proc.record_children_in(paths.root / CHILDREN_LEDGER)
 
     # -- start-up ------------------------------------------------------------------------------
     def prune_stale(self) -> None:
@@ -67,18 +71,17 @@ class RepairEngine:
             self.paths.ensure()
         except OSError as exc:
             raise StateError(fsutil.describe_os_error(exc, self.paths.root)) from exc
+        stopped = proc.stop_recorded(self.paths.root / CHILDREN_LEDGER)
+        if stopped:
+            log.warning("stopped what an earlier Phoenix left running: %s", ", ".join(stopped))
         recovered = self.promoter.recover()
         if recovered is not None:
             log.warning("%s", recovered.message)
             self._after_recovery(recovered)
         for repair_id in self.store.ids():
             outcome = self.store.outcome(repair_id)
-            if outcome.get("promotion") == "pending":  # stopped before its journal: nothing was written
-                writer = self.store.writer(repair_id)
-                if writer is not None:
-                    writer.update_outcome(outcome=Outcome.ERROR, promotion=None,
-                                          reason="Phoenix stopped before the promotion began; no file was changed")
-                    shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+            if outcome.get("promotion") == "pending":  # no journal: stopped before the first write
+                self._settle_pending(repair_id, outcome)
         try:
             repo = gitrepo.discover(self.workspace)
         except PhoenixError as exc:
@@ -89,11 +92,43 @@ class RepairEngine:
             log.info("removed %d stale repair worktree(s): %s", len(removed), ", ".join(removed))
         self.store.prune()
 
+    def _settle_pending(self, repair_id: str, outcome: dict[str, Any]) -> None:
+        """A promotion that never got its journal wrote nothing, which its backups confirm: every
+        file the repair names still holds its backup's content. Where one does not, the record says
+        so (and names the backups, so `phoenix rollback` can restore them) instead of claiming that
+        nothing changed."""
+        writer = self.store.writer(repair_id)
+        if writer is None:
+            return
+        changed = []
+        for rel in outcome.get("files") or []:
+            backup = self.paths.backups / urllib.parse.quote(str(rel), safe="") / repair_id
+            remove_temporaries(self.workspace / str(rel))
+            if not backup.is_file():
+                continue
+            before, now = file_sha(backup), file_sha(self.workspace / str(rel))
+            if before != now:
+                changed.append({"path": str(rel), "before": before, "after": now, "backup": str(backup)})
+        if changed:
+            names = ", ".join(c["path"] for c in changed)
+            writer.update_outcome(outcome=Outcome.PROMOTED, promotion="partial", changes=changed,
+                                  reason=f"Phoenix stopped during the promotion; {names} differ from their backups "
+                                         f"(undo: phoenix rollback {repair_id})")
+        else:
+            writer.update_outcome(outcome=Outcome.ERROR, promotion=None,
+                                  reason="Phoenix stopped before the promotion began; no file was changed "
+                                         "(each file still matches its backup)")
+        shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+
     def _after_recovery(self, recovered: Recovered) -> None:
         writer = self.store.writer(recovered.repair_id)
         if writer is None:
             return
-        if recovered.op == "promote":
+        if recovered.op == "reverted":
+            writer.update_outcome(outcome=Outcome.ERROR, promotion=None, reason=recovered.message,
+                                  recovery=recovered.message)
+            shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+        elif recovered.op == "promote":
             writer.update_outcome(outcome=Outcome.PROMOTED, promotion="done" if recovered.ok else "partial",
                                   recovery=recovered.message,
                                   changes=[{"path": s.path, "before": s.before, "after": s.after, "backup": s.backup}

@@ -10,6 +10,7 @@ worktrees. The caller holds the workspace lock and has stopped the job.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -145,13 +146,16 @@ class RepairEngine:
             record = self.store.create(signature=d.signature, category=d.category, source="llm")
         except PhoenixError as exc:  # no record can be kept (disk full): no repair without one
             self.bus.emit(RepairFinished(category=d.category, outcome=Outcome.ERROR))
-            return RepairOutcome("", Outcome.ERROR, f"cannot record the repair: {exc}")
+            return RepairOutcome("", Outcome.ERROR, f"cannot record the repair: {exc}", disk_full=disk_full(exc))
         outcome = RepairOutcome(record.repair_id, Outcome.ERROR, "the repair did not finish")
         try:
             record.json("diagnosis.json", d.to_json())
             outcome = self._repair(request, record)
         except PhoenixError as exc:
-            outcome = self._finish(record, Outcome.ERROR, str(exc))
+            if disk_full(exc):
+                outcome = self._out_of_space(record, exc)
+            else:
+                outcome = self._finish(record, Outcome.ERROR, str(exc))
         except Exception as exc:  # a bug must not take the supervisor down
             log.exception("repair %s failed unexpectedly", record.repair_id)
             outcome = self._finish(record, Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}")
@@ -191,6 +195,14 @@ class RepairEngine:
 
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
         return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter)
+
+    def _out_of_space(self, record: RecordWriter, exc: PhoenixError) -> RepairOutcome:
+        """A full disk stopped the repair. Its half-written record goes (it would say nothing true,
+        and its space lets the supervisor save the state that says why), unless a promotion journal
+        still needs it for recovery."""
+        if not self.promoter.journal.exists():
+            shutil.rmtree(record.folder, ignore_errors=True)
+        return RepairOutcome(record.repair_id, Outcome.ERROR, _one_line(self.redactor.text(str(exc))), disk_full=True)
 
     def _finish(self, record: RecordWriter, outcome: Outcome, reason: str) -> RepairOutcome:
         try:
@@ -339,6 +351,18 @@ class RepairEngine:
                     and not outcome.get("rolled_back"):
                 return repair_id
         return None
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error comes from a full disk (ENOSPC, or EDQUOT: a full quota), anywhere in its chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _one_line(text: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.schema import Settings
-from phoenix_sidecar.errors import GaveUp, PhoenixError
+from phoenix_sidecar.errors import GaveUp, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.fsutil import atomic_write_text
 from phoenix_sidecar.observe.gates import SafetyTrip
@@ -215,6 +215,11 @@ class Supervisor:
             outcome = self.repair.repair(request)
             incident.repair = {"id": outcome.repair_id, "outcome": outcome.outcome, "reason": outcome.reason,
                                "files": list(outcome.files)}
+            if outcome.disk_full:  # not the failure's fault: its attempt is given back, and Phoenix stops (exit 7)
+                policy.refund(self.state.budgets, diagnosis)
+                self._save()
+                raise StateError(f"a full disk stopped the repair ({outcome.reason}); the attempt was not "
+                                 f"counted: free some space and run again")
             self._save()
             if outcome.ok:
                 if outcome.outcome == Outcome.PROMOTED:

@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from phoenix_sidecar.config.loader import LoadedConfig, secret
-from phoenix_sidecar.errors import GaveUp
+from phoenix_sidecar.errors import GaveUp, StateError
 from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.runtime import RunEnd, Runtime
 from phoenix_sidecar.observe.console import ConsoleReporter, RunLogRecorder
@@ -37,6 +37,9 @@ from phoenix_sidecar import runtime as runtimes
 from phoenix_sidecar.supervise.state import StateStore, read_state
 from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_watchdog.heartbeat import Heartbeat
+from phoenix_watchdog.probes.disk import read_disks
+
+GIB = 1024 ** 3
 
 log = logging.getLogger(__name__)
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -65,6 +68,7 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
         lock = WorkspaceLock(paths.lock, stale_seconds=settings.lock_stale, command=description)
         lock.acquire()
         stack.callback(lock.release)
+        check_disks(settings.min_free_disk_gb, (str(paths.workspace), str(paths.root), *log_dirs))
 
         keys = [secret(settings, "gemini_api_key"), secret(settings, "openai_api_key")]
         redactor = Redactor.for_command(os.environ, settings.train_cmd or (), keys)
@@ -105,6 +109,22 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
             return supervisor.run()
         except GaveUp as exc:
             raise GaveUp(redactor.text(exc.summary), redactor.data(exc.incident)) from None  # type: ignore[arg-type]
+
+
+def check_disks(min_free_gb: float, paths: tuple[str, ...]) -> None:
+    """The disk gate, before the first start: the poller's first readings come only after the job
+    started, and a job started on a full disk fails for a reason that is not its own.
+
+    Raises:
+        StateError: a watched volume has less free space than ``min_free_disk_gb`` (0: no check).
+    """
+    if min_free_gb <= 0:
+        return
+    for volume in read_disks(paths).volumes:
+        if volume.ok and volume.free_bytes < min_free_gb * GIB:
+            raise StateError(f"only {volume.free_bytes / GIB:.2f} GB free on the volume of {volume.path}, below "
+                             f"min_free_disk_gb ({min_free_gb:g}); nothing was started: free some space (or "
+                             f"lower min_free_disk_gb) and run again")
 
 
 class _Scrubbed:

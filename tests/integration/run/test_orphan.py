@@ -98,11 +98,17 @@ def test_a_job_process_that_survives_phoenix_keeps_the_workspace_locked_and_is_n
 
         update = run_phoenix(["lock", "--", "true"], cwd=tmp_path)
         assert update.returncode == 3 and str(stubborn).encode() in update.stderr
+        ran = tmp_path / "update-ran"
+        waiter = subprocess.Popen([*PHOENIX, "lock", "--wait", "--", "touch", str(ran)], cwd=tmp_path,
+                                  env=clean_env(), stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        assert waiter.poll() is None and not ran.exists()  # it waits for the orphan, it does not run
     finally:
         os.kill(stubborn, signal.SIGKILL)
     _wait_for(lambda: not process_alive(stubborn), "the stubborn child died")
-    # The last process of the job is gone: the kernel released the lock.
-    assert run_phoenix(["lock", "--", "true"], cwd=tmp_path).returncode == 0
+    # The last process of the job is gone: the waiting update runs.
+    assert waiter.wait(timeout=HANG_GUARD) == 0, waiter.stderr.read()
+    assert ran.exists()
 
 
 def test_killed_phoenix_lock_takes_its_command_down(tmp_path: Path) -> None:

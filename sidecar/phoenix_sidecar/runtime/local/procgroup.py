@@ -26,11 +26,12 @@ from phoenix_watchdog.probes.proctree import all_processes, job_processes
 log = logging.getLogger(__name__)
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG = 1
-# Loaded before any fork: the child of a multi-threaded Phoenix must not load a library.
+# Resolved before any fork: the child of a multi-threaded Phoenix must not load a library or look
+# a symbol up (another thread may have held the dynamic loader's lock at the fork).
 try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - every Linux libc loads
-    _LIBC = None
+    _PRCTL: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - every Linux libc has prctl
+    _PRCTL = None
 _POLL = 0.02
 
 
@@ -52,11 +53,11 @@ def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
     ``exec`` (except into set-user-ID programs).
     """
     parent = os.getpid()
-    libc = _LIBC
+    prctl = _PRCTL
 
     def preexec() -> None:
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
         if os.getppid() != parent:
             os.kill(os.getpid(), signum)
 

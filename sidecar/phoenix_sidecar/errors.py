@@ -50,7 +50,8 @@ class LockHeld(PhoenixError):
 
     def __init__(self, path: str, holder: dict[str, Any]) -> None:
         desc = describe_holder(holder)
-        super().__init__(f"another Phoenix holds {path}: {desc}")
+        who = "an orphaned job holds" if holder.get("orphaned_job") else "another Phoenix holds"
+        super().__init__(f"{who} {path}: {desc}")
         self.path = path
         self.holder = holder
 
@@ -140,6 +141,13 @@ def describe_holder(holder: dict[str, Any]) -> str:
     """One line naming a lock holder from its recorded fields."""
     if not holder:
         return "holder unknown (no record in the lock file)"
+    orphan = holder.get("orphaned_job")
+    if orphan:
+        pids = ", ".join(str(p) for p in orphan.get("pids") or []) or "none found"
+        group = f"; stop it with: kill -TERM -- -{orphan['pgid']}" if orphan.get("pgid") else ""
+        return (f"the job of a Phoenix that died (pid {holder.get('pid')}) is still running "
+                f"({orphan.get('program') or 'program unknown'}), pids {pids}; it holds the lock until "
+                f"it exits: wait for it (phoenix lock --wait) or stop it{group}")
     parts = []
     if holder.get("pid") is not None:
         parts.append(f"pid {holder['pid']}")

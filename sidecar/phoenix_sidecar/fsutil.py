@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from phoenix_sidecar.errors import StateError
+from phoenix_sidecar.paths import STATE_DIR_NAME
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
@@ -21,7 +22,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
     Args:
         path: the destination; its directory must exist.
         data: the new content.
-        mode: permission bits for the new file; by default those of the file it replaces, else 0o644.
+        mode: permission bits for the new file; by default those of the file it replaces, else 0o600
+            inside Phoenix's private ``.phoenix_cli/`` and 0o644 elsewhere (a workspace file).
 
     Raises:
         StateError: the write failed (disk full, permission, read-only); the old file is untouched.
@@ -32,7 +34,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
         try:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = 0o644
+            mode = 0o600 if STATE_DIR_NAME in path.parts else 0o644
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)

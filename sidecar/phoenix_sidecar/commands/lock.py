@@ -1,21 +1,24 @@
 """`phoenix lock [--wait] -- CMD`: run a command (a repository update, say) under the workspace lock.
 
 While the command runs, no supervisor can start on the workspace, and it cannot start while a
-supervisor runs, so updates and training never overlap. The command's exit code is passed back.
+supervisor runs (or while a job that outlived its supervisor still runs), so updates and training
+never overlap. The command's exit code is passed back. Like a job, the command inherits the lock and
+gets SIGTERM if this process dies, so the lock is held until the command is gone.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import signal
 import subprocess
 import sys
 
 from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import RuntimeUnavailable, UsageError
+from phoenix_sidecar.runtime.local import die_with_parent
 from phoenix_sidecar.supervise.lock import WorkspaceLock
 from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.redact import command_label
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,17 +38,17 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_config(args)
     paths = StatePaths(loaded.workspace).ensure()
     lock = WorkspaceLock(paths.lock, stale_seconds=loaded.settings.lock_stale,
-                         command=f"phoenix lock -- {shlex.join(cmd)}")
+                         command=f"phoenix lock -- {command_label(cmd)}")
     lock.acquire(wait=args.wait, timeout=args.timeout)
     try:
-        return _run_forwarding_signals(cmd, cwd=str(loaded.workspace))
+        return _run_forwarding_signals(cmd, cwd=str(loaded.workspace), keep_fds=(lock.fd,) if lock.fd else ())
     finally:
         lock.release()
 
 
-def _run_forwarding_signals(cmd: list[str], cwd: str) -> int:
+def _run_forwarding_signals(cmd: list[str], cwd: str, keep_fds: tuple[int, ...]) -> int:
     try:
-        child = subprocess.Popen(cmd, cwd=cwd)
+        child = subprocess.Popen(cmd, cwd=cwd, pass_fds=keep_fds, preexec_fn=die_with_parent())
     except OSError as exc:
         raise RuntimeUnavailable(f"cannot start {cmd[0]!r}: {exc.strerror}") from exc
 

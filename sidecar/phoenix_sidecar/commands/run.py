@@ -8,7 +8,7 @@ repairs or stops. Exit code: 0 when the job finishes cleanly, 4 when Phoenix giv
 from __future__ import annotations
 
 import argparse
-import shlex
+from phoenix_sidecar.redact import command_label
 
 from phoenix_sidecar.commands.common import add_config_options, add_supervision_options, load_config, supervision_flags
 
@@ -30,4 +30,4 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     loaded = load_config(args, train_cmd=cmd or None, **supervision_flags(args))
     return supervise(loaded, mode="run", reset_budgets=args.reset_budgets,
-                     description=f"phoenix run -- {shlex.join(loaded.settings.train_cmd)}")
+                     description=f"phoenix run -- {command_label(loaded.settings.train_cmd)}")

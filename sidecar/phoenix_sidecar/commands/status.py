@@ -5,7 +5,8 @@ It reads ``.phoenix_cli/state.json`` (written by the supervisor) and the workspa
 container, asks Docker for a live look when Docker answers. It never takes the lock and never
 changes anything. ``--check`` is the container's health check: exit 0 while a Phoenix holds the
 workspace, has not given up and, where it serves metrics, answers ``/healthz`` (which fails when
-its loop is wedged); 1 otherwise, with one line saying why.
+its loop is wedged); 1 otherwise, with one line saying why. What it shows passes the redactor
+(what Phoenix keeps is scrubbed already; this also covers a state written by an older Phoenix).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from phoenix_sidecar.commands.common import add_config_options, load_config
 from phoenix_sidecar.errors import PhoenixError
 from phoenix_sidecar.supervise.lock import read_holder
 from phoenix_sidecar.paths import StatePaths
+from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.supervise.state import SupervisorState, read_state
 
@@ -40,6 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args)
     report = collect(loaded.settings, StatePaths(loaded.workspace))
+    redactor = Redactor.for_command(os.environ, loaded.settings.train_cmd or ())
+    report = redactor.data(report)  # type: ignore[assignment]
     if args.check:
         healthy, why = health(report)
         print(("ok: " if healthy else "unhealthy: ") + why)

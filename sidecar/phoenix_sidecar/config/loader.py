@@ -3,6 +3,12 @@
 Precedence: command-line flags, then environment, then file, then defaults. Every value remembers
 where it came from, so `phoenix config` can show it and an error can name it. An invalid value
 stops Phoenix before it starts anything (``ConfigError``, exit code 2).
+
+Input is parsed defensively, since a config file may come from anyone who can write the
+workspace: the file is at most `MAX_FILE_BYTES`, YAML anchors and aliases are refused (a
+"billion laughs" expands to gigabytes), nesting is at most `MAX_DEPTH` deep, a number is at most
+`MAX_NUMBER_CHARS` characters and within its setting's minimum and maximum, a text value at most
+`MAX_TEXT_CHARS`, and every error message quotes at most `QUOTE_CHARS` of the offending value.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Kinds whose empty environment value means "unset" rather than "empty".
 _EMPTY_IS_UNSET = {S.INT, S.FLOAT, S.BOOL, S.CHOICE}
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 16
+MAX_NUMBER_CHARS = 40
+MAX_TEXT_CHARS = 1 << 16
+QUOTE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -123,15 +134,21 @@ def parse_value(spec: KeySpec, raw: Any, source: str) -> Any:
     """Turn a raw value (text from env/flags, or a YAML value) into the setting's type."""
 
     def fail(problem: str) -> ConfigError:
-        return ConfigError(f"{problem} (got {raw!r})", key=spec.name, source=source)
+        return ConfigError(f"{problem} (got {quote(raw)})", key=spec.name, source=source)
 
     kind = spec.kind
+    if isinstance(raw, str) and len(raw) > MAX_TEXT_CHARS:
+        raise fail(f"too long: {len(raw)} characters, at most {MAX_TEXT_CHARS}")
     if raw is None:
         if kind == S.OPT_WORDS or spec.default is None:
             return None
         raise fail(f"must not be empty; expected {_describe(spec)}")
     if kind in (S.INT, S.FLOAT):
         if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise fail(f"expected {_describe(spec)}")
+        if isinstance(raw, str) and len(raw.strip()) > MAX_NUMBER_CHARS:
+            raise fail(f"expected {_describe(spec)}; a number of at most {MAX_NUMBER_CHARS} characters")
+        if isinstance(raw, int) and abs(raw) > 10 ** MAX_NUMBER_CHARS:
             raise fail(f"expected {_describe(spec)}")
         try:
             num = int(str(raw).strip()) if kind == S.INT else float(str(raw).strip())
@@ -141,6 +158,8 @@ def parse_value(spec: KeySpec, raw: Any, source: str) -> Any:
             raise fail(f"expected {_describe(spec)}")
         if spec.minimum is not None and num < spec.minimum:
             raise fail(f"must be at least {spec.minimum:g}")
+        if spec.maximum is not None and num > spec.maximum:
+            raise fail(f"must be at most {spec.maximum:g}")
         return num
     if kind == S.BOOL:
         if isinstance(raw, bool):
@@ -166,7 +185,12 @@ def parse_value(spec: KeySpec, raw: Any, source: str) -> Any:
             return None
         return words
     if kind == S.LIST:
-        items = raw if isinstance(raw, list) else str(raw).split(spec.sep)
+        if isinstance(raw, list):
+            if not all(isinstance(i, (str, int, float)) and not isinstance(i, bool) for i in raw):
+                raise fail("expected a list of strings")
+        elif not isinstance(raw, str):
+            raise fail(f"expected a list of strings, or one string of items separated by {spec.sep!r}")
+        items = raw if isinstance(raw, list) else raw.split(spec.sep)
         items = [str(i).strip() for i in items if str(i).strip()]
         if spec.name == "fallback":
             bad = [i for i in items if i not in S.LLM_CLIENTS]
@@ -220,7 +244,7 @@ def _actions(raw: Any, fail: Any) -> dict[str, str]:
         raw = pairs
     if not isinstance(raw, dict):
         raise fail("expected a mapping of category to action")
-    out = {}
+    out: dict[str, str] = {}
     for category, action in raw.items():
         if category not in S.CATEGORIES:
             raise fail(f"unknown category {category!r}; categories: {', '.join(S.CATEGORIES)}")
@@ -247,6 +271,15 @@ def _address(raw: Any, fail: Any) -> str:
     return text
 
 
+def quote(value: Any) -> str:
+    """``repr(value)``, cut to `QUOTE_CHARS` characters: an error names a value, never repeats megabytes."""
+    if isinstance(value, (dict, list)):
+        text = f"a {type(value).__name__}"
+    else:
+        text = repr(value) if not isinstance(value, str) or len(value) < 10 * QUOTE_CHARS else repr(value[:QUOTE_CHARS + 1])
+    return text if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]}... ({len(str(value))} characters)"
+
+
 def _find_config_file(explicit: str | None, environ: Mapping[str, str], base: Path,
                       ws_raw: str | None, cwd: Path) -> Path | None:
     if explicit or environ.get(CONFIG_ENV):
@@ -260,24 +293,52 @@ def _find_config_file(explicit: str | None, environ: Mapping[str, str], base: Pa
     return candidate if candidate.is_file() else None
 
 
+class _GuardedLoader(yaml.SafeLoader):
+    """The safe loader, refusing anchors and aliases and nesting deeper than `MAX_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError(f"YAML aliases (*name) are not allowed in a Phoenix config "
+                                 f"(line {self.peek_event().start_mark.line + 1})")
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise yaml.YAMLError(f"YAML anchors (&name) are not allowed in a Phoenix config "
+                                 f"(line {event.start_mark.line + 1})")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_DEPTH} levels (line {event.start_mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError(f"the config file is larger than {MAX_FILE_BYTES} bytes", source=f"file {path}")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the config file: {exc}", source=f"file {path}") from None
+        raise ConfigError(f"cannot read the config file: {quote(str(exc))}", source=f"file {path}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_GuardedLoader)  # noqa: S506 - a SafeLoader, with limits
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"malformed YAML{where}: {problem}", source=f"file {path}") from None
+        raise ConfigError(f"malformed YAML{where}: {problem[:200]}", source=f"file {path}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+        raise ConfigError(f"a value cannot be read: {quote(str(exc))}", source=f"file {path}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping of settings at the top level, got {type(data).__name__}",
                           source=f"file {path}")
-    return {str(k): v for k, v in data.items()}
+    return {quote(k) if not isinstance(k, str) else k[:QUOTE_CHARS]: v for k, v in data.items()}
 
 
 def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None:
@@ -287,6 +348,9 @@ def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None
             compile_pattern(values["progress_pattern"])
         except ValueError as exc:
             raise ConfigError(str(exc), key="progress_pattern", source=sources["progress_pattern"]) from None
+    workspace = Path(values["workspace"])
+    if workspace.exists() and not workspace.is_dir():
+        raise ConfigError(f"{quote(str(workspace))} is not a directory", key="workspace", source=sources["workspace"])
     if values["backoff_max_seconds"] < values["backoff_initial_seconds"]:
         raise ConfigError(
             f"must be at least backoff_initial_seconds ({values['backoff_initial_seconds']:g})",
@@ -325,6 +389,8 @@ def _describe(spec: KeySpec) -> str:
     noun = "an integer" if spec.kind == S.INT else "a number"
     if spec.minimum is not None:
         noun += f" >= {spec.minimum:g}"
+    if spec.maximum is not None:
+        noun += f" and <= {spec.maximum:g}"
     return noun
 
 

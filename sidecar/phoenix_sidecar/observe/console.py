@@ -1,7 +1,8 @@
 """What Phoenix tells the human: one line per event on stderr, and every event in the run log.
 
 Phoenix's own lines go to stderr with a ``[phoenix]`` prefix, never to stdout, so the job's stdout
-passes through untouched and can still be piped.
+passes through untouched and can still be piped. A line may quote the job's error message, so
+it passes the session's redactor (``scrub``) first.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from phoenix_sidecar import events as ev
@@ -18,12 +20,15 @@ from phoenix_sidecar.observe.runlog import RunLog
 class ConsoleReporter:
     """Prints the events a human should see as they happen."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, scrub: Callable[[str], str] | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.scrub = scrub
 
     def handle(self, event: ev.Event) -> None:
         line = describe(event)
         if line:
+            if self.scrub is not None:
+                line = self.scrub(line)
             stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
             print(f"[phoenix {stamp}] {line}", file=self.stream, flush=True)
 
@@ -67,6 +72,7 @@ class RunLogRecorder:
 
     def handle(self, event: ev.Event) -> None:
         fields = {k: v for k, v in dataclasses.asdict(event).items() if k != "at"}
+        self.runlog.flush_output()  # the job's output so far comes before the event that follows it
         self.runlog.event(_snake(type(event).__name__), **fields)
 
 

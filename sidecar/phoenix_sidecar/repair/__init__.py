@@ -7,7 +7,7 @@ Layout (pure modules first):
     safety    allowlist, denylist, path resolution, content checks
     capability  new process, network, dynamic-code or escape capabilities a patch would add
     proximity   changes far from every frame of the failure (flagged in the record)
-    redact    secrets and invisible characters out of everything sent or kept
+    targets   traceback paths -> workspace files; the config files an OOM repair may see
     prompt    the prompt, within its size limit
     llm/      the clients (gemini_cli, gemini_api, openai, command), their registry and their chain
     proc      child processes with a time limit and a whole-group kill
@@ -21,7 +21,7 @@ Layout (pure modules first):
     pipeline  check -> apply -> isolate -> verify -> promote
     engine    RepairEngine, the interface the supervisor and the CLI use
 
-Imports: ``errors``, ``events``, ``paths``, ``fsutil``, ``config.schema`` (plain data) and
+Imports: ``errors``, ``events``, ``paths``, ``fsutil``, ``redact`` (the sidecar's one redactor), ``config.schema`` (plain data) and
 ``phoenix_watchdog.diagnosis``; never ``config.loader`` (settings, the environment and the config
 file's path are handed to `RepairEngine`), never ``supervise``, ``observe``, ``runtime`` or ``commands``.
 

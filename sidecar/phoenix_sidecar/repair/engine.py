@@ -10,38 +10,40 @@ worktrees. The caller holds the workspace lock and has stopped the job.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import shutil
+import urllib.parse
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from typing import Any
+from pathlib import Path
 
 from phoenix_sidecar import fsutil
 
 from phoenix_sidecar.errors import AnswerRejected, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus, RepairFinished, RepairRolledBack
 from phoenix_sidecar.paths import StatePaths
-from phoenix_sidecar.repair import gitrepo, isolation, sandbox
+from phoenix_sidecar.repair import gitrepo, isolation, proc, sandbox, targets
 from phoenix_sidecar.repair.patch.answer import parse_answer
 from phoenix_sidecar.repair.llm import LlmChain, build_clients
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
 from phoenix_sidecar.repair.pipeline import Pipeline
-from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha
+from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha, remove_temporaries
 from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines, mentions
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
-from phoenix_sidecar.repair.redact import Redactor
+from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
 from phoenix_sidecar.config.schema import Settings, secret
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 log = logging.getLogger(__name__)
+CHILDREN_LEDGER = "children.json"  # the repair's running children (see proc.py)
 
 MAX_PROMPT_FILES = 6
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
-_CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
-_SYSTEM_PATHS = ("/usr/lib/python", "/usr/local/lib/python", "/opt/conda/lib/", "<frozen", "<string>")
 
 
 class RepairEngine:
@@ -54,11 +56,12 @@ class RepairEngine:
         self.workspace = Path(paths.workspace)
         keys = [secret(settings, "gemini_api_key", self.environ),
                 secret(settings, "openai_api_key", self.environ)]
-        self.redactor = Redactor.from_environ(self.environ, keys)
+        self.redactor = Redactor.for_command(self.environ, settings.train_cmd or (), keys)
         self.policy = PathPolicy(self.workspace, settings.allowlist, config_file=config_file,
                                  test_cmd=settings.test_cmd)
         self.store = RepairStore(paths, self.redactor)
         self.promoter = Promoter(paths, settings.max_backups)
+        proc.record_children_in(paths.root / CHILDREN_LEDGER)
         self._box: sandbox.SandboxStatus | None = None
 
     @property
@@ -75,6 +78,9 @@ class RepairEngine:
             self.paths.ensure()
         except OSError as exc:
             raise StateError(fsutil.describe_os_error(exc, self.paths.root)) from exc
+        stopped = proc.stop_recorded(self.paths.root / CHILDREN_LEDGER)
+        if stopped:
+            log.warning("stopped what an earlier Phoenix left running: %s", ", ".join(stopped))
         if self.settings.test_cmd:  # said once at start-up: only a test command runs repaired code
             (log.info if self.box.works else log.warning)("%s", self.box.line())
         recovered = self.promoter.recover()
@@ -83,12 +89,8 @@ class RepairEngine:
             self._after_recovery(recovered)
         for repair_id in self.store.ids():
             outcome = self.store.outcome(repair_id)
-            if outcome.get("promotion") == "pending":  # stopped before its journal: nothing was written
-                writer = self.store.writer(repair_id)
-                if writer is not None:
-                    writer.update_outcome(outcome=Outcome.ERROR, promotion=None,
-                                          reason="Phoenix stopped before the promotion began; no file was changed")
-                    shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+            if outcome.get("promotion") == "pending":  # no journal: stopped before the first write
+                self._settle_pending(repair_id, outcome)
         try:
             repo = gitrepo.discover(self.workspace)
         except PhoenixError as exc:
@@ -99,11 +101,43 @@ class RepairEngine:
             log.info("removed %d stale repair worktree(s): %s", len(removed), ", ".join(removed))
         self.store.prune()
 
+    def _settle_pending(self, repair_id: str, outcome: dict[str, Any]) -> None:
+        """A promotion that never got its journal wrote nothing, which its backups confirm: every
+        file the repair names still holds its backup's content. Where one does not, the record says
+        so (and names the backups, so `phoenix rollback` can restore them) instead of claiming that
+        nothing changed."""
+        writer = self.store.writer(repair_id)
+        if writer is None:
+            return
+        changed = []
+        for rel in outcome.get("files") or []:
+            backup = self.paths.backups / urllib.parse.quote(str(rel), safe="") / repair_id
+            remove_temporaries(self.workspace / str(rel))
+            if not backup.is_file():
+                continue
+            before, now = file_sha(backup), file_sha(self.workspace / str(rel))
+            if before != now:
+                changed.append({"path": str(rel), "before": before, "after": now, "backup": str(backup)})
+        if changed:
+            names = ", ".join(c["path"] for c in changed)
+            writer.update_outcome(outcome=Outcome.PROMOTED, promotion="partial", changes=changed,
+                                  reason=f"Phoenix stopped during the promotion; {names} differ from their backups "
+                                         f"(undo: phoenix rollback {repair_id})")
+        else:
+            writer.update_outcome(outcome=Outcome.ERROR, promotion=None,
+                                  reason="Phoenix stopped before the promotion began; no file was changed "
+                                         "(each file still matches its backup)")
+        shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+
     def _after_recovery(self, recovered: Recovered) -> None:
         writer = self.store.writer(recovered.repair_id)
         if writer is None:
             return
-        if recovered.op == "promote":
+        if recovered.op == "reverted":
+            writer.update_outcome(outcome=Outcome.ERROR, promotion=None, reason=recovered.message,
+                                  recovery=recovered.message)
+            shutil.rmtree(writer.folder / "staged", ignore_errors=True)
+        elif recovered.op == "promote":
             writer.update_outcome(outcome=Outcome.PROMOTED, promotion="done" if recovered.ok else "partial",
                                   recovery=recovered.message,
                                   changes=[{"path": s.path, "before": s.before, "after": s.after, "backup": s.backup}
@@ -120,13 +154,16 @@ class RepairEngine:
             record = self.store.create(signature=d.signature, category=d.category, source="llm")
         except PhoenixError as exc:  # no record can be kept (disk full): no repair without one
             self.bus.emit(RepairFinished(category=d.category, outcome=Outcome.ERROR))
-            return RepairOutcome("", Outcome.ERROR, f"cannot record the repair: {exc}")
+            return RepairOutcome("", Outcome.ERROR, f"cannot record the repair: {exc}", disk_full=disk_full(exc))
         outcome = RepairOutcome(record.repair_id, Outcome.ERROR, "the repair did not finish")
         try:
             record.json("diagnosis.json", d.to_json())
             outcome = self._repair(request, record)
         except PhoenixError as exc:
-            outcome = self._finish(record, Outcome.ERROR, str(exc))
+            if disk_full(exc):
+                outcome = self._out_of_space(record, exc)
+            else:
+                outcome = self._finish(record, Outcome.ERROR, str(exc))
         except Exception as exc:  # a bug must not take the supervisor down
             log.exception("repair %s failed unexpectedly", record.repair_id)
             outcome = self._finish(record, Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}")
@@ -171,6 +208,14 @@ class RepairEngine:
     def _pipeline(self, policy: PathPolicy | None = None) -> Pipeline:
         box = self.box if self.settings.test_cmd else None
         return Pipeline(self.settings, self.paths, self.bus, self.environ, policy or self.policy, self.promoter, box)
+
+    def _out_of_space(self, record: RecordWriter, exc: PhoenixError) -> RepairOutcome:
+        """A full disk stopped the repair. Its half-written record goes (it would say nothing true,
+        and its space lets the supervisor save the state that says why), unless a promotion journal
+        still needs it for recovery."""
+        if not self.promoter.journal.exists():
+            shutil.rmtree(record.folder, ignore_errors=True)
+        return RepairOutcome(record.repair_id, Outcome.ERROR, _one_line(self.redactor.text(str(exc))), disk_full=True)
 
     def _finish(self, record: RecordWriter, outcome: Outcome, reason: str) -> RepairOutcome:
         try:
@@ -223,7 +268,7 @@ class RepairEngine:
             if target is not None and target.rel not in found:
                 found.append(target.rel)
         if d.category == "cuda_oom":
-            found.extend(c for c in self._config_files() if c not in found)
+            found.extend(c for c in targets.config_files(self.workspace, self.policy) if c not in found)
         sources = []
         for rel in found[:MAX_PROMPT_FILES]:
             path = self.workspace / rel
@@ -239,36 +284,8 @@ class RepairEngine:
         return sources, aliases
 
     def map_path(self, name: str) -> str | None:
-        """The workspace file a traceback path means, or None (library code, or not in the workspace)."""
-        if not name or any(name.startswith(p) for p in _SYSTEM_PATHS) or "-packages/" in name:
-            return None
-        path = PurePosixPath(name)
-        if not path.is_absolute():
-            rel = os.path.normpath(name)
-            return rel if not rel.startswith("..") and (self.workspace / rel).is_file() else None
-        for root in (self.workspace, Path(os.path.realpath(self.workspace))):
-            if Path(name).is_relative_to(root):
-                rel = Path(name).relative_to(root).as_posix()
-                return rel if (self.workspace / rel).is_file() else None
-        # The job may see the workspace at another path (a container mount): match the longest tail.
-        parts = path.parts[1:]
-        for k in range(len(parts)):
-            candidate = PurePosixPath(*parts[k:]).as_posix()
-            if (self.workspace / candidate).is_file():
-                return candidate
-        return None
-
-    def _config_files(self) -> list[str]:
-        found = []
-        for folder in ("", "config", "configs", "conf"):
-            base = self.workspace / folder
-            if not base.is_dir():
-                continue
-            for entry in sorted(base.iterdir()):
-                rel = entry.relative_to(self.workspace).as_posix()
-                if entry.suffix.lower() in _CONFIG_SUFFIXES and self.policy.allowed(rel) is not None:
-                    found.append(rel)
-        return found[:3]
+        """The workspace file a traceback path means, or None (see `targets.map_path`)."""
+        return targets.map_path(self.workspace, name)
 
     # -- phoenix patch -------------------------------------------------------------------------
     def apply_answer(self, answer: str, *, source: str = "phoenix patch") -> PatchReport:
@@ -339,6 +356,18 @@ class RepairEngine:
                     and not outcome.get("rolled_back"):
                 return repair_id
         return None
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error comes from a full disk (ENOSPC, or EDQUOT: a full quota), anywhere in its chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _one_line(text: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,22 +189,50 @@ def tree_with(worktree: Path, files: Sequence[str]) -> str:
 
 
 def record_commit(repo: Repo, snap: Snapshot, tree: str, message: str) -> str | None:
-    """Commit ``tree`` on the ``phoenix/repairs`` branch; None when the branch cannot be moved.
+    """Commit the repair on the ``phoenix/repairs`` branch; None when the branch cannot be moved.
 
-    The fix commit's only parent is a copy of the snapshot whose parents are HEAD and the
-    branch's previous tip, so ``git show phoenix/repairs`` is exactly the change and every earlier
-    repair stays reachable.
+    The branch records only the files the repair changed, never the rest of the snapshot (whose
+    untracked files may hold credentials that a ``git push --all`` would publish): the fix commit
+    is HEAD's tree with the repaired files, and its only parent is HEAD's tree with those files as
+    they were before, whose parents are HEAD and the branch's previous tip. So ``git show
+    phoenix/repairs`` is exactly the change and every earlier repair stays reachable.
     """
     previous = out(git(repo.toplevel, "rev-parse", "--verify", "--quiet", REPAIRS_BRANCH + "^{commit}", check=False))
     current = out(git(repo.toplevel, "symbolic-ref", "--quiet", "HEAD", check=False))
     if current == REPAIRS_BRANCH:
         return None  # the user has it checked out: moving it would change their working tree's status
+    changed = [p for p in out(git(repo.toplevel, "diff-tree", "-r", "-z", "--name-only", "--no-renames",
+                                  snap.tree, tree)).split("\0") if p]
+    before = _overlay(repo, snap.head, snap.tree, changed)
+    after = _overlay(repo, snap.head, tree, changed)
     parents = [p for p in (snap.head, previous) if p]
-    base_args = ["commit-tree", snap.tree, "-m", f"phoenix: workspace before {message.splitlines()[0]}"]
+    base_args = ["commit-tree", before, "-m", f"phoenix: workspace before {message.splitlines()[0]}"]
     for p in parents:
         base_args += ["-p", p]
     base = out(git(repo.toplevel, *base_args))
-    fix = out(git(repo.toplevel, "commit-tree", tree, "-p", base, "-m", message))
+    fix = out(git(repo.toplevel, "commit-tree", after, "-p", base, "-m", message))
     moved = git(repo.toplevel, "update-ref", "-m", "phoenix repair", REPAIRS_BRANCH, fix, previous or "",
                 check=False)
     return fix if moved.returncode == 0 else None
+
+
+def _overlay(repo: Repo, head_commit: str | None, source_tree: str, files: Sequence[str]) -> str:
+    """HEAD's tree (or an empty one) with ``files`` taken from ``source_tree`` (removed where absent)."""
+    with tempfile.TemporaryDirectory(prefix="phoenix-index-") as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        if head_commit:
+            git(repo.toplevel, "read-tree", head_commit, env=env)
+        else:
+            git(repo.toplevel, "read-tree", "--empty", env=env)
+        listing = out(git(repo.toplevel, "ls-tree", "-r", "-z", "--full-tree", source_tree, "--", *files,
+                          env={"GIT_LITERAL_PATHSPECS": "1"})) if files else ""
+        present = {}
+        for entry in filter(None, listing.split("\0")):
+            meta, path = entry.split("\t", 1)
+            mode, _kind, sha = meta.split()
+            present[path] = (mode, sha)
+        lines = [f"{present[f][0]} {present[f][1]}\t{f}" if f in present else f"0 {'0' * 40}\t{f}" for f in files]
+        if lines:
+            git(repo.toplevel, "update-index", "-z", "--index-info", env=env,
+                input="\0".join(lines).encode("utf-8", "surrogateescape") + b"\0")
+        return out(git(repo.toplevel, "write-tree", env=env))

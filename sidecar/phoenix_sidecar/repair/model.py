@@ -29,12 +29,15 @@ class RepairOutcome:
         outcome: how it ended (an `Outcome`).
         reason: one human line.
         files: workspace-relative files changed (or that would be, in a dry run).
+        disk_full: the repair failed because a disk was full: not the failure's fault, so it must
+            not be charged to its budget.
     """
 
     repair_id: str
     outcome: Outcome
     reason: str
     files: tuple[str, ...] = ()
+    disk_full: bool = False
 
     @property
     def ok(self) -> bool:

@@ -25,7 +25,7 @@ from phoenix_sidecar.repair.patch.apply import FLAG_REASONS, apply_patches
 from phoenix_sidecar.repair.capability import check_capabilities
 from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.repair.model import Patch, PatchReport, PatchStatus
-from phoenix_sidecar.repair.promote import Promoter
+from phoenix_sidecar.repair.promote import Promoter, Step
 from phoenix_sidecar.repair.proximity import far_changes
 from phoenix_sidecar.repair.records import RecordWriter, now_iso
 from phoenix_sidecar.repair.safety import PathPolicy, changed_lines, check_added, decode_source, encode_source
@@ -177,16 +177,17 @@ class Pipeline:
             report.reason = f"promoted, unverified ({report.unverified}): {', '.join(files)}"
         self._write_outcome(record, report, extra, promotion="pending")  # the intent, before the first write
         staging = record.folder / "staged"
+        def done(steps: list[Step]) -> None:  # recorded before the journal goes (see promote.py)
+            self._write_outcome(record, report, extra, promotion="done",
+                                changes=[{"path": s.path, "before": s.before, "after": s.after, "backup": s.backup}
+                                         for s in steps])
         try:
-            steps = self.promoter.promote(record.repair_id, changes, staging)
+            steps = self.promoter.promote(record.repair_id, changes, staging, on_done=done)
         except PhoenixError as exc:
             raise RepairError(f"promotion failed: {exc}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         report.promoted = True
-        self._write_outcome(record, report, extra, promotion="done",
-                            changes=[{"path": s.path, "before": s.before, "after": s.after, "backup": s.backup}
-                                     for s in steps])
         self.bus.emit(RepairPromoted(files=len(steps)))
 
     def _rejected(self, record: RecordWriter, report: PatchReport, patches: list[Patch], exc: AnswerRejected,

@@ -4,6 +4,11 @@ Each child starts in its own session (so its process group is its own), reads it
 file (a child that never reads cannot block us on a full pipe), and writes to files (no pipe
 deadlock, bounded memory). At the time limit the group gets SIGTERM, then SIGKILL after a grace
 period; after any exit the group is swept with SIGKILL so no grandchild outlives the step.
+
+While a child runs, its process group and start token are kept in a ledger
+(``.phoenix_cli/children.json``, see `record_children_in`), so a Phoenix killed during a repair
+leaves a record of what it started (the LLM command, the test command), and the next start ends
+those groups (`stop_recorded`) instead of letting an orphaned LLM call run on.
 """
 
 from __future__ import annotations
@@ -11,16 +16,68 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from phoenix_watchdog.probes.groupkill import kill_group, signal_group
-from phoenix_watchdog.probes.proctree import all_processes
+from phoenix_sidecar import fsutil
+from phoenix_sidecar.errors import StateError
+from phoenix_watchdog.probes.proctree import all_processes, start_token
 
 KILL_GRACE_SECONDS = 2.0
+_ledger: Path | None = None
+_ledger_lock = threading.Lock()
+
+
+def record_children_in(path: Path | None) -> None:
+    """Keep the ledger of running children at ``path`` (None: keep none)."""
+    global _ledger
+    _ledger = path
+
+
+def _note(pid: int, argv0: str, running: bool) -> None:
+    if _ledger is None:
+        return
+    with _ledger_lock:
+        entries = [e for e in _read_ledger(_ledger) if e.get("pgid") != pid]
+        if running:
+            entries.append({"pgid": pid, "token": start_token(pid), "program": os.path.basename(argv0)})
+        try:
+            if entries:
+                fsutil.atomic_write_text(_ledger, json.dumps(entries))
+            else:
+                _ledger.unlink(missing_ok=True)
+        except (OSError, StateError):
+            pass  # the ledger helps a later start clean up; the child itself is still ours
+
+
+def _read_ledger(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+
+
+def stop_recorded(path: Path) -> list[str]:
+    """End the process groups a dead Phoenix's ledger names (whose leader is still the process it
+    started, by start token, or members that started after it), then remove the ledger."""
+    stopped = []
+    for entry in _read_ledger(path):
+        pgid, token = entry.get("pgid"), entry.get("token")
+        if not isinstance(pgid, int) or pgid <= 1 or not token:
+            continue
+        if start_token(pgid) == token or group_members(pgid, since=int(token)):
+            kill_group(pgid)
+            wait_group_gone(pgid)
+            stopped.append(f"{entry.get('program', '?')} (process group {pgid})")
+    path.unlink(missing_ok=True)
+    return stopped
 
 
 @dataclass(frozen=True)
@@ -60,6 +117,7 @@ def run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, s
                                      start_new_session=True, close_fds=True)
             if on_start is not None:
                 on_start(child.pid)
+            _note(child.pid, str(argv[0]), running=True)
             timed_out = False
             try:
                 child.wait(timeout=timeout)
@@ -77,6 +135,7 @@ def run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, s
             kill_group(child.pid)
             child.wait()
             wait_group_gone(child.pid)
+            _note(child.pid, str(argv[0]), running=False)
         stdout, truncated = _read(out_path, max_output, keep)
         stderr, _ = _read(err_path, max_output, "tail")
     return ProcResult(None if timed_out else child.returncode, stdout, stderr, timed_out,

@@ -3,9 +3,14 @@
 Promotion of several files is crash-safe. Before the first write, every file's current content is
 backed up under ``.phoenix_cli/backups/`` (at most ``max_backups`` generations per file), the new
 contents are staged beside the repair record, and a journal names each file with the hash of its
-content before and after. Each file is then replaced atomically. A promotion that fails midway
-is undone on the spot; one interrupted by a crash is completed by `recover` at the next start
-(the change was verified and its backups exist). Rollbacks use the same journal.
+content before and after. Each file is then replaced atomically. The outcome is recorded
+(``on_done``) *before* the journal is removed, so a promotion is never recorded as "nothing
+changed" once a file was written. A promotion that fails midway, or whose outcome cannot be
+recorded (a full disk), is undone on the spot from the backups; one interrupted by a crash is
+finished by `recover` at the next start (the change was verified and its staged content is
+there), or reverted from the backups when it cannot be finished, never left half done. Recovery
+also removes the temporary files (``.name.XXXX.tmp``) an interrupted atomic write left beside the
+journal's files. Rollbacks use the same journal.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from phoenix_sidecar import fsutil
@@ -82,8 +88,13 @@ class Promoter:
             old.unlink(missing_ok=True)
         return target
 
-    def promote(self, repair_id: str, changes: list[tuple[str, bytes, bytes]], staging: Path) -> list[Step]:
+    def promote(self, repair_id: str, changes: list[tuple[str, bytes, bytes]], staging: Path,
+                on_done: Callable[[list[Step]], None] | None = None) -> list[Step]:
         """Write ``(path, old, new)`` changes into the workspace, all or none.
+
+        Args:
+            on_done: records the outcome once every file is written, while the journal still
+                exists; if it fails, the files are restored and the error raised.
 
         Raises:
             RepairError: a file no longer holds the content the change was made from.
@@ -100,14 +111,15 @@ class Promoter:
             staged = staging / f"{n}"
             fsutil.atomic_write_bytes(staged, new, mode=0o600)
             steps.append(Step(rel, sha(old), sha(new), str(staged), str(backup)))
-        self._run("promote", repair_id, steps)
+        self._run("promote", repair_id, steps, on_done)
         return steps
 
     def restore(self, repair_id: str, steps: list[Step]) -> None:
         """Write each step's ``source`` over its file (a rollback), under the journal."""
         self._run("rollback", repair_id, steps)
 
-    def _run(self, op: str, repair_id: str, steps: list[Step]) -> None:
+    def _run(self, op: str, repair_id: str, steps: list[Step],
+             on_done: Callable[[list[Step]], None] | None = None) -> None:
         fsutil.atomic_write_text(self.journal, json.dumps({"op": op, "repair_id": repair_id, "at": time.time(),
                                                            "files": [s.to_json() for s in steps]}))
         done: list[Step] = []
@@ -121,6 +133,16 @@ class Promoter:
             raise StateError(f"{op} of repair {repair_id} failed at {step.path}: {exc}; "
                              f"{'the files already written were restored' if undone else 'restore them by hand'}"
                              ) from exc
+        if on_done is not None:
+            try:
+                on_done(steps)
+            except (OSError, StateError) as exc:
+                if not self._undo(done):
+                    raise StateError(f"{op} of repair {repair_id} could not be recorded ({exc}) nor undone; "
+                                     f"the next start finishes it from {self.journal}") from exc
+                self.journal.unlink(missing_ok=True)
+                raise StateError(f"{op} of repair {repair_id} could not be recorded ({exc}); "
+                                 f"the files were restored") from exc
         self.journal.unlink(missing_ok=True)
         fsutil.fsync_dir(self.paths.root)
 
@@ -139,7 +161,13 @@ class Promoter:
         return ok
 
     def recover(self) -> Recovered | None:
-        """Finish a promotion or rollback a crash interrupted; None when there was none."""
+        """Finish a promotion or rollback a crash interrupted, or revert it; None when there was none.
+
+        Every file the journal names is brought to its new content from the staged copy; when
+        that is impossible for any of them (the staged copy is gone or corrupt), a promotion is
+        reverted instead: the files already written get their backups back, so the workspace is
+        as before the repair (``op`` is then ``reverted``). A file edited since is left alone.
+        """
         try:
             record = json.loads(self.journal.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -148,31 +176,61 @@ class Promoter:
             self.journal.unlink(missing_ok=True)
             return Recovered("unknown", "", False, f"unreadable promotion journal removed ({exc})")
         op, repair_id = str(record.get("op", "")), str(record.get("repair_id", ""))
-        problems = []
         steps = steps_from(record.get("files") or [])
         for step in steps:
-            target = self.paths.workspace / step.path
-            current = file_sha(target)
-            if current == step.after:
-                continue
-            if current != step.before:
-                problems.append(f"{step.path} was edited since; left as it is")
-                continue
-            try:
-                data = Path(step.source).read_bytes()
-            except OSError:
-                problems.append(f"{step.path}: its new content is gone; left as it was")
-                continue
-            if sha(data) != step.after:
-                problems.append(f"{step.path}: its staged content is corrupt; left as it was")
-                continue
-            _write(target, data)
-        self.journal.unlink(missing_ok=True)
+            remove_temporaries(self.paths.workspace / step.path)
         verb = "promotion" if op == "promote" else "rollback"
+        edited = [s.path for s in steps if file_sha(self.paths.workspace / s.path) not in (s.before, s.after)]
+        unfinishable = [s for s in steps if s.path not in edited and _staged(s) is None
+                        and file_sha(self.paths.workspace / s.path) != s.after]
+        if op == "promote" and unfinishable and not edited:
+            undone = self._undo([s for s in steps if file_sha(self.paths.workspace / s.path) == s.after])
+            self.journal.unlink(missing_ok=True)
+            names = ", ".join(s.path for s in unfinishable)
+            return Recovered("reverted", repair_id, undone,
+                             f"interrupted promotion of repair {repair_id} reverted from the backups (the new "
+                             f"content of {names} was gone)" + ("" if undone else "; some backups were missing"),
+                             tuple(steps))
+        problems = [f"{p} was edited since; left as it is" for p in edited]
+        for step in steps:
+            if step.path in edited or file_sha(self.paths.workspace / step.path) == step.after:
+                continue
+            data = _staged(step)
+            if data is None:
+                problems.append(f"{step.path}: its new content is gone or corrupt; left as it was")
+                continue
+            _write(self.paths.workspace / step.path, data)
+        self.journal.unlink(missing_ok=True)
         if problems:
             return Recovered(op, repair_id, False, f"interrupted {verb} of repair {repair_id} completed in part: "
                                                    + "; ".join(problems), tuple(steps))
         return Recovered(op, repair_id, True, f"interrupted {verb} of repair {repair_id} completed", tuple(steps))
+
+
+def _staged(step: Step) -> bytes | None:
+    """The new content a step writes, if it is still there and intact."""
+    try:
+        data = Path(step.source).read_bytes()
+    except OSError:
+        return None
+    return data if sha(data) == step.after else None
+
+
+def remove_temporaries(path: Path) -> list[str]:
+    """Remove what an interrupted atomic write of ``path`` left beside it (``.name.XXXX.tmp``)."""
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(f".{path.name}.") and entry.name.endswith(".tmp") and entry.is_file():
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except OSError:
+                pass
+    return removed
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phoenix_watchdog.diagnosis.failure import Diagnosis
-from phoenix_sidecar.repair.redact import Redactor, clean_log, reveal_invisible
+from phoenix_sidecar.redact import Redactor, clean_log, reveal_invisible
 
 _HEAD_LINES = 25
 _RADII = (80, 40, 20, 10, 5, 2, 0)

@@ -21,7 +21,7 @@ from phoenix_sidecar.errors import StateError
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair.outcomes import INTERRUPTED, Outcome
 from phoenix_sidecar.repair.model import RepairRecord
-from phoenix_sidecar.repair.redact import Redactor
+from phoenix_sidecar.redact import Redactor
 
 MAX_ARTEFACT_CHARS = 2_000_000
 KEEP_RECORDS = 200

@@ -18,6 +18,7 @@ internals. The Docker SDK is imported only when the Docker runtime is used (CLI 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from phoenix_sidecar.runtime.base import OutputListener, RunEnd, Runtime, RuntimeContext
@@ -47,7 +48,8 @@ def runtime_for(settings: Settings, mode: str) -> str:
 
 
 def create(settings: Settings, *, mode: str, heartbeat: Heartbeat, record: OutputListener | None = None,
-           echo: bool = True, handled_until: float | None = None) -> Runtime:
+           echo: bool = True, handled_until: float | None = None, keep_fds: tuple[int, ...] = (),
+           on_start: Callable[[int], None] | None = None) -> Runtime:
     """Build the runtime for ``mode`` (``run``: local process group; ``watch``: a Slurm job when
     ``slurm_job`` is set, else a Docker container).
 
@@ -58,10 +60,12 @@ def create(settings: Settings, *, mode: str, heartbeat: Heartbeat, record: Outpu
         record: receives every block of output (the run log).
         echo: pass the job's output on to Phoenix's stdout and stderr.
         handled_until: the state's last update (see `RuntimeContext`).
+        keep_fds, on_start: the workspace lock's descriptor for the job, and who records its pid.
 
     Raises:
         ValueError: no runtime serves ``mode``.
     """
     face = importlib.import_module(f"{__name__}.{runtime_for(settings, mode)}")
-    context = RuntimeContext(heartbeat=heartbeat, record=record, echo=echo, handled_until=handled_until)
+    context = RuntimeContext(heartbeat=heartbeat, record=record, echo=echo, handled_until=handled_until,
+                             keep_fds=keep_fds, on_start=on_start)
     return face.create(settings, context)  # type: ignore[no-any-return]

@@ -31,12 +31,16 @@ class RuntimeContext:
         echo: pass the job's output on to Phoenix's own stdout and stderr.
         handled_until: wall time up to which Phoenix already dealt with this workspace's job (the
             state's last update), or None: a failure found at start-up that is later was never handled.
+        keep_fds: descriptors the job inherits (the workspace lock: held while any job process lives).
+        on_start: called with the job's pid after each start (a local runtime only).
     """
 
     heartbeat: Heartbeat
     record: OutputListener | None = None
     echo: bool = True
     handled_until: float | None = None
+    keep_fds: tuple[int, ...] = ()
+    on_start: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True)

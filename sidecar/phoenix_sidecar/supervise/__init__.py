@@ -16,7 +16,7 @@ import `loop` or `session`: session imports config/, observe/, runtime/ and repa
 here would put every wing that uses a vocabulary in an import circle. Commands import
 ``phoenix_sidecar.supervise.session`` for the composition root; tests import ``supervise.loop``.
 
-May import: the top-level modules (errors, events, fsutil, paths), config/ (settings),
+May import: the top-level modules (errors, events, fsutil, paths, redact), config/ (settings),
 phoenix_watchdog; loop also runtime/'s base, observe/'s gates and repair/'s model; session
 everything it composes. Nothing imports session but commands/.
 """

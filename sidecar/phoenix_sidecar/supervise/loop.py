@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.schema import Settings
-from phoenix_sidecar.errors import GaveUp, PhoenixError
+from phoenix_sidecar.errors import GaveUp, PhoenixError, StateError
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.observe.gates import SafetyTrip
 from phoenix_sidecar.paths import StatePaths
@@ -212,7 +212,7 @@ class Supervisor:
             run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
             category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary + place(end, diagnosis),
             exception=diagnosis.exception, message=diagnosis.message,
-            frame=diagnosis.to_json()["frame"], details=self._write_details(end))
+            frame=diagnosis.to_json()["frame"], details=write_details(self.paths, self.state.next_incident_id(), end))
         self.state.add_incident(incident)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind=incident.kind, category=diagnosis.category,
                                         signature=diagnosis.signature, summary=incident.summary))
@@ -246,6 +246,11 @@ class Supervisor:
             outcome = self.repair.repair(request)
             incident.repair = {"id": outcome.repair_id, "outcome": outcome.outcome, "reason": outcome.reason,
                                "files": list(outcome.files)}
+            if outcome.disk_full:  # not the failure's fault: its attempt is given back, and Phoenix stops (exit 7)
+                policy.refund(self.state.budgets, diagnosis)
+                self._save()
+                raise StateError(f"a full disk stopped the repair ({outcome.reason}); the attempt was not "
+                                 f"counted: free some space and run again")
             self._save()
             if outcome.ok:
                 if outcome.outcome == Outcome.PROMOTED:
@@ -317,7 +322,7 @@ class Supervisor:
         assert trip is not None
         incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=self.clock.time(),
                             run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
-                            category=trip.gate, summary=trip.detail, details=self._write_details(end))
+                            category=trip.gate, summary=trip.detail, details=write_details(self.paths, self.state.next_incident_id(), end))
         self.state.add_incident(incident)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="safety", category=trip.gate,
                                         signature=f"safety-{trip.gate}", summary=trip.detail))
@@ -354,7 +359,7 @@ class Supervisor:
         incident = Incident(id=self.state.next_incident_id(), kind="engine", opened_at=self.clock.time(),
                             run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
                             category=kind, signature=f"engine-{kind}", summary=f"{cause}{found}",
-                            details=self._write_details(end))
+                            details=write_details(self.paths, self.state.next_incident_id(), end))
         self.state.add_incident(incident)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="engine", category=kind,
                                         signature=incident.signature, summary=incident.summary))
@@ -391,6 +396,3 @@ class Supervisor:
     def _save(self) -> None:
         self._last_status_save = self.clock.monotonic()
         self.store.save(self.state)
-
-    def _write_details(self, end: RunEnd) -> str | None:
-        return write_details(self.paths, self.state.next_incident_id(), end)

@@ -183,6 +183,14 @@ def commit(budgets: Budgets, diagnosis: Diagnosis, decision: Decision, now: floa
         budgets.failures_in_a_row += 1
 
 
+def refund(budgets: Budgets, diagnosis: Diagnosis) -> None:
+    """Give back what `commit` charged for an attempt that a full disk, not the failure, spoiled."""
+    entry = budgets.signatures.get(diagnosis.signature)
+    if entry is not None and entry.attempts > 0:
+        entry.attempts -= 1
+        budgets.failures_in_a_row = max(0, budgets.failures_in_a_row - 1)
+
+
 def backoff_delay(failures_in_a_row: int, spec: PolicySpec) -> float:
     """Exponential backoff: initial, 2x, 4x ... capped."""
     if spec.backoff_initial <= 0:

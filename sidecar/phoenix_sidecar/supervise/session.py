@@ -4,10 +4,16 @@ The lock is taken first and released last; nothing else happens without it. Then
 store, the run log, the event bus with its listeners (console, run log, metrics, webhook), the
 heartbeat, the runtime (`runtime.create` picks it for the mode), observability, the repair engine and signal
 handling are put together around one `Supervisor`, and torn down in reverse order whatever happens.
+
+One redactor (`phoenix_sidecar.redact`), built from the environment, the LLM keys and the job's
+command line, scrubs everything the session keeps or shows: the runs' output tails (so the
+diagnosis, the incidents in ``state.json``, ``incidents/*.log`` and the give-up summary never hold
+a secret), console lines and the run log. The job's own output reaches the terminal untouched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -16,7 +22,10 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from phoenix_sidecar.config.loader import LoadedConfig
+from phoenix_sidecar.config.loader import LoadedConfig, secret
+from phoenix_sidecar.errors import GaveUp, StateError
+from phoenix_sidecar.redact import Redactor
+from phoenix_sidecar.runtime import RunEnd, Runtime
 from phoenix_sidecar.observe.console import ConsoleReporter, RunLogRecorder
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.supervise.lock import WorkspaceLock
@@ -28,6 +37,9 @@ from phoenix_sidecar import runtime as runtimes
 from phoenix_sidecar.supervise.state import StateStore, read_state
 from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_watchdog.heartbeat import Heartbeat
+from phoenix_watchdog.probes.disk import read_disks
+
+GIB = 1024 ** 3
 
 log = logging.getLogger(__name__)
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -56,15 +68,24 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
         lock = WorkspaceLock(paths.lock, stale_seconds=settings.lock_stale, command=description)
         lock.acquire()
         stack.callback(lock.release)
+        check_disks(settings.min_free_disk_gb, (str(paths.workspace), str(paths.root), *log_dirs))
 
-        runlog = RunLog(paths.run_log, max_bytes=settings.log_max_bytes, backups=settings.log_backups)
+        keys = [secret(settings, "gemini_api_key"), secret(settings, "openai_api_key")]
+        redactor = Redactor.for_command(os.environ, settings.train_cmd or (), keys)
+        runlog = RunLog(paths.run_log, max_bytes=settings.log_max_bytes, backups=settings.log_backups,
+                        scrub=redactor.text)
         stack.callback(runlog.close)
-        bus = EventBus([ConsoleReporter(), RunLogRecorder(runlog)])
+        bus = EventBus([ConsoleReporter(scrub=redactor.text), RunLogRecorder(runlog)])
         heartbeat = Heartbeat(settings.heartbeat_seconds, settings.heartbeat_initial_seconds)
         # A failed exit after Phoenix's last word on this workspace was never handled (see RuntimeContext).
         previous = read_state(paths.state)
-        runtime = runtimes.create(settings, mode=mode, heartbeat=heartbeat, record=runlog.output, echo=echo,
-                                  handled_until=previous.job.updated_at if previous is not None else None)
+        # The job inherits the lock: a job that outlives a killed Phoenix keeps the workspace locked.
+        program = os.path.basename(settings.train_cmd[0]) if settings.train_cmd else ""
+        runtime = _Scrubbed(runtimes.create(
+            settings, mode=mode, heartbeat=heartbeat, record=runlog.output, echo=echo,
+            handled_until=previous.job.updated_at if previous is not None else None,
+            keep_fds=(lock.fd,) if lock.fd is not None else (), on_start=lambda pid: lock.note_job(pid, program)),
+            redactor)
         stack.callback(runtime.close)
 
         gates = Observability(settings, bus, heartbeat, target=runtime.target,
@@ -84,7 +105,58 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
                                        "started": time.time(), "metrics": _metrics_address(gates)}
         runlog.event("session_started", mode=mode, workspace=str(paths.workspace), pid=os.getpid())
         stack.enter_context(_ShutdownOnSignals(supervisor))
-        return supervisor.run()
+        try:
+            return supervisor.run()
+        except GaveUp as exc:
+            raise GaveUp(redactor.text(exc.summary), redactor.data(exc.incident)) from None  # type: ignore[arg-type]
+
+
+def check_disks(min_free_gb: float, paths: tuple[str, ...]) -> None:
+    """The disk gate, before the first start: the poller's first readings come only after the job
+    started, and a job started on a full disk fails for a reason that is not its own.
+
+    Raises:
+        StateError: a watched volume has less free space than ``min_free_disk_gb`` (0: no check).
+    """
+    if min_free_gb <= 0:
+        return
+    for volume in read_disks(paths).volumes:
+        if volume.ok and volume.free_bytes < min_free_gb * GIB:
+            raise StateError(f"only {volume.free_bytes / GIB:.2f} GB free on the volume of {volume.path}, below "
+                             f"min_free_disk_gb ({min_free_gb:g}); nothing was started: free some space (or "
+                             f"lower min_free_disk_gb) and run again")
+
+
+class _Scrubbed:
+    """A runtime whose run ends and stack dumps carry no secrets: everything downstream of them
+    (diagnosis, incidents, state, repair prompts) sees the redacted tail. The rest is the runtime's."""
+
+    def __init__(self, runtime: Runtime, redactor: Redactor) -> None:
+        self._runtime = runtime
+        self._redactor = redactor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
+
+    def _end(self, end: RunEnd | None) -> RunEnd | None:
+        if end is None:
+            return None
+        hang = end.hang
+        if hang is not None and hang.stack:
+            hang = dataclasses.replace(hang, stack=self._redactor.text(hang.stack))
+        return dataclasses.replace(end, tail=self._redactor.text(end.tail), hang=hang)
+
+    def wait(self, timeout: float | None) -> RunEnd | None:
+        return self._end(self._runtime.wait(timeout))
+
+    def stop(self, **kwargs: Any) -> RunEnd:
+        end = self._end(self._runtime.stop(**kwargs))
+        assert end is not None
+        return end
+
+    def dump_stack(self) -> str | None:
+        stack = self._runtime.dump_stack()
+        return self._redactor.text(stack) if stack else stack
 
 
 class _ShutdownOnSignals:

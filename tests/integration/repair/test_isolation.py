@@ -75,7 +75,11 @@ def test_verified_dry_run_sees_the_workspace_as_it_is_and_changes_nothing(ws: Pa
     assert [r.split()[0] for r in new_refs] == ["refs/heads/phoenix/repairs"]
     assert not h.of(RepairPromoted)
     assert git(ws, "show", "phoenix/repairs:train.py").count('print("Bye!")') == 1
-    assert git(ws, "show", "phoenix/repairs:model.py") == "LAYERS = 4  # uncommitted\n"
+    # The branch records only what the repair changed: the rest is HEAD's, and no untracked file
+    # of the snapshot (it may hold credentials) is committed to a branch a push would publish.
+    assert git(ws, "show", "phoenix/repairs:model.py") == git(ws, "show", "HEAD:model.py")
+    assert "extra.py" not in git(ws, "ls-tree", "-r", "--name-only", "phoenix/repairs")
+    assert git(ws, "diff", "--name-only", "phoenix/repairs^", "phoenix/repairs").split() == ["train.py"]
 
 
 def test_promotion_changes_only_the_patched_file(ws: Path) -> None:

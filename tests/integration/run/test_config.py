@@ -150,4 +150,4 @@ def test_config_error_exit_code_is_2(tmp_path: Path) -> None:
     result = run_phoenix(["config", "-w", str(tmp_path)], cwd=tmp_path, env={"PHOENIX_TAIL": "lots"})
     assert result.returncode == 2
     assert result.stderr.decode().strip() == \
-        "phoenix: error: tail (from env PHOENIX_TAIL): expected an integer >= 1 (got 'lots')"
+        "phoenix: error: tail (from env PHOENIX_TAIL): expected an integer >= 1 and <= 100000 (got 'lots')"

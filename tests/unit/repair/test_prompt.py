@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, render_source
-from phoenix_sidecar.repair.redact import MASK, Redactor, clean_log
+from phoenix_sidecar.redact import MASK, Redactor, clean_log
 from phoenix_watchdog.diagnosis.failure import Diagnosis, Frame
 
 LIMITS = PromptLimits(tail_lines=200, max_file_chars=120000, max_prompt_chars=180000, max_patch_files=5,

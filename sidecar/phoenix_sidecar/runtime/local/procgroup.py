@@ -5,6 +5,10 @@ launcher that calls setsid), so neither DataLoader workers nor escaped grandchil
 job (the signals go through the one process-group killer, `phoenix_watchdog.probes.groupkill`).
 With `adopt_orphans`, Phoenix becomes the child subreaper, so a grandchild orphaned by its
 parent's death stays findable (it is re-parented to Phoenix instead of init) and is reaped.
+
+`die_with_parent` is the after-fork seam that ties a job's lifetime to its supervisor's: the
+job's leader gets SIGTERM from the kernel the moment Phoenix dies (even by SIGKILL), since nobody is
+left to stop the group the careful way.
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ from phoenix_watchdog.probes.proctree import all_processes, job_processes
 
 log = logging.getLogger(__name__)
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
+# Resolved before any fork: the child of a multi-threaded Phoenix must not load a library or look
+# a symbol up (another thread may have held the dynamic loader's lock at the fork).
+try:
+    _PRCTL: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - every Linux libc has prctl
+    _PRCTL = None
 _POLL = 0.02
 
 
@@ -31,6 +42,26 @@ def adopt_orphans() -> bool:
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` for `subprocess.Popen`: the child gets ``signum`` when this process dies.
+
+    The kernel sends the parent-death signal when the *thread* that forked the child ends, so the
+    child must be started from a thread that lives as long as Phoenix (the main thread). If Phoenix
+    died between the fork and the ``prctl``, the child stops itself at once. The setting survives
+    ``exec`` (except into set-user-ID programs).
+    """
+    parent = os.getpid()
+    prctl = _PRCTL
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signum)
+
+    return preexec
 
 
 def members(leader: int, pgid: int, *, orphans_of: int | None = None) -> list[int]:

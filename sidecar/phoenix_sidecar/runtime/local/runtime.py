@@ -5,6 +5,10 @@ the listeners (the run log) through the shared `OutputSink`; every chunk is a he
 moment the main process exits, so exit is seen without polling) and a wake-up pipe. After the main
 process exits, whatever is left of the job (DataLoader workers, escaped grandchildren) is stopped,
 so no orphan outlives it.
+
+The job never runs unsupervised: its leader gets SIGTERM from the kernel when Phoenix dies
+(`procgroup.die_with_parent`), and it inherits the descriptors in ``keep_fds`` (the workspace lock),
+so the workspace stays locked for as long as any process of the job lives.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import logging
 import os
 import select
 import selectors
-import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from phoenix_sidecar.errors import RuntimeUnavailable
+from phoenix_sidecar.redact import command_label
 from phoenix_sidecar.runtime.base import RunEnd
 from phoenix_sidecar.runtime.local import procgroup
 from phoenix_sidecar.runtime.output import OutputListener, OutputSink, OutputTail
@@ -55,13 +59,16 @@ class LocalRuntime:
         passthrough: pass the output through at all (False: only the listeners get it).
         adopt_orphans: become the subreaper, so orphaned grandchildren are found and reaped. Only
             for a process that owns nothing else (the `phoenix run` command).
+        keep_fds: descriptors the job inherits (the workspace lock's: see `WorkspaceLock.fd`).
+        on_start: called with the leader's pid after each start (records the job in the lock).
     """
 
     def __init__(self, cmd: Sequence[str], *, cwd: str, heartbeat: Heartbeat,
                  listeners: Sequence[OutputListener] = (), env: Mapping[str, str] | None = None,
                  kill_grace: float = 10.0, stack_dump: str = "auto", dump_timeout: float = 5.0,
                  stdout_fd: int = 1, stderr_fd: int = 2, passthrough: bool = True,
-                 adopt_orphans: bool = False) -> None:
+                 adopt_orphans: bool = False, keep_fds: Sequence[int] = (),
+                 on_start: Callable[[int], None] | None = None) -> None:
         self.cmd = list(cmd)
         self.cwd = cwd
         self.heartbeat = heartbeat
@@ -69,6 +76,8 @@ class LocalRuntime:
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.kill_grace = kill_grace
         self.stack_dump = stack_dump
+        self.keep_fds = tuple(keep_fds)
+        self.on_start = on_start
         self.dump_timeout = dump_timeout
         self._tail = OutputTail()
         through = [_PassThrough({"stdout": stdout_fd, "stderr": stderr_fd})] if passthrough else []
@@ -89,8 +98,9 @@ class LocalRuntime:
 
     @property
     def target(self) -> str:
-        """``pid N`` while a run is on; before the first start, the command (what metrics and alerts name)."""
-        return f"pid {self._proc.pid}" if self._proc else shlex.join(self.cmd)[:120]
+        """``pid N`` while a run is on; before the first start, the command's program name and a digest
+        (what metrics and alerts name: never the arguments, which may hold secrets)."""
+        return f"pid {self._proc.pid}" if self._proc else command_label(self.cmd)
 
     @property
     def pid(self) -> int | None:
@@ -104,13 +114,16 @@ class LocalRuntime:
         try:
             self._proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          start_new_session=True, bufsize=0)
+                                          start_new_session=True, bufsize=0, pass_fds=self.keep_fds,
+                                          preexec_fn=procgroup.die_with_parent())
         except FileNotFoundError as exc:
             raise RuntimeUnavailable(f"cannot start the job: command not found: {self.cmd[0]!r} "
                                      f"(in {self.cwd})") from exc
         except OSError as exc:
             raise RuntimeUnavailable(f"cannot start the job {self.cmd[0]!r}: {exc.strerror}") from exc
         self._started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(self._proc.pid)
         self.heartbeat.reset()
         self._pidfd = os.pidfd_open(self._proc.pid)
         self._sel.register(self._pidfd, selectors.EVENT_READ, "exit")

@@ -169,6 +169,24 @@ def test_log_file_on_a_shared_folder_is_the_source(containers, runtimes, tmp_pat
     assert rt.heartbeat.seen_output and list(rt.heartbeat.last_output_wall) == ["log"]
 
 
+def test_a_crash_before_the_log_file_opens_is_read_from_the_container_log(containers, runtimes, tmp_path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "train.log").write_text("an earlier run's line\n")
+    binds = {**job(tmp_path, """
+        import torchvision_that_is_not_installed
+        log = open("/logs/train.log", "a", buffering=1)
+        print("never reached", file=log)
+    """), str(logs): "/logs"}
+    c = containers(["python3", "/job/job.py"], binds=binds)
+    rt = runtimes(container=c["name"], log_file=str(logs / "train.log"))
+    rt.runtime.start()
+    end = rt.wait_end()
+    assert end.exit.code == 1
+    assert "ModuleNotFoundError: No module named 'torchvision_that_is_not_installed'" in end.tail
+    assert "earlier run" not in end.tail
+
+
 def test_hang_dump_by_signal_then_stop_with_grace_and_kill(containers, runtimes, tmp_path) -> None:
     c = containers(["python3", "-u", "/job/job.py"], binds=job(tmp_path, """
         import faulthandler, signal, sys, time

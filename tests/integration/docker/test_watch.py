@@ -171,6 +171,24 @@ def test_budget_exhausted_stops_and_leaves_the_container_down(engine, containers
     assert state["incidents"][-1]["action"] == "stop"
 
 
+def test_an_import_error_before_the_log_file_opens_stops_at_once(engine, containers, sidecars,
+                                                                  tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, """
+        import sys
+        import a_module_that_is_not_installed
+        sys.stdout = open("train.log", "a", buffering=1)
+        print("training")
+    """)
+    c = trainer(containers, ws)
+    sidecar = sidecars(ws, ["--container", c["name"], "--set", "log_file=train.log", *FAST])
+    assert sidecar.wait(HANG_GUARD) == 4, sidecar.stderr()
+    state = sidecar.state()
+    [incident] = state["incidents"]  # stopped at once: no restarts
+    assert incident["category"] == "missing_dependency" and incident["action"] == "stop"
+    assert "a_module_that_is_not_installed" in (ws / incident["details"]).read_text()
+    assert state["budgets"]["total_restarts"] == 0
+
+
 def test_second_sidecar_on_the_same_workspace_is_refused(engine, containers, sidecars, tmp_path: Path) -> None:
     ws = workspace_with(tmp_path, "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
     c = trainer(containers, ws)

@@ -34,7 +34,7 @@ from phoenix_sidecar.runtime.base import RunEnd
 from phoenix_sidecar.runtime.docker import control
 from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
 from phoenix_sidecar.runtime.docker.monitor import ContainerMonitor, Observed, setup_warnings
-from phoenix_sidecar.runtime.docker.streams import FileSource, StreamSource
+from phoenix_sidecar.runtime.docker.streams import FileSource, StreamSource, completed_tail, container_output
 from phoenix_sidecar.runtime.output import OutputListener, OutputSink, OutputTail, wait_quiet
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
@@ -52,6 +52,7 @@ class _Run:
     started_at: str
     started_ns: int
     source: StreamSource | None  # the run's own log stream (None when the log file is followed)
+    log_since_ns: int = 0  # where the run's output begins in the container's own log
     ended: Observed | None = None
     hang: HangInfo | None = None
     stopped_for: str | None = None
@@ -298,10 +299,11 @@ class DockerRuntime:
             if old is not None and old.source is not None:
                 old.source.close()
             source = None
+            since_ns = since_ns or now.log_since_ns
             if not self._settings.log_file:
-                source = StreamSource(self._guard, self._sink, since_ns=since_ns or now.log_since_ns, tty=now.tty,
+                source = StreamSource(self._guard, self._sink, since_ns=since_ns, tty=now.tty,
                                       connected=self._monitor.wait_connected)
-            self._run = _Run(now.started_at, now.started_ns, source)
+            self._run = _Run(now.started_at, now.started_ns, source, log_since_ns=since_ns)
             self._heartbeat.reset()
         self._on_observed(now)  # a run that is already over (crashed at once) ends right here
 
@@ -373,6 +375,10 @@ class DockerRuntime:
         ended = run.ended
         assert ended is not None
         tail = self._tail.text()
+        if run.source is None and self._guard is not None and run.started_ns:  # the file may lack an early crash
+            tail = completed_tail(tail, container_output(
+                self._guard, since_ns=run.log_since_ns or run.started_ns - 1_000_000_000,
+                until_ns=ended.finished_ns + 1_000_000_000, tty=ended.tty, limit=self._tail.max_bytes))
         if ended.error:
             tail += f"\n[docker] {ended.error}\n"
         with self._cond:

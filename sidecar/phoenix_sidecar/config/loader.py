@@ -1,6 +1,8 @@
 """Loads `Settings` from defaults, the YAML file, the environment and the command line.
 
-Precedence: command-line flags, then environment, then file, then defaults. Every value remembers
+Precedence: command-line flags, then environment, then file, then defaults. ``PHOENIX_DEFAULT_<KEY>``
+variables change a default (the sidecar image sets its workspace and metrics address that way), so
+the file still wins over them, unlike ``PHOENIX_<KEY>``. Every value remembers
 where it came from, so `phoenix config` can show it and an error can name it. An invalid value
 stops Phoenix before it starts anything (``ConfigError``, exit code 2).
 """
@@ -25,6 +27,13 @@ from phoenix_sidecar.config.schema import KeySpec, Settings, key_specs
 
 CONFIG_FILE_NAME = "phoenix.yaml"
 CONFIG_ENV = "PHOENIX_CONFIG"
+DEFAULT_PREFIX = "PHOENIX_DEFAULT_"  # PHOENIX_DEFAULT_<KEY>: a default (an image's), below the file
+
+
+def default_variable(name: str) -> str:
+    """The variable that changes the default of setting ``name``: ``PHOENIX_DEFAULT_METRICS_ADDR``."""
+    return DEFAULT_PREFIX + name.upper()
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Kinds whose empty environment value means "unset" rather than "empty".
@@ -84,8 +93,15 @@ def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = No
         ws_raw, ws_source = flags["workspace"], flag_sources.get("workspace", "flag --workspace")
     elif environ.get(ws_spec.env):
         ws_raw, ws_source = environ[ws_spec.env], f"env {ws_spec.env}"
+    ws_default = environ.get(default_variable("workspace")) or None
 
-    path = _find_config_file(config_file, environ, base, ws_raw, base)
+    for name, spec in specs.items():
+        raw = environ.get(default_variable(name))
+        if raw is None or raw.strip() == "":
+            continue
+        apply(name, raw, f"image default {default_variable(name)}")
+
+    path = _find_config_file(config_file, environ, base, ws_raw if ws_raw is not None else ws_default, base)
     file_values = _read_yaml(path) if path else {}
     for name, raw in file_values.items():
         if name in S.SECRET_VARIABLES:
@@ -112,6 +128,8 @@ def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = No
         sources["workspace"] = ws_source or sources["workspace"]
     elif sources["workspace"] == "default":
         values["workspace"] = str(base.resolve())
+    elif sources["workspace"].startswith("image default"):
+        values["workspace"] = str((base / values["workspace"]).resolve())
 
     _check_combinations(values, sources)
     warnings = _unknown_variable_warnings(environ, specs)
@@ -281,7 +299,7 @@ def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None
 
 def _unknown_variable_warnings(environ: Mapping[str, str], specs: dict[str, KeySpec]) -> list[str]:
     # Other tools (arize-phoenix) also use PHOENIX_*, so only near-misses are worth a warning.
-    known = {s.env for s in specs.values()} | {CONFIG_ENV}
+    known = {s.env for s in specs.values()} | {CONFIG_ENV} | {default_variable(n) for n in specs}
     out = []
     for var in environ:
         if var.startswith("PHOENIX_") and var not in known:

@@ -39,10 +39,32 @@ def test_cpu_variant_is_compose_yaml_without_gpus() -> None:
     assert all("deploy" not in service for service in cpu["services"].values())
     assert gpu["services"]["trainer"]["restart"] == "no" and gpu["services"]["trainer"]["labels"] == {
         "phoenix.role": "trainer"}
+    env = {k: v for k, v in os.environ.items() if k != "WORKSPACE"}
     for config in (["-f", "compose.yaml"], ["-f", str(CPU_FILE), "--project-directory", "."]):
         check = subprocess.run(["docker-compose", *config, "config", "-q"], cwd=REPO, capture_output=True, text=True,
-                               timeout=60)
+                               timeout=60, env={**env, "WORKSPACE": "/srv/train"})
         assert check.returncode == 0, check.stderr
+        # No default workspace: a folder inside this clone is no git repository of its own.
+        check = subprocess.run(["docker-compose", *config, "config", "-q"], cwd=REPO, capture_output=True, text=True,
+                               timeout=60, env=env)
+        assert check.returncode != 0 and "set WORKSPACE in .env" in check.stderr
+
+
+def test_phoenix_variables_in_dot_env_reach_the_sidecar_and_unset_ones_are_not_passed(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WORKSPACE=/srv/train\nPHOENIX_HEARTBEAT_MIN=7\nPHOENIX_METRICS_LINGER_SECONDS=90\n"
+                                   "DOCKER_SOCKET=/run/user/1000/docker.sock\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PHOENIX_", "GEMINI_", "OPENAI_", "DOCKER_", "WORKSPACE"))}
+    for compose_file in ("compose.yaml", str(CPU_FILE)):
+        result = subprocess.run(["docker-compose", "-f", str(REPO / compose_file), "--project-directory", str(tmp_path),
+                                 "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        services = yaml.safe_load(result.stdout)["services"]
+        sidecar = services["sidecar"]["environment"]
+        assert sidecar["PHOENIX_HEARTBEAT_MIN"] == "7" and sidecar["PHOENIX_METRICS_LINGER_SECONDS"] == "90"
+        assert sidecar["PHOENIX_TAIL"] is None  # not set: not passed (the file or the default decides)
+        assert "/run/user/1000/docker.sock:/var/run/docker.sock" in str(services["socket-proxy"]["volumes"])
+        assert services["trainer"]["init"] is True
 
 
 def free_port() -> int:

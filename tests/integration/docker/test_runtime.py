@@ -187,6 +187,19 @@ def test_a_crash_before_the_log_file_opens_is_read_from_the_container_log(contai
     assert "earlier run" not in end.tail
 
 
+@pytest.mark.parametrize("init", [True, False])
+def test_a_stop_reaches_a_job_without_a_handler_only_behind_an_init(containers, runtimes, init: bool) -> None:
+    # The job as PID 1 ignores SIGTERM (no handler: the kernel drops it for PID 1) and is killed
+    # after the grace; behind compose's `init: true` (docker-init) SIGTERM reaches it and ends it.
+    c = containers(["python3", "-u", "-c", "import time; print('training', flush=True); time.sleep(600)"],
+                   host={"init": init})
+    rt = runtimes(container=c["name"], kill_grace_seconds=15.0)
+    rt.runtime.start()
+    dockerkit.wait_for(lambda: "training" in rt.text(), 30, "the job's first line")
+    end = rt.runtime.stop(reason="test")
+    assert end.exit.code == (143 if init else 137), end.exit.describe()
+
+
 def test_hang_dump_by_signal_then_stop_with_grace_and_kill(containers, runtimes, tmp_path) -> None:
     c = containers(["python3", "-u", "/job/job.py"], binds=job(tmp_path, """
         import faulthandler, signal, sys, time

@@ -164,7 +164,7 @@ class PhoenixMetrics:
 
     def _on_started(self, e: ev.JobStarted) -> None:
         self.runs.inc()
-        self.run_started_at = e.at
+        self.run_started_at = e.started_at or e.at  # an attached run began at the container's StartedAt
         self.last_start.set(e.at)
 
     def _on_hang(self, e: ev.HangDetected) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from phoenix_sidecar.events import EventBus, VerificationFinished
+from phoenix_sidecar.events import EventBus, StepProgress, VerificationFinished
 from phoenix_sidecar.repair import proc, sandbox
 from phoenix_sidecar.repair.isolation import Isolated
 from phoenix_sidecar.repair.writeguard import WriteGuard
@@ -85,12 +85,16 @@ def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box
         home = environ.get("HOME")
         guard = WriteGuard.capture(Path(settings.workspace), Path(home) if home else None, iso.root.parent / "vault")
     started = time.monotonic()
+    step = f"verifying the {label} copy: {' '.join(settings.test_cmd)}"
+    if bus is not None:
+        bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds))
     try:
         result = proc.run(argv, cwd=iso.workspace, env=env, timeout=settings.test_timeout_seconds,
                           merge_stderr=True, keep="tail", max_output=MAX_LOG_BYTES, on_start=iso.track)
     except OSError as exc:
         seconds = time.monotonic() - started
         if bus is not None:
+            bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds, done=True))
             bus.emit(VerificationFinished(seconds=seconds, ok=False, stage="test_cmd"))
         return Verification(False, "test_cmd", f"cannot run the test command {settings.test_cmd[0]!r}: "
                                                f"{exc.strerror or exc}", seconds)
@@ -115,6 +119,7 @@ def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box
             ok = False
             output += f"\n[phoenix] the test command exited 0, but {problem}"
     if bus is not None:
+        bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds, done=True))
         bus.emit(VerificationFinished(seconds=result.seconds, ok=ok, stage="test_cmd"))
     return Verification(ok, "test_cmd", output, result.seconds, result.timed_out, tuple(wrote), tuple(unrestored))
 

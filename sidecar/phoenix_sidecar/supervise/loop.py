@@ -117,15 +117,19 @@ class Supervisor:
     def _start(self, reason: str | None, *, counts: bool = True) -> None:
         """Start the job; a restart (``reason`` set) spends the total budget unless ``counts`` is off."""
         self._set_state(JobState.STARTING)
-        self.runtime.start()
-        self.state.job.run += 1
+        began = self.runtime.start()
+        attached = began is not None and began.attached
+        same_run = attached and abs((self.state.job.started_at or 0.0) - began.started_at) < 1e-3
+        if not same_run:  # attaching to the run Phoenix last saw (a restarted sidecar) counts nothing
+            self.state.job.run += 1
         if reason is not None:
             if counts:
                 self.state.budgets.total_restarts += 1
             self.bus.emit(ev.JobRestarted(reason=reason))
         self.state.job.target = self.runtime.target
-        self.state.job.started_at = self.clock.time()
-        self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target))
+        self.state.job.started_at = began.started_at if began is not None else self.clock.time()
+        self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target, attached=attached,
+                                    started_at=self.state.job.started_at))
         self._set_state(JobState.RUNNING)
 
     def _watch(self) -> RunEnd:
@@ -137,7 +141,7 @@ class Supervisor:
                 return end
             self.gates.loop_tick()
             if self._shutdown is not None:
-                return self.runtime.stop(reason="shutdown")
+                return self.runtime.stop(reason="shutdown")  # leaves a container running: no grace to wait
             if self.heartbeat.expired():
                 return self._stop_hung()
             trip = self.gates.safety_trip()
@@ -145,7 +149,7 @@ class Supervisor:
                 self._trip = trip
                 self.bus.emit(ev.SafetyTripped(gate=trip.gate, detail=trip.detail))
                 self._set_state(JobState.STOPPING)
-                return self.runtime.stop(reason=f"safety:{trip.gate}")
+                return self._stop(reason=f"safety:{trip.gate}")
             if self.clock.monotonic() - self._last_status_save >= STATUS_SAVE_SECONDS:
                 self.state.job.last_output = self.heartbeat.last_output
                 self._save()
@@ -155,7 +159,17 @@ class Supervisor:
         self._set_state(JobState.STOPPING)
         self.bus.emit(ev.HangDetected(silent_seconds=silent))
         stack = self.runtime.dump_stack()
-        return self.runtime.stop(hang=HangInfo(silent_seconds=silent, stack=stack))
+        return self._stop(hang=HangInfo(silent_seconds=silent, stack=stack))
+
+    def _stop(self, *, hang: HangInfo | None = None, reason: str | None = None) -> RunEnd:
+        """Stop the job, saying so while the grace runs (SIGTERM, then SIGKILL after it)."""
+        grace = self.settings.kill_grace_seconds
+        step = f"stopping the job: SIGTERM, SIGKILL after {grace:g} s"
+        self.bus.emit(ev.StepProgress(step="stop", detail=step, limit_seconds=grace))
+        try:
+            return self.runtime.stop(hang=hang, reason=reason)
+        finally:
+            self.bus.emit(ev.StepProgress(step="stop", detail=step, limit_seconds=grace, done=True))
 
     # -- failures -----------------------------------------------------------------------------
     def _failure(self, end: RunEnd) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import dockerkit
+from phoenix_watchdog.sources.dockerlogs import parse_rfc3339_ns
 from testkit import PHOENIX, clean_env
 
 HANG_GUARD = 180  # seconds: generous bounds that only keep a broken test from hanging the suite
@@ -278,3 +279,7 @@ def test_stopping_the_sidecar_leaves_the_job_running_and_the_next_one_attaches(e
     assert second.wait(HANG_GUARD) == 0, second.stderr()
     assert api.inspect_container(c["Id"])["State"]["StartedAt"] == started  # attached, never restarted
     assert second.state()["incidents"] == [] and "done" in second.stdout()
+    # Not a new run: the same run number, its clock the container's StartedAt, and said so.
+    assert second.state()["job"]["run"] == 1 and "attached to the job" in second.stderr()
+    assert "started run" not in second.stderr() and "started the job" not in second.stderr()
+    assert abs(second.state()["job"]["started_at"] - parse_rfc3339_ns(started) / 1e9) < 1e-3

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import ContainerGone, DockerUnreachable, RuntimeUnavailable
-from phoenix_sidecar.runtime.base import RunEnd
+from phoenix_sidecar.runtime.base import RunEnd, RunStart
 from phoenix_sidecar.runtime.docker import control
 from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
 from phoenix_sidecar.runtime.docker.monitor import ContainerMonitor, Observed, setup_warnings
@@ -108,8 +108,10 @@ class DockerRuntime:
     def container_id(self) -> str | None:
         return self._guard.target_id if self._guard else None
 
-    def start(self) -> None:
-        """Attach to the running container, or start it; either way a new run begins now.
+    def start(self) -> RunStart:
+        """Attach to the running container, or start it. Either way the run's clock is the
+        container's ``StartedAt``; an attach (to a running container, or to a failure found at the
+        first start) is no new run of Phoenix's.
 
         At the first start, a container that failed before Phoenix watched it (and after Phoenix
         last dealt with it) is taken as it is: that run is the first one, already over, so its
@@ -124,15 +126,15 @@ class DockerRuntime:
         if now.running:
             log.info("%s is running (since %s); attaching to it", self.target, now.started_at)
             self._begin(now)
-            return
+            return RunStart(now.started_ns / 1e9, attached=True)
         if first and self._unhandled_failure(now):
             log.warning("%s failed (exit code %d) at %s, before Phoenix watched it; handling that failure first",
                         self.target, now.exit_code, time.strftime("%H:%M:%S", time.localtime(now.finished_ns / 1e9)))
             if self._file is not None:
                 self._tail.add(read_last(self._file.path, self._tail.max_bytes))
             self._begin(now)
-            return
-        self._start_container(guard, now)
+            return RunStart(now.started_ns / 1e9, attached=True)
+        return self._start_container(guard, now)
 
     def _unhandled_failure(self, now: Observed) -> bool:
         failed = now.started_ns > 0 and now.status in ("exited", "dead") and (now.exit_code != 0 or now.oom_killed)
@@ -283,13 +285,14 @@ class DockerRuntime:
     def _observe(self, guard: TargetGuard) -> Observed:
         return control.observe(guard)
 
-    def _start_container(self, guard: TargetGuard, before: Observed) -> None:
+    def _start_container(self, guard: TargetGuard, before: Observed) -> RunStart:
         assert self._monitor is not None
         if not self._monitor.wait_connected(self._settings.docker_timeout_seconds):
             raise DockerUnreachable(f"cannot start {self.target}: the Docker daemon is not answering")
         now = control.start_once(guard, before, target=self.target)
         self.starts += 1
         self._begin(now, since_ns=max(before.finished_ns + 1, now.started_ns - 1_000_000_000))
+        return RunStart(now.started_ns / 1e9)
 
     def _begin(self, now: Observed, since_ns: int | None = None) -> None:
         """A run that began at ``now.started_at`` is the one supervised from here on."""

@@ -96,7 +96,7 @@ class Observability:
                                  on_sample=self._on_disk_sample)
         disk = self._disk
         self.registry.register(GpuCollector(lambda: self._gpu.latest, self._gpu.health, self._reader.error_counts,
-                                            self._xid.state))
+                                            self._xid.state, per_gpu=settings.gpu_metrics))
         self.registry.register(HeartbeatCollector(heartbeat, lambda: self._metrics.run_started_at))
         self.registry.register(DiskCollector(lambda: disk.latest if disk else None))
 

@@ -166,6 +166,7 @@ def test_budget_exhausted_stops_and_leaves_the_container_down(engine, containers
     err = sidecar.stderr()
     assert "gave up" in err and "segfault" in err and "1 of 1" in err
     assert "phoenix watch --reset-budgets" in err  # the way back, for the sidecar
+    assert "docker compose run --rm --use-aliases sidecar phoenix watch --reset-budgets" in err  # and in compose
     assert not running(engine, c["Id"])
     state = sidecar.state()
     assert state["job"]["state"] == "gave_up" and len(state["incidents"]) == 2

@@ -182,6 +182,11 @@ def test_stack_comes_up_and_handles_a_trainer_crash(stack: Stack) -> None:
     assert sidecar["State"]["Running"] and sidecar["Config"]["User"] == f"{SIDECAR_UID}:{SIDECAR_UID}"
     check = stack.compose("exec", "-T", "sidecar", "phoenix", "status", "--check", timeout=60)  # the HEALTHCHECK
     assert check.returncode == 0 and "running" in check.stdout, check.stdout + check.stderr
+    # The image's settings are defaults: deploy/phoenix.yaml decides (and `phoenix config` says so).
+    shown = stack.compose("exec", "-T", "sidecar", "phoenix", "config", timeout=60).stdout
+    rows = {line.split("=")[0].strip(): line for line in shown.splitlines() if "=" in line}
+    assert rows["metrics_addr"].endswith("# file /etc/phoenix/phoenix.yaml"), shown
+    assert rows["workspace"].endswith("# file /etc/phoenix/phoenix.yaml"), shown
     (stack.workspace / "release").write_text("")
     dockerkit.wait_for(lambda: not stack.container("sidecar")["State"]["Running"], 180, "the sidecar to finish")
     sidecar = stack.container("sidecar")
@@ -198,3 +203,11 @@ def test_stack_comes_up_and_handles_a_trainer_crash(stack: Stack) -> None:
     assert checkpoint.exists() and checkpoint.stat().st_uid == SIDECAR_UID
     if not with_prometheus:
         pytest.skip(f"the stack ran without Prometheus: {PROMETHEUS_CONFIG.relative_to(REPO)} is not in this checkout")
+    # The success reached Prometheus before the sidecar exited, so PhoenixDown stays quiet for it.
+    [last] = stack.prometheus('last_over_time(phoenix_job_state{state="succeeded"}[1h])')
+    assert last["value"][1] == "1"
+    down = [r for g in yaml.safe_load((REPO / "deploy" / "prometheus" / "rules" / "phoenix.rules.yml").read_text())["groups"]
+            for r in g["rules"] if r.get("alert") == "PhoenixDown"][0]["expr"]
+    dockerkit.wait_for(lambda: stack.prometheus('up{job="phoenix"} == 0'), 90, "Prometheus to see the sidecar gone",
+                       interval=1.0)
+    assert stack.prometheus(down) == [], "PhoenixDown would page for a finished job"

@@ -43,3 +43,13 @@ def test_a_start_by_phoenix_is_a_new_run_timed_by_phoenix(workspace: Path) -> No
     assert rig.supervisor.run() == 0
     [event] = started(rig)
     assert not event.attached and event.run == 1 and event.started_at == rig.supervisor.state.job.started_at
+
+
+def test_stopping_a_hung_job_says_so_for_the_length_of_the_grace(workspace: Path) -> None:
+    from kits.supervise import hang
+
+    rig = build_rig(workspace, [hang(None), succeed()], kill_grace_seconds=30)
+    assert rig.supervisor.run() == 0
+    steps = rig.of(ev.StepProgress)
+    assert [(s.step, s.done) for s in steps] == [("stop", False), ("stop", True)]
+    assert steps[0].detail == "stopping the job: SIGTERM, SIGKILL after 30 s" and steps[0].limit_seconds == 30

@@ -94,10 +94,12 @@ def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box
     except OSError as exc:
         seconds = time.monotonic() - started
         if bus is not None:
-            bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds, done=True))
             bus.emit(VerificationFinished(seconds=seconds, ok=False, stage="test_cmd"))
         return Verification(False, "test_cmd", f"cannot run the test command {settings.test_cmd[0]!r}: "
                                                f"{exc.strerror or exc}", seconds)
+    finally:
+        if bus is not None:  # however the run ended: the console stops repeating the step
+            bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds, done=True))
     wrote: list[str] = []
     unrestored: list[str] = []
     if guard is not None:
@@ -119,7 +121,6 @@ def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box
             ok = False
             output += f"\n[phoenix] the test command exited 0, but {problem}"
     if bus is not None:
-        bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds, done=True))
         bus.emit(VerificationFinished(seconds=result.seconds, ok=ok, stage="test_cmd"))
     return Verification(ok, "test_cmd", output, result.seconds, result.timed_out, tuple(wrote), tuple(unrestored))
 

@@ -12,6 +12,7 @@ Threads: readings arrive in the poller threads, which evaluate the safety gates 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -170,9 +171,13 @@ class Observability:
     def _linger(self) -> None:
         """After a success or a give-up, serve ``/metrics`` until a scrape has read that final state
         (at most ``metrics_linger_seconds``): otherwise Prometheus only ever sees the target vanish,
-        and cannot tell a finished job from a dead Phoenix. Nothing scraped us before: no wait."""
+        and cannot tell a finished job from a dead Phoenix. A Phoenix served on loopback that nobody
+        scraped (a local `phoenix run`) does not wait; one served to other hosts or containers
+        (``0.0.0.0``, the stack) does, since a job that fails at once ends before the first scrape."""
         server, seconds, final = self._server, self.settings.metrics_linger_seconds, self._final
-        if server is None or seconds <= 0 or final is None or not server.scrapes.seen:
+        if server is None or seconds <= 0 or final is None:
+            return
+        if not server.scrapes.seen and _loopback(server.address[0] if server.address else "127.0.0.1"):
             return
         mark = server.scrapes.mark()
         log.info("%s: serving the final state on /metrics until Prometheus has read it (at most %gs, "
@@ -249,6 +254,13 @@ class Observability:
                 log.error("safety gate %s tripped: %s", change.gate, change.trip.detail)
             else:
                 log.warning("safety gate %s is clear again", change.gate)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class _EndOnSignals:

@@ -98,3 +98,26 @@ def test_the_linger_ends_after_its_time_without_a_scrape(caplog) -> None:
     bus.emit(ev.StateChanged(state=JobState.SUCCEEDED))
     obs.stop()
     assert "no scrape read the final state within 0.2s" in caplog.text
+
+
+def test_a_phoenix_served_to_other_hosts_waits_for_the_first_scrape_too(caplog) -> None:
+    # The stack (metrics_addr 0.0.0.0:9479): a job that gives up at once ends before Prometheus
+    # ever scraped; its give-up must still be read.
+    caplog.set_level(logging.INFO, "phoenix_sidecar.observe.observability")
+    bus = ev.EventBus()
+    obs = Observability(Settings(metrics_addr="0.0.0.0:0", gpu_poll_seconds=0.1, metrics_linger_seconds=HANG_GUARD),
+                        bus, Heartbeat(60.0), target="container trainer", disk_paths=[], registry=CollectorRegistry())
+    obs.start()
+    bus.emit(ev.StateChanged(state=JobState.GAVE_UP))
+    thread = stopping(obs)
+    wait_for(lambda: "serving the final state" in caplog.text, "the linger to begin")
+    port = obs.metrics_address[1]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG_GUARD)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    assert 'phoenix_job_state{state="gave_up"} 1.0' in body
+    thread.join(HANG_GUARD)
+    assert not thread.is_alive()

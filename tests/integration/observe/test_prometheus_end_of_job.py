@@ -139,3 +139,26 @@ def test_a_give_up_fires_phoenix_gave_up_after_phoenix_exited(stack: tuple[str, 
     assert alert["labels"]["instance"] == address
     assert alert["annotations"]["runbook_url"].endswith("observability.md#phoenixgaveup")
     assert query(prometheus, rule_expr("PhoenixDown")) == []
+
+
+def test_a_give_up_before_the_first_scrape_still_reaches_prometheus(stack: tuple[str, str], tmp_path: Path) -> None:
+    # The case: the job fails at import, Phoenix gives up at once, before Prometheus ever
+    # scraped it. Served to other hosts (as in the stack, 0.0.0.0), Phoenix waits for that scrape.
+    prometheus, address = stack
+    port = address.rsplit(":", 1)[1]
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    result = subprocess.run([*PHOENIX, "run", "--no-repair", "--set", f"metrics_addr=0.0.0.0:{port}", "--",
+                             sys.executable, "-c", "import a_module_that_is_not_installed"],
+                            cwd=ws, env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=3 * HANG_GUARD)
+    assert result.returncode == 4, result.stderr.decode()
+    assert "serving the final state" in result.stderr.decode()
+
+    def gave_up() -> list[dict]:
+        return [a for a in api(prometheus, "/api/v1/alerts")["alerts"]
+                if a["labels"]["alertname"] == "PhoenixGaveUp" and a["state"] == "firing"]
+
+    eventually(gave_up, "PhoenixGaveUp firing")
+    eventually(lambda: query(prometheus, 'up{job="phoenix"} == 0'), "the Phoenix gone from Prometheus")
+    assert query(prometheus, rule_expr("PhoenixDown")) == []

@@ -1,7 +1,7 @@
 """The runtime wing: what runs the job, and how the supervisor sees it run.
 
 The supervisor talks only to a `Runtime` (start, wait, dump the stack, stop) and reads how each run
-ended as a `RunEnd`. `create` picks and builds the runtime for a supervision mode: a local process
+ended as a `RunEnd` (and how one began, a `RunStart`, when the runtime knows: an attach). `create` picks and builds the runtime for a supervision mode: a local process
 group for `phoenix run` (``local/``), a Docker container for `phoenix watch` (``docker/``). Each
 runtime is one folder whose face (its ``__init__``) has a ``create(settings, context)``; a new
 runtime (Slurm, Kubernetes) is one more folder and one more entry in `RUNTIMES`. Output handling
@@ -19,13 +19,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from phoenix_sidecar.runtime.base import OutputListener, RunEnd, Runtime, RuntimeContext
+from phoenix_sidecar.runtime.base import OutputListener, RunEnd, RunStart, Runtime, RuntimeContext
 
 if TYPE_CHECKING:
     from phoenix_sidecar.config.schema import Settings
     from phoenix_watchdog.heartbeat import Heartbeat
 
-__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "Runtime", "RuntimeContext", "create"]
+__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "RunStart", "Runtime", "RuntimeContext", "create"]
 
 # Supervision mode -> the runtime folder that serves it. Imported on use: the Docker runtime
 # loads the Docker SDK, which `phoenix run` must not pay for.

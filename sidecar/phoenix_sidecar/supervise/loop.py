@@ -141,7 +141,7 @@ class Supervisor:
                 return end
             self.gates.loop_tick()
             if self._shutdown is not None:
-                return self.runtime.stop(reason="shutdown")  # leaves a container running: no grace to wait
+                return self.runtime.stop(reason="shutdown")
             if self.heartbeat.expired():
                 return self._stop_hung()
             trip = self.gates.safety_trip()

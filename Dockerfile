@@ -28,9 +28,11 @@ RUN groupadd --system --gid 10001 phoenix \
 USER phoenix
 WORKDIR /workspace
 
-# The metrics server listens on all interfaces inside the container so Prometheus can scrape it;
-# publish the port on 127.0.0.1 only, if at all.
-ENV PHOENIX_WORKSPACE=/workspace PHOENIX_METRICS_ADDR=0.0.0.0:9479
+# Defaults of the image, not settings: PHOENIX_DEFAULT_<KEY> ranks below the config file (and
+# PHOENIX_<KEY>), so `workspace` and `metrics_addr` in phoenix.yaml still decide. The metrics
+# server listens on all interfaces inside the container so Prometheus can scrape it; publish the
+# port on 127.0.0.1 only, if at all.
+ENV PHOENIX_DEFAULT_WORKSPACE=/workspace PHOENIX_DEFAULT_METRICS_ADDR=0.0.0.0:9479
 EXPOSE 9479
 
 # Healthy while a Phoenix holds the workspace and the job is not given up on.

@@ -35,6 +35,8 @@ class StateChanged(Event):
 class JobStarted(Event):
     run: int  # 1 for the first start, 2 for the first restart, ...
     target: str  # pid or container name
+    attached: bool = False  # Phoenix attached to a run already going (a running container): no new run
+    started_at: float | None = None  # when the run began (the container's StartedAt); None: at the event
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,17 @@ class VerificationFinished(Event):
     seconds: float
     ok: bool
     stage: str  # py_compile | test_cmd
+
+
+@dataclass(frozen=True)
+class StepProgress(Event):
+    """One of Phoenix's own long steps began (``done`` False) or ended (True): the console says so,
+    and repeats it with the time spent while it lasts, so a long silence is never Phoenix's."""
+
+    step: str  # llm | verify | stop
+    detail: str  # for humans only (never a metric label)
+    limit_seconds: float  # the step's own time limit; 0: none
+    done: bool = False
 
 
 @dataclass(frozen=True)

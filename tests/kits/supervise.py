@@ -31,7 +31,7 @@ from phoenix_sidecar.events import Event, EventBus, StateChanged
 from phoenix_sidecar.observe.gates import SafetyTrip
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair.model import RepairOutcome, RepairRequest, RollbackResult
-from phoenix_sidecar.runtime.base import RunEnd
+from phoenix_sidecar.runtime.base import RunEnd, RunStart
 from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_sidecar.supervise.state import JobState, StateStore
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
@@ -130,6 +130,7 @@ class FakeRuntime:
         self.script = list(script)
         self.target = target
         self.starts = 0
+        self.attach_to: float | None = None  # the next start attaches to a run going since then (Docker)
         self.stops: list[dict[str, Any]] = []
         self.stack_dumps = 0
         self.ends: list[RunEnd] = []
@@ -138,7 +139,7 @@ class FakeRuntime:
         self._started = 0.0  # monotonic
         self._woken = False
 
-    def start(self) -> None:
+    def start(self) -> RunStart | None:
         assert self._run is None, "the job was started while a run was still going"
         assert self.script, f"the job was started more often ({self.starts + 1}) than the script has runs"
         self._run = self.script.pop(0)
@@ -152,6 +153,8 @@ class FakeRuntime:
                 if self._run is run and self.starts == number:  # only while this run lives
                     self.heartbeat.beat("stdout", data)
             self.clock.at(self._started + offset, write)
+        attached, self.attach_to = self.attach_to, None
+        return RunStart(attached, attached=True) if attached is not None else None
 
     def wait(self, timeout: float | None) -> RunEnd | None:
         run = self._run

@@ -65,11 +65,20 @@ def load_config(args: argparse.Namespace, **extra: object) -> LoadedConfig:
     """Load the configuration for a command and print its warnings to stderr."""
     flags, sources = flag_values(args, **extra)
     loaded = config.load(flags=flags, flag_sources=sources, config_file=args.config)
+    from phoenix_sidecar.observe.console import line
+
     for warning in loaded.warnings:
-        print(f"phoenix: warning: {warning}", file=sys.stderr)
+        print(line(f"warning: {warning}"), file=sys.stderr)
     return loaded
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="phoenix: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """Phoenix's log records in the console's format (`observe.console`): its own at INFO (what it
+    is doing, in plain lines), everyone else's at WARNING; all at DEBUG with ``--verbose``."""
+    from phoenix_sidecar.observe.console import ConsoleFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ConsoleFormatter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    for name in ("phoenix_sidecar", "phoenix_watchdog"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)

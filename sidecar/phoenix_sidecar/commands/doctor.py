@@ -3,13 +3,18 @@
 Checks: the Docker daemon answers (socket or proxy), the training container is found and has no
 restart policy of its own, the workspace and the log volume are writable, the workspace lock (free,
 or who holds it), the LLM clients' credentials, git in the workspace, the verification sandbox (bubblewrap), and the GPUs (NVML). Exit
-code 1 when a check fails; warnings do not fail. ``--skip gpu`` (and so on) leaves a check out.
+code 1 when a check fails; warnings do not fail. ``--skip gpu`` (and so on) leaves a check out (a
+CPU-only host: ``--skip gpu``). ``--llm`` asks each configured LLM client a tiny question, so a
+placeholder key or a wrong URL shows here rather than at the first repair. ``--json`` prints the
+results as one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import time
 import shutil
 import subprocess
 import tempfile
@@ -41,28 +46,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__.split("\n\n")[0])
     add_config_options(p)
     p.add_argument("--skip", action="append", default=[], choices=CHECKS, metavar="CHECK",
-                   help=f"leave a check out (repeatable): {', '.join(CHECKS)}")
+                   help=f"leave a check out (repeatable): {', '.join(CHECKS)}; a CPU-only host: --skip gpu")
+    p.add_argument("--llm", action="store_true",
+                   help="ask each configured LLM client a tiny question (costs one small request each)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_config(args)
-    results = diagnose(loaded.settings, set(args.skip))
+    results = diagnose(loaded.settings, set(args.skip), ask_llm=args.llm)
+    failed = [r.check for r in results if r.status == FAIL]
+    if args.json:
+        print(json.dumps({"ok": not failed, "failed": failed,
+                          "checks": [{"check": r.check, "status": r.status.lower(), "detail": r.detail, "fix": r.fix}
+                                     for r in results]}, indent=2))
+        return 1 if failed else 0
     width = max(len(r.check) for r in results)
     for r in results:
         print(f"[{r.status:>4}] {r.check:<{width}}  {r.detail}")
         if r.fix and r.status in (FAIL, WARN):
             print(f"       {'':<{width}}  fix: {r.fix}")
-    failed = [r.check for r in results if r.status == FAIL]
     print(f"\n{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "\nall checks passed")
     return 1 if failed else 0
 
 
-def diagnose(settings: Settings, skip: set[str]) -> list[Result]:
+def diagnose(settings: Settings, skip: set[str], *, ask_llm: bool = False) -> list[Result]:
     """Every check's result, in order. A check that needs Docker is skipped when Docker does not answer."""
     checks: list[tuple[str, Callable[[Settings], Result]]] = [
         ("docker", check_docker), ("container", check_container), ("volumes", check_volumes),
-        ("lock", check_lock), ("llm", check_llm), ("git", check_git), ("sandbox", check_sandbox),
+        ("lock", check_lock), ("llm", ask_llms if ask_llm else check_llm), ("git", check_git), ("sandbox", check_sandbox),
         ("gpu", check_gpu)]
     results: list[Result] = []
     for name, check in checks:
@@ -201,6 +214,41 @@ def check_llm(settings: Settings) -> Result:
         return Result("llm", WARN, f"ready: {', '.join(ready)}; not ready: {'; '.join(missing)}",
                       "fix or remove the clients that are not ready")
     return Result("llm", OK, f"ready: {', '.join(ready)}")
+
+
+LLM_QUESTION = ("phoenix doctor: a connectivity check, nothing is broken. Answer with an empty list of patches "
+                "and the explanation 'ok'.")
+LLM_DOCTOR_TIMEOUT = 60.0  # a check, not a repair: no need to wait the whole llm_timeout_seconds
+
+
+def ask_llms(settings: Settings) -> Result:
+    """Ask each configured client the tiny `LLM_QUESTION`; any answer at all proves key, URL and model."""
+    first = check_llm(settings)
+    if first.status in (SKIP, FAIL):
+        return first
+    from dataclasses import replace
+
+    from phoenix_sidecar.repair.llm import build_clients
+    from phoenix_sidecar.errors import LlmError
+
+    quick = replace(settings, llm_timeout_seconds=min(settings.llm_timeout_seconds, LLM_DOCTOR_TIMEOUT))
+    answered, failed = [], []
+    for client in build_clients(quick, os.environ, Path(settings.workspace)):
+        started = time.monotonic()
+        try:
+            answer = client.complete(LLM_QUESTION)
+        except LlmError as exc:
+            failed.append(f"{client.name}: {exc}")
+            continue
+        answered.append(f"{client.name} answered in {time.monotonic() - started:.1f} s ({len(answer)} characters)")
+    if not answered:
+        return Result("llm", FAIL, "no LLM client answered: " + "; ".join(failed),
+                      "check the API key (a placeholder is not a key), the URL and the model name; "
+                      "phoenix config shows which are in effect")
+    if failed:
+        return Result("llm", WARN, "; ".join(answered) + "; failed: " + "; ".join(failed),
+                      "fix or remove the clients that failed")
+    return Result("llm", OK, "; ".join(answered))
 
 
 def _llm_problem(settings: Settings, client: str) -> str:

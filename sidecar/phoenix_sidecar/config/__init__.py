@@ -3,14 +3,16 @@
 Modules:
     schema    `Settings` (frozen, typed), each setting's declaration, the ``actions`` table
               (`Action`, `DEFAULT_ACTIONS`, `action_table`), `secret`. Plain data: any wing may import it.
-    loader    `load`: defaults < file < environment < command line, each value with its source;
+    loader    `load`: defaults < image defaults (``PHOENIX_DEFAULT_*``) < file < environment < command
+              line, each value with its source;
               ``ConfigError`` names the key, the source and what is allowed. Reads files and the environment.
+    yamlfile  the config file read defensively: no YAML aliases, bounded size and nesting, short quotes
     render    `effective` and `render`: the text and JSON of `phoenix config`, secrets masked.
 
 Only commands and the composition root (``supervise.session``) load configuration; the repair and
 observe wings receive `Settings` (and whatever else they need) injected and never import the
 loader (a layout test checks). This wing imports ``phoenix_sidecar.errors`` and, for the failure
-categories, ``phoenix_watchdog.diagnosis.categories``; nothing else of Phoenix.
+categories and the user's rules, ``phoenix_watchdog.diagnosis``; nothing else of Phoenix.
 
 Public names: `load`, `LoadedConfig`, `Settings`, `Action`, `render`, `effective`, `secret`, `mask`.
 """

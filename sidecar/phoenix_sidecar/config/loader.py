@@ -1,6 +1,8 @@
 """Loads `Settings` from defaults, the YAML file, the environment and the command line.
 
-Precedence: command-line flags, then environment, then file, then defaults. Every value remembers
+Precedence: command-line flags, then environment, then file, then defaults. ``PHOENIX_DEFAULT_<KEY>``
+variables change a default (the sidecar image sets its workspace and metrics address that way), so
+the file still wins over them, unlike ``PHOENIX_<KEY>``. Every value remembers
 where it came from, so `phoenix config` can show it and an error can name it. An invalid value
 stops Phoenix before it starts anything (``ConfigError``, exit code 2).
 
@@ -28,19 +30,24 @@ import yaml
 from phoenix_sidecar.config import schema as S
 from phoenix_sidecar.errors import ConfigError
 from phoenix_sidecar.config.schema import KeySpec, Settings, key_specs
+from phoenix_sidecar.config.yamlfile import MAX_DEPTH, MAX_FILE_BYTES, QUOTE_CHARS, parse_text, quote, read_yaml
 from phoenix_watchdog.diagnosis.rules import user_rules
 
 CONFIG_FILE_NAME = "phoenix.yaml"
 CONFIG_ENV = "PHOENIX_CONFIG"
+DEFAULT_PREFIX = "PHOENIX_DEFAULT_"  # PHOENIX_DEFAULT_<KEY>: a default (an image's), below the file
+
+
+def default_variable(name: str) -> str:
+    """The variable that changes the default of setting ``name``: ``PHOENIX_DEFAULT_METRICS_ADDR``."""
+    return DEFAULT_PREFIX + name.upper()
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # Kinds whose empty environment value means "unset" rather than "empty".
 _EMPTY_IS_UNSET = {S.INT, S.FLOAT, S.BOOL, S.CHOICE}
-MAX_FILE_BYTES = 1 << 20
-MAX_DEPTH = 16
 MAX_NUMBER_CHARS = 40
 MAX_TEXT_CHARS = 1 << 16
-QUOTE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -96,9 +103,16 @@ def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = No
         ws_raw, ws_source = flags["workspace"], flag_sources.get("workspace", "flag --workspace")
     elif environ.get(ws_spec.env):
         ws_raw, ws_source = environ[ws_spec.env], f"env {ws_spec.env}"
+    ws_default = environ.get(default_variable("workspace")) or None
 
-    path = _find_config_file(config_file, environ, base, ws_raw, base)
-    file_values = _read_yaml(path) if path else {}
+    for name, spec in specs.items():
+        raw = environ.get(default_variable(name))
+        if raw is None or raw.strip() == "":
+            continue
+        apply(name, raw, f"image default {default_variable(name)}")
+
+    path = _find_config_file(config_file, environ, base, ws_raw if ws_raw is not None else ws_default, base)
+    file_values = read_yaml(path) if path else {}
     for name, raw in file_values.items():
         if name in S.SECRET_VARIABLES:
             var = specs[S.SECRET_VARIABLES[name]].env
@@ -124,6 +138,8 @@ def load(*, flags: Mapping[str, Any] | None = None, config_file: str | None = No
         sources["workspace"] = ws_source or sources["workspace"]
     elif sources["workspace"] == "default":
         values["workspace"] = str(base.resolve())
+    elif sources["workspace"].startswith("image default"):
+        values["workspace"] = str((base / values["workspace"]).resolve())
 
     _check_combinations(values, sources)
     warnings = _unknown_variable_warnings(environ, specs)
@@ -223,9 +239,10 @@ def _rules(raw: Any, spec: KeySpec, source: str) -> list[dict[str, Any]]:
     """The user's diagnosis rules, checked as the diagnosis will read them (a YAML list in a variable)."""
     if isinstance(raw, str):
         try:
-            raw = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"expected a YAML list of rules: {exc}", key=spec.name, source=source) from None
+            raw = parse_text(raw)
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
+            raise ConfigError(f"expected a YAML list of rules: {quote(str(exc))}", key=spec.name,
+                              source=source) from None
     try:
         user_rules(raw, S.ACTIONS)
     except ValueError as exc:
@@ -271,15 +288,6 @@ def _address(raw: Any, fail: Any) -> str:
     return text
 
 
-def quote(value: Any) -> str:
-    """``repr(value)``, cut to `QUOTE_CHARS` characters: an error names a value, never repeats megabytes."""
-    if isinstance(value, (dict, list)):
-        text = f"a {type(value).__name__}"
-    else:
-        text = repr(value) if not isinstance(value, str) or len(value) < 10 * QUOTE_CHARS else repr(value[:QUOTE_CHARS + 1])
-    return text if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]}... ({len(str(value))} characters)"
-
-
 def _find_config_file(explicit: str | None, environ: Mapping[str, str], base: Path,
                       ws_raw: str | None, cwd: Path) -> Path | None:
     if explicit or environ.get(CONFIG_ENV):
@@ -291,54 +299,6 @@ def _find_config_file(explicit: str | None, environ: Mapping[str, str], base: Pa
     workspace = (base / ws_raw).resolve() if ws_raw else base.resolve()
     candidate = workspace / CONFIG_FILE_NAME
     return candidate if candidate.is_file() else None
-
-
-class _GuardedLoader(yaml.SafeLoader):
-    """The safe loader, refusing anchors and aliases and nesting deeper than `MAX_DEPTH`."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError(f"YAML aliases (*name) are not allowed in a Phoenix config "
-                                 f"(line {self.peek_event().start_mark.line + 1})")
-        event = self.peek_event()
-        if getattr(event, "anchor", None):
-            raise yaml.YAMLError(f"YAML anchors (&name) are not allowed in a Phoenix config "
-                                 f"(line {event.start_mark.line + 1})")
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.YAMLError(f"nested deeper than {MAX_DEPTH} levels (line {event.start_mark.line + 1})")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise ConfigError(f"the config file is larger than {MAX_FILE_BYTES} bytes", source=f"file {path}")
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the config file: {quote(str(exc))}", source=f"file {path}") from None
-    try:
-        data = yaml.load(text, Loader=_GuardedLoader)  # noqa: S506 - a SafeLoader, with limits
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"malformed YAML{where}: {problem[:200]}", source=f"file {path}") from None
-    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
-        raise ConfigError(f"a value cannot be read: {quote(str(exc))}", source=f"file {path}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping of settings at the top level, got {type(data).__name__}",
-                          source=f"file {path}")
-    return {quote(k) if not isinstance(k, str) else k[:QUOTE_CHARS]: v for k, v in data.items()}
 
 
 def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None:
@@ -368,7 +328,7 @@ def _check_combinations(values: dict[str, Any], sources: dict[str, str]) -> None
 
 def _unknown_variable_warnings(environ: Mapping[str, str], specs: dict[str, KeySpec]) -> list[str]:
     # Other tools (arize-phoenix) also use PHOENIX_*, so only near-misses are worth a warning.
-    known = {s.env for s in specs.values()} | {CONFIG_ENV}
+    known = {s.env for s in specs.values()} | {CONFIG_ENV} | {default_variable(n) for n in specs}
     out = []
     for var in environ:
         if var.startswith("PHOENIX_") and var not in known:

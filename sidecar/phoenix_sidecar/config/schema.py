@@ -139,6 +139,8 @@ class Settings:
 
     # -- metrics and hardware safety -----------------------------------------------------------
     metrics_addr: str = setting(f"127.0.0.1:{DEFAULT_METRICS_PORT}", ADDR, "host:port of /metrics and /healthz; empty turns them off", group="metrics")
+    gpu_metrics: bool = setting(True, BOOL, "export per-GPU series (temperature, power, memory, ECC, Xid); false: leave them to an existing dcgm-exporter (NVML is still read for the safety gates)", group="metrics")
+    metrics_linger_seconds: float = setting(60.0, FLOAT, "after the job succeeded or Phoenix gave up, keep serving /metrics until a scrape has read the final state, at most this long (on a loopback address only if something scraped it before); 0: exit at once", minimum=0, maximum=86400, group="metrics")
     gpu_poll_seconds: float = setting(5.0, FLOAT, "interval of the background NVML reads", minimum=0.1, maximum=3600, group="metrics")
     gpu_max_temp_c: float = setting(85.0, FLOAT, "GPU temperature that stops the job; 0 turns it off", minimum=0, maximum=150, group="metrics")
     gpu_max_power_ratio: float = setting(0.0, FLOAT, "GPU power as a fraction of its limit that stops the job; 0 turns it off", minimum=0, maximum=10, group="metrics")

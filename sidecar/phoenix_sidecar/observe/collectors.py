@@ -133,10 +133,15 @@ class GpuCollector(_ScrapeCollector):
 
     Per-GPU series carry ``gpu`` (index) and ``uuid``; the model, PCI bus id and driver version
     sit on ``phoenix_gpu_info`` (join with ``* on(gpu, uuid) group_left(model) phoenix_gpu_info``).
+    Without ``per_gpu`` (``gpu_metrics: false``, a host whose dcgm-exporter already exports them)
+    only the collector's own health and the GPU count are exported; NVML is read all the same,
+    for the safety gates.
     """
 
     def __init__(self, latest: Callable[[], GpuSnapshot | None], health: Callable[[], SamplerHealth],
-                 errors: Callable[[], dict[str, int]], xid: Callable[[], XidState | None]) -> None:
+                 errors: Callable[[], dict[str, int]], xid: Callable[[], XidState | None], *,
+                 per_gpu: bool = True) -> None:
+        self._per_gpu = per_gpu
         self._latest = latest
         self._health = health
         self._errors = errors  # live, so a call that is stuck right now is already counted
@@ -151,6 +156,8 @@ class GpuCollector(_ScrapeCollector):
         if snap is None or not snap.available:
             return
         yield GaugeMetricFamily("phoenix_gpu_devices", "GPUs NVML sees", value=len(snap.gpus))
+        if not self._per_gpu:
+            return
         info = GaugeMetricFamily("phoenix_gpu_info", "GPU identity (always 1)",
                                  labels=["gpu", "uuid", "model", "pci_bus_id", "driver_version"])
         lost = GaugeMetricFamily("phoenix_gpu_lost", "1 when the GPU fell off the bus (NVML: GPU is lost)", labels=["gpu", "uuid"])
@@ -214,7 +221,8 @@ class GpuCollector(_ScrapeCollector):
         for call, n in sorted(counts.items()):
             errors.add_metric([call], n)
         yield errors
-        yield from self._xid_metrics(xid)
+        if self._per_gpu:
+            yield from self._xid_metrics(xid)
 
     def _xid_metrics(self, xid: XidState | None) -> Iterator[Metric]:
         if xid is None or not xid.gpus:

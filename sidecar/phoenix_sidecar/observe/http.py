@@ -3,6 +3,7 @@
 A threading HTTP server in a daemon thread, serving one `CollectorRegistry`. Scrapes only read
 cached values (see `metrics`), so they answer in milliseconds whatever the GPUs are doing.
 ``/healthz`` answers what the health callback says: 200 only while the supervisor is alive.
+`Scrapes` counts the ``/metrics`` answers, so the end of a job can wait until one has been read.
 `stop` closes the listening socket and every open connection and joins the threads, so nothing
 is left running.
 """
@@ -90,6 +91,46 @@ class _Server(HTTPServer):
             thread.join(timeout)
 
 
+class Scrapes:
+    """The ``/metrics`` requests served so far, numbered as they begin: an answer to a request
+    that began after `mark` was collected after it, so it carries whatever was set before."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._begun = 0
+        self._served = 0  # the number of the latest request answered
+
+    def begin(self) -> int:
+        with self._cond:
+            self._begun += 1
+            return self._begun
+
+    def served(self, number: int) -> None:
+        with self._cond:
+            self._served = max(self._served, number)
+            self._cond.notify_all()
+
+    @property
+    def seen(self) -> bool:
+        """Whether anything has asked for ``/metrics`` yet."""
+        with self._cond:
+            return self._begun > 0
+
+    def mark(self) -> int:
+        with self._cond:
+            return self._begun
+
+    def wait_served_after(self, mark: int, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Wait until a request begun after ``mark`` was answered (True), ``timeout`` passed or ``stop`` was set."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._served > mark or (stop is not None and stop.is_set()),
+                                       timeout) and self._served > mark
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
 class MetricsServer:
     """Serves a registry over HTTP until `stop`.
 
@@ -103,6 +144,7 @@ class MetricsServer:
         self._registry = registry
         self._bind = parse_address(address)
         self._health = health
+        self.scrapes = Scrapes()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -119,7 +161,7 @@ class MetricsServer:
         if self._server is not None:
             return self.address  # type: ignore[return-value]
         try:
-            self._server = _Server(self._bind, _make_handler(self._registry, self._health))
+            self._server = _Server(self._bind, _make_handler(self._registry, self._health, self.scrapes))
         except OSError as exc:
             raise ConfigError(f"cannot serve metrics on {self._bind[0]}:{self._bind[1]}: {exc.strerror or exc}; "
                               "choose another port (port 0: any free one) or an empty address to turn metrics off",
@@ -142,7 +184,7 @@ class MetricsServer:
         self._server = self._thread = None
 
 
-def _make_handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
+def _make_handler(registry: CollectorRegistry, health: Health, scrapes: Scrapes) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Prometheus scrapes
         server_version = "phoenix"
@@ -173,6 +215,7 @@ def _make_handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPR
                 self._send(404, b"not found; try /metrics or /healthz\n", text, head=head)
 
         def _metrics(self, head: bool) -> None:
+            number = scrapes.begin()
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             try:
                 body = encoder(registry)
@@ -184,6 +227,8 @@ def _make_handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPR
             if len(body) >= _GZIP_MIN_BYTES and "gzip" in self.headers.get("Accept-Encoding", ""):
                 body, encoding = gzip.compress(body, compresslevel=1), "gzip"
             self._send(200, body, content_type, encoding, head=head)
+            self.wfile.flush()  # on its way before the end of a job may close the server
+            scrapes.served(number)
 
         def _send(self, status: int, body: bytes, content_type: str, encoding: str | None = None, *,
                   head: bool = False) -> None:

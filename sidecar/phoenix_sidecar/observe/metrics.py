@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from phoenix_sidecar import __version__
 from phoenix_sidecar import events as ev
@@ -26,6 +26,10 @@ from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
 from phoenix_sidecar.supervise.policy import GiveUpReason
 from phoenix_watchdog.diagnosis.categories import Category
 from phoenix_sidecar.supervise.state import JobState
+
+# No `<name>_created` series beside every counter and histogram: they double the series and no rule
+# or panel reads them. (A process-wide switch of prometheus_client; Phoenix owns its process.)
+disable_created_metrics()
 
 INCIDENT_KINDS = ("crash", "hang", "safety")
 DECISIONS = (*(a.value for a in Action), "wait", "rollback")
@@ -164,7 +168,7 @@ class PhoenixMetrics:
 
     def _on_started(self, e: ev.JobStarted) -> None:
         self.runs.inc()
-        self.run_started_at = e.at
+        self.run_started_at = e.started_at or e.at  # an attached run began at the container's StartedAt
         self.last_start.set(e.at)
 
     def _on_hang(self, e: ev.HangDetected) -> None:

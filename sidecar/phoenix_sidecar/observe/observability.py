@@ -12,8 +12,10 @@ Threads: readings arrive in the poller threads, which evaluate the safety gates 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -95,7 +97,7 @@ class Observability:
                                  on_sample=self._on_disk_sample)
         disk = self._disk
         self.registry.register(GpuCollector(lambda: self._gpu.latest, self._gpu.health, self._reader.error_counts,
-                                            self._xid.state))
+                                            self._xid.state, per_gpu=settings.gpu_metrics))
         self.registry.register(HeartbeatCollector(heartbeat, lambda: self._metrics.run_started_at))
         self.registry.register(DiskCollector(lambda: disk.latest if disk else None))
         self.registry.register(ProgressCollector(heartbeat))
@@ -108,6 +110,8 @@ class Observability:
         self.repair_allowance = (settings.llm_timeout_seconds * (1 + len(settings.fallback))
                                  + settings.test_timeout_seconds + 60.0)
         self._repairing = False
+        self._final: JobState | None = None  # succeeded or gave up: the state monitoring must get to see
+        self._linger_stop = threading.Event()
         bus.subscribe(self._track_state)
         self._last_tick: float | None = None
         self._tick_limit = self.tick_timeout
@@ -155,6 +159,7 @@ class Observability:
         self._stopped = True
         if self._notifier is not None:
             self._notifier.stop()
+        self._linger()
         self._stop_server()
         xid_done = self._xid.stop()
         if self._disk is not None:
@@ -163,6 +168,24 @@ class Observability:
             self._reader.close()
         else:
             log.warning("an NVML call is stuck; not calling nvmlShutdown")
+
+    def _linger(self) -> None:
+        """After a success or a give-up, serve ``/metrics`` until a scrape has read that final state
+        (at most ``metrics_linger_seconds``): otherwise Prometheus only ever sees the target vanish,
+        and cannot tell a finished job from a dead Phoenix. A Phoenix served on loopback that nobody
+        scraped (a local `phoenix run`) does not wait; one served to other hosts or containers
+        (``0.0.0.0``, the stack) does, since a job that fails at once ends before the first scrape."""
+        server, seconds, final = self._server, self.settings.metrics_linger_seconds, self._final
+        if server is None or seconds <= 0 or final is None:
+            return
+        if not server.scrapes.seen and _loopback(server.address[0] if server.address else "127.0.0.1"):
+            return
+        mark = server.scrapes.mark()
+        log.info("%s: serving the final state on /metrics until Prometheus has read it (at most %gs, "
+                 "metrics_linger_seconds)", "the job succeeded" if final == JobState.SUCCEEDED else "gave up", seconds)
+        with _EndOnSignals(self._linger_stop, server.scrapes.wake):
+            if not server.scrapes.wait_served_after(mark, seconds, self._linger_stop) and not self._linger_stop.is_set():
+                log.warning("no scrape read the final state within %gs (metrics_linger_seconds)", seconds)
 
     def _stop_server(self) -> None:
         if self._server is not None:
@@ -196,6 +219,7 @@ class Observability:
     def _track_state(self, event: Event) -> None:
         if isinstance(event, StateChanged):
             self._repairing = event.state == JobState.REPAIRING
+            self._final = event.state if event.state in (JobState.SUCCEEDED, JobState.GAVE_UP) else None
 
     def _health(self) -> tuple[bool, str]:
         with self._lock:
@@ -235,3 +259,32 @@ class Observability:
                 log.error("safety gate %s tripped: %s", change.gate, change.trip.detail)
             else:
                 log.warning("safety gate %s is clear again", change.gate)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class _EndOnSignals:
+    """While the final metrics linger, SIGTERM and SIGINT end the wait (a `docker stop` is not kept
+    waiting). Signal handlers can only be set from the main thread; elsewhere nothing changes."""
+
+    def __init__(self, done: threading.Event, wake: Callable[[], None]) -> None:
+        self._done, self._wake = done, wake
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self._done.set()
+        self._wake()

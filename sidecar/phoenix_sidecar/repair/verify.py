@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from phoenix_sidecar.events import EventBus, VerificationFinished
+from phoenix_sidecar.events import EventBus, StepProgress, VerificationFinished
 from phoenix_sidecar.repair import proc, sandbox
 from phoenix_sidecar.repair.isolation import Isolated
 from phoenix_sidecar.repair.writeguard import WriteGuard
@@ -85,6 +85,9 @@ def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box
         home = environ.get("HOME")
         guard = WriteGuard.capture(Path(settings.workspace), Path(home) if home else None, iso.root.parent / "vault")
     started = time.monotonic()
+    step = f"verifying the {label} copy: {' '.join(settings.test_cmd)}"
+    if bus is not None:
+        bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds))
     try:
         result = proc.run(argv, cwd=iso.workspace, env=env, timeout=settings.test_timeout_seconds,
                           merge_stderr=True, keep="tail", max_output=MAX_LOG_BYTES, on_start=iso.track)
@@ -94,6 +97,9 @@ def run_tests(iso: Isolated, settings: Settings, environ: Mapping[str, str], box
             bus.emit(VerificationFinished(seconds=seconds, ok=False, stage="test_cmd"))
         return Verification(False, "test_cmd", f"cannot run the test command {settings.test_cmd[0]!r}: "
                                                f"{exc.strerror or exc}", seconds)
+    finally:
+        if bus is not None:  # however the run ended: the console stops repeating the step
+            bus.emit(StepProgress(step="verify", detail=step, limit_seconds=settings.test_timeout_seconds, done=True))
     wrote: list[str] = []
     unrestored: list[str] = []
     if guard is not None:

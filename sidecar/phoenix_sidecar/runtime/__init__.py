@@ -1,9 +1,9 @@
 """The runtime wing: what runs the job, and how the supervisor sees it run.
 
 The supervisor talks only to a `Runtime` (start, wait, dump the stack, stop) and reads how each run
-ended as a `RunEnd`. `create` picks and builds the runtime for a supervision mode: a local process
-group for `phoenix run` (``local/``), a Docker container (``docker/``) or a Slurm batch job
-(``slurm/``) for `phoenix watch`. Each
+ended as a `RunEnd` (and how one began, a `RunStart`, when the runtime knows: an attach). `create`
+picks and builds the runtime for a supervision mode: a local process group for `phoenix run`
+(``local/``), a Docker container (``docker/``) or a Slurm batch job (``slurm/``) for `phoenix watch`. Each
 runtime is one folder whose face (its ``__init__``) has a ``create(settings, context)``; a new
 runtime (Slurm, Kubernetes) is one more folder and one more entry in `RUNTIMES`. Output handling
 shared by all runtimes (the bounded tail the diagnosis reads, the fan-out to listeners, the
@@ -21,13 +21,14 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from phoenix_sidecar.runtime.base import OutputListener, RunEnd, Runtime, RuntimeContext
+from phoenix_sidecar.runtime.base import OutputListener, RunEnd, RunStart, Runtime, RuntimeContext
 
 if TYPE_CHECKING:
     from phoenix_sidecar.config.schema import Settings
     from phoenix_watchdog.heartbeat import Heartbeat
 
-__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "Runtime", "RuntimeContext", "create", "runtime_for"]
+__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "RunStart", "Runtime", "RuntimeContext", "create",
+           "runtime_for"]
 
 # Supervision mode -> the runtime folders that serve it, each with the setting that selects it (None:
 # the mode's default). Imported on use: the Docker runtime loads the Docker SDK, which `phoenix run`

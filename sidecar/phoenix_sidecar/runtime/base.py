@@ -44,6 +44,20 @@ class RuntimeContext:
 
 
 @dataclass(frozen=True)
+class RunStart:
+    """How a run began, when the runtime knows better than "now, by Phoenix".
+
+    Attributes:
+        started_at: wall time the run started (for Docker: the container's ``StartedAt``).
+        attached: the run was already going (Phoenix attached to a running container): it is not
+            a new run of the job, and its clock did not start now.
+    """
+
+    started_at: float
+    attached: bool = False
+
+
+@dataclass(frozen=True)
 class RunEnd:
     """How one run of the job ended.
 
@@ -82,8 +96,10 @@ class Runtime(Protocol):
         """What is supervised, for humans and labels: ``pid 4242``, ``container trainer``."""
         ...
 
-    def start(self) -> None:
+    def start(self) -> RunStart | None:
         """Start the job, or start it again after a run ended. Resets the heartbeat.
+
+        Returns how the run began (`RunStart`), or None for "started now, by Phoenix".
 
         Raises:
             RuntimeUnavailable: the job could not be started (command not found, daemon down).

@@ -36,7 +36,11 @@ def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision
     if incident.evidence:
         lines.insert(5, f"  evidence:    {_clip(incident.evidence, 300)}")
     if decision.code in _RESETTABLE:
-        lines.append(f"  after fixing the cause: phoenix {state.supervisor.get('mode') or 'run'} --reset-budgets")
+        mode = state.supervisor.get("mode") or "run"
+        lines.append(f"  after fixing the cause: phoenix {mode} --reset-budgets")
+        if mode == "watch":  # the sidecar has exited: the command runs in a new one
+            lines.append("    in the compose stack (Prometheus still scrapes it): "
+                         "docker compose run --rm --use-aliases sidecar phoenix watch --reset-budgets")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
-"""What an incident keeps for the human beyond state.json: its log file, and where it happened.
+"""Incidents as the supervisor records them: the record in state.json, its log file, where it happened.
 
-``incidents/<id>.log`` holds the whole output tail of the failed run (and the stack dump of a hung
+`open_incident` adds a run's incident to the state with its log file; `note_decision` writes the
+policy's decision into it. ``incidents/<id>.log`` holds the whole output tail of the failed run (and the stack dump of a hung
 one); the newest `MAX_INCIDENT_FILES` are kept. `place` names the rank and node of the failure
 when the runtime knows them (a multi-node job on Slurm).
 """
@@ -13,6 +14,8 @@ from phoenix_sidecar.errors import PhoenixError
 from phoenix_sidecar.fsutil import atomic_write_text
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.runtime.base import RunEnd
+from phoenix_sidecar.supervise.policy import Decision
+from phoenix_sidecar.supervise.state import Incident, SupervisorState
 from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 log = logging.getLogger(__name__)
@@ -45,3 +48,26 @@ def place(end: RunEnd, diagnosis: Diagnosis) -> str:
     if not stream or not stream.startswith("rank") or stream not in end.ranks:
         return ""
     return f" (rank {stream[4:]} on node {end.ranks[stream]})"
+
+
+def open_incident(state: SupervisorState, paths: StatePaths, end: RunEnd, *, kind: str, category: str,
+                  signature: str, summary: str, now: float, diagnosis: Diagnosis | None = None) -> Incident:
+    """A new incident for the run that just ended, added to ``state``, with its log file written."""
+    incident = Incident(
+        id=state.next_incident_id(), kind=kind, opened_at=now, run=state.job.run, run_seconds=round(end.duration, 3),
+        exit=end.exit.describe(), category=category, signature=signature, summary=summary,
+        exception=diagnosis.exception if diagnosis else None, message=diagnosis.message if diagnosis else None,
+        frame=diagnosis.to_json()["frame"] if diagnosis else None,
+        details=write_details(paths, state.next_incident_id(), end))
+    state.add_incident(incident)
+    return incident
+
+
+def note_decision(incident: Incident, decision: Decision, now: float) -> None:
+    """Write the policy's decision into the incident."""
+    incident.action = decision.action.value
+    incident.reason = decision.reason
+    incident.delay_seconds = decision.delay
+    incident.attempt = decision.attempt
+    incident.budget_remaining = decision.budget_remaining
+    incident.decided_at = now

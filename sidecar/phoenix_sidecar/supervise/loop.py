@@ -25,7 +25,7 @@ from phoenix_sidecar.runtime.base import RunEnd, Runtime
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.supervise import progress as prog
 from phoenix_sidecar.supervise.giveup import give_up_summary
-from phoenix_sidecar.supervise.incidents import place, write_details
+from phoenix_sidecar.supervise.incidents import note_decision, open_incident, place
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.supervise.policy import Action, Decision, GiveUpReason, PolicySpec
 from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock, default_diagnosis
@@ -134,15 +134,19 @@ class Supervisor:
                                 tolerance_bytes=s.gpu_reclaim_tolerance_mb * prog.MIB, now=self.clock.monotonic,
                                 sleep=self._sleep)
         self._stopped_for = None
-        self.runtime.start()
-        self.state.job.run += 1
+        began = self.runtime.start()
+        attached = began is not None and began.attached
+        same_run = attached and abs((self.state.job.started_at or 0.0) - began.started_at) < 1e-3
+        if not same_run:  # attaching to the run Phoenix last saw (a restarted sidecar) counts nothing
+            self.state.job.run += 1
         if reason is not None:
             if counts:
                 self.state.budgets.total_restarts += 1
             self.bus.emit(ev.JobRestarted(reason=reason))
         self.state.job.target = self.runtime.target
-        self.state.job.started_at = self.clock.time()
-        self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target))
+        self.state.job.started_at = began.started_at if began is not None else self.clock.time()
+        self.bus.emit(ev.JobStarted(run=self.state.job.run, target=self.runtime.target, attached=attached,
+                                    started_at=self.state.job.started_at))
         self._set_state(JobState.RUNNING)
 
     def _watch(self) -> RunEnd:
@@ -154,7 +158,7 @@ class Supervisor:
                 return end
             self.gates.loop_tick()
             if self._shutdown is not None:
-                return self.runtime.stop(reason="shutdown")
+                return self._stop(reason="shutdown")
             verdict = self.judge.verdict()
             if verdict is not None:
                 return self._stop_hung(verdict)
@@ -162,13 +166,13 @@ class Supervisor:
             if divergence is not None:
                 self._stopped_for = divergence
                 self._set_state(JobState.STOPPING)
-                return self.runtime.stop(reason=f"divergence:{divergence.kind}")
+                return self._stop(reason=f"divergence:{divergence.kind}")
             trip = self.gates.safety_trip()
             if trip is not None:
                 self._trip = trip
                 self.bus.emit(ev.SafetyTripped(gate=trip.gate, detail=trip.detail))
                 self._set_state(JobState.STOPPING)
-                return self.runtime.stop(reason=f"safety:{trip.gate}")
+                return self._stop(reason=f"safety:{trip.gate}")
             if self.clock.monotonic() - self._last_status_save >= STATUS_SAVE_SECONDS:
                 self.state.job.last_output = self.heartbeat.last_output
                 prog.publish(self.state.progress, self.progress)
@@ -179,8 +183,17 @@ class Supervisor:
         self._set_state(JobState.STOPPING)
         self.bus.emit(ev.HangDetected(silent_seconds=verdict.silent_seconds, detail=verdict.detail))
         stack = self.runtime.dump_stack()
-        return self.runtime.stop(hang=HangInfo(silent_seconds=verdict.silent_seconds, stack=stack,
-                                               detail=verdict.detail))
+        return self._stop(hang=HangInfo(silent_seconds=verdict.silent_seconds, stack=stack, detail=verdict.detail))
+
+    def _stop(self, *, hang: HangInfo | None = None, reason: str | None = None) -> RunEnd:
+        """Stop the job, saying so while the grace runs (SIGTERM, then SIGKILL after it)."""
+        grace = self.settings.kill_grace_seconds
+        step = f"stopping the job: SIGTERM, SIGKILL after {grace:g} s"
+        self.bus.emit(ev.StepProgress(step="stop", detail=step, limit_seconds=grace))
+        try:
+            return self.runtime.stop(hang=hang, reason=reason)
+        finally:
+            self.bus.emit(ev.StepProgress(step="stop", detail=step, limit_seconds=grace, done=True))
 
     # -- failures -----------------------------------------------------------------------------
     def _failure(self, end: RunEnd) -> bool:
@@ -207,25 +220,17 @@ class Supervisor:
         return self._repair(incident, diagnosis, end)
 
     def _open_incident(self, end: RunEnd, diagnosis: Diagnosis) -> Incident:
-        incident = Incident(
-            id=self.state.next_incident_id(), kind="hang" if end.hang else "crash", opened_at=self.clock.time(),
-            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
-            category=diagnosis.category, signature=diagnosis.signature, summary=diagnosis.summary + place(end, diagnosis),
-            exception=diagnosis.exception, message=diagnosis.message,
-            frame=diagnosis.to_json()["frame"], details=write_details(self.paths, self.state.next_incident_id(), end))
-        self.state.add_incident(incident)
+        incident = open_incident(self.state, self.paths, end, kind="hang" if end.hang else "crash",
+                                 category=diagnosis.category, signature=diagnosis.signature,
+                                 summary=diagnosis.summary + place(end, diagnosis), now=self.clock.time(),
+                                 diagnosis=diagnosis)
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind=incident.kind, category=diagnosis.category,
                                         signature=diagnosis.signature, summary=incident.summary))
         return incident
 
     def _record_decision(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
         policy.commit(self.state.budgets, diagnosis, decision, self.clock.time())
-        incident.action = decision.action.value
-        incident.reason = decision.reason
-        incident.delay_seconds = decision.delay
-        incident.attempt = decision.attempt
-        incident.budget_remaining = decision.budget_remaining
-        incident.decided_at = self.clock.time()
+        note_decision(incident, decision, self.clock.time())
         self._save()
         self.bus.emit(ev.DecisionMade(incident=incident.id, action=decision.action.value, reason=decision.reason,
                                       delay_seconds=decision.delay, budget_remaining=decision.budget_remaining))
@@ -320,10 +325,8 @@ class Supervisor:
     def _safety_stop(self, end: RunEnd) -> bool:
         trip = self._trip
         assert trip is not None
-        incident = Incident(id=self.state.next_incident_id(), kind="safety", opened_at=self.clock.time(),
-                            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
-                            category=trip.gate, summary=trip.detail, details=write_details(self.paths, self.state.next_incident_id(), end))
-        self.state.add_incident(incident)
+        incident = open_incident(self.state, self.paths, end, kind="safety", category=trip.gate,
+                                 signature=f"safety-{trip.gate}", summary=trip.detail, now=self.clock.time())
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="safety", category=trip.gate,
                                         signature=f"safety-{trip.gate}", summary=trip.detail))
         resume = trip.recoverable and self.settings.safety_resume
@@ -356,11 +359,8 @@ class Supervisor:
         kind = cause.split(":", 1)[0]
         diagnosis = self.diagnose(end.tail, end.exit, None, str(self.paths.workspace))
         found = f"; {diagnosis.summary}{place(end, diagnosis)}" if diagnosis.category != "unknown" else ""
-        incident = Incident(id=self.state.next_incident_id(), kind="engine", opened_at=self.clock.time(),
-                            run=self.state.job.run, run_seconds=round(end.duration, 3), exit=end.exit.describe(),
-                            category=kind, signature=f"engine-{kind}", summary=f"{cause}{found}",
-                            details=write_details(self.paths, self.state.next_incident_id(), end))
-        self.state.add_incident(incident)
+        incident = open_incident(self.state, self.paths, end, kind="engine", category=kind,
+                                 signature=f"engine-{kind}", summary=f"{cause}{found}", now=self.clock.time())
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind="engine", category=kind,
                                         signature=incident.signature, summary=incident.summary))
         incident.action, incident.decided_at = "restart", self.clock.time()

@@ -39,10 +39,32 @@ def test_cpu_variant_is_compose_yaml_without_gpus() -> None:
     assert all("deploy" not in service for service in cpu["services"].values())
     assert gpu["services"]["trainer"]["restart"] == "no" and gpu["services"]["trainer"]["labels"] == {
         "phoenix.role": "trainer"}
+    env = {k: v for k, v in os.environ.items() if k != "WORKSPACE"}
     for config in (["-f", "compose.yaml"], ["-f", str(CPU_FILE), "--project-directory", "."]):
         check = subprocess.run(["docker-compose", *config, "config", "-q"], cwd=REPO, capture_output=True, text=True,
-                               timeout=60)
+                               timeout=60, env={**env, "WORKSPACE": "/srv/train"})
         assert check.returncode == 0, check.stderr
+        # No default workspace: a folder inside this clone is no git repository of its own.
+        check = subprocess.run(["docker-compose", *config, "config", "-q"], cwd=REPO, capture_output=True, text=True,
+                               timeout=60, env=env)
+        assert check.returncode != 0 and "set WORKSPACE in .env" in check.stderr
+
+
+def test_phoenix_variables_in_dot_env_reach_the_sidecar_and_unset_ones_are_not_passed(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WORKSPACE=/srv/train\nPHOENIX_HEARTBEAT_MIN=7\nPHOENIX_METRICS_LINGER_SECONDS=90\n"
+                                   "DOCKER_SOCKET=/run/user/1000/docker.sock\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PHOENIX_", "GEMINI_", "OPENAI_", "DOCKER_", "WORKSPACE"))}
+    for compose_file in ("compose.yaml", str(CPU_FILE)):
+        result = subprocess.run(["docker-compose", "-f", str(REPO / compose_file), "--project-directory", str(tmp_path),
+                                 "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        services = yaml.safe_load(result.stdout)["services"]
+        sidecar = services["sidecar"]["environment"]
+        assert sidecar["PHOENIX_HEARTBEAT_MIN"] == "7" and sidecar["PHOENIX_METRICS_LINGER_SECONDS"] == "90"
+        assert sidecar["PHOENIX_TAIL"] is None  # not set: not passed (the file or the default decides)
+        assert "/run/user/1000/docker.sock:/var/run/docker.sock" in str(services["socket-proxy"]["volumes"])
+        assert services["trainer"]["init"] is True
 
 
 def free_port() -> int:
@@ -160,6 +182,11 @@ def test_stack_comes_up_and_handles_a_trainer_crash(stack: Stack) -> None:
     assert sidecar["State"]["Running"] and sidecar["Config"]["User"] == f"{SIDECAR_UID}:{SIDECAR_UID}"
     check = stack.compose("exec", "-T", "sidecar", "phoenix", "status", "--check", timeout=60)  # the HEALTHCHECK
     assert check.returncode == 0 and "running" in check.stdout, check.stdout + check.stderr
+    # The image's settings are defaults: deploy/phoenix.yaml decides (and `phoenix config` says so).
+    shown = stack.compose("exec", "-T", "sidecar", "phoenix", "config", timeout=60).stdout
+    rows = {line.split("=")[0].strip(): line for line in shown.splitlines() if "=" in line}
+    assert rows["metrics_addr"].endswith("# file /etc/phoenix/phoenix.yaml"), shown
+    assert rows["workspace"].endswith("# file /etc/phoenix/phoenix.yaml"), shown
     (stack.workspace / "release").write_text("")
     dockerkit.wait_for(lambda: not stack.container("sidecar")["State"]["Running"], 180, "the sidecar to finish")
     sidecar = stack.container("sidecar")
@@ -176,3 +203,11 @@ def test_stack_comes_up_and_handles_a_trainer_crash(stack: Stack) -> None:
     assert checkpoint.exists() and checkpoint.stat().st_uid == SIDECAR_UID
     if not with_prometheus:
         pytest.skip(f"the stack ran without Prometheus: {PROMETHEUS_CONFIG.relative_to(REPO)} is not in this checkout")
+    # The success reached Prometheus before the sidecar exited, so PhoenixDown stays quiet for it.
+    [last] = stack.prometheus('last_over_time(phoenix_job_state{state="succeeded"}[1h])')
+    assert last["value"][1] == "1"
+    down = [r for g in yaml.safe_load((REPO / "deploy" / "prometheus" / "rules" / "phoenix.rules.yml").read_text())["groups"]
+            for r in g["rules"] if r.get("alert") == "PhoenixDown"][0]["expr"]
+    dockerkit.wait_for(lambda: stack.prometheus('up{job="phoenix"} == 0'), 90, "Prometheus to see the sidecar gone",
+                       interval=1.0)
+    assert stack.prometheus(down) == [], "PhoenixDown would page for a finished job"

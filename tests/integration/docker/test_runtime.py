@@ -169,6 +169,37 @@ def test_log_file_on_a_shared_folder_is_the_source(containers, runtimes, tmp_pat
     assert rt.heartbeat.seen_output and list(rt.heartbeat.last_output_wall) == ["log"]
 
 
+def test_a_crash_before_the_log_file_opens_is_read_from_the_container_log(containers, runtimes, tmp_path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "train.log").write_text("an earlier run's line\n")
+    binds = {**job(tmp_path, """
+        import torchvision_that_is_not_installed
+        log = open("/logs/train.log", "a", buffering=1)
+        print("never reached", file=log)
+    """), str(logs): "/logs"}
+    c = containers(["python3", "/job/job.py"], binds=binds)
+    rt = runtimes(container=c["name"], log_file=str(logs / "train.log"))
+    rt.runtime.start()
+    end = rt.wait_end()
+    assert end.exit.code == 1
+    assert "ModuleNotFoundError: No module named 'torchvision_that_is_not_installed'" in end.tail
+    assert "earlier run" not in end.tail
+
+
+@pytest.mark.parametrize("init", [True, False])
+def test_a_stop_reaches_a_job_without_a_handler_only_behind_an_init(containers, runtimes, init: bool) -> None:
+    # The job as PID 1 ignores SIGTERM (no handler: the kernel drops it for PID 1) and is killed
+    # after the grace; behind compose's `init: true` (docker-init) SIGTERM reaches it and ends it.
+    c = containers(["python3", "-u", "-c", "import time; print('training', flush=True); time.sleep(600)"],
+                   host={"init": init})
+    rt = runtimes(container=c["name"], kill_grace_seconds=15.0)
+    rt.runtime.start()
+    dockerkit.wait_for(lambda: "training" in rt.text(), 30, "the job's first line")
+    end = rt.runtime.stop(reason="test")
+    assert end.exit.code == (143 if init else 137), end.exit.describe()
+
+
 def test_hang_dump_by_signal_then_stop_with_grace_and_kill(containers, runtimes, tmp_path) -> None:
     c = containers(["python3", "-u", "/job/job.py"], binds=job(tmp_path, """
         import faulthandler, signal, sys, time

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import dockerkit
+from phoenix_watchdog.sources.dockerlogs import parse_rfc3339_ns
 from testkit import PHOENIX, clean_env
 
 HANG_GUARD = 180  # seconds: generous bounds that only keep a broken test from hanging the suite
@@ -165,10 +166,29 @@ def test_budget_exhausted_stops_and_leaves_the_container_down(engine, containers
     err = sidecar.stderr()
     assert "gave up" in err and "segfault" in err and "1 of 1" in err
     assert "phoenix watch --reset-budgets" in err  # the way back, for the sidecar
+    assert "docker compose run --rm --use-aliases sidecar phoenix watch --reset-budgets" in err  # and in compose
     assert not running(engine, c["Id"])
     state = sidecar.state()
     assert state["job"]["state"] == "gave_up" and len(state["incidents"]) == 2
     assert state["incidents"][-1]["action"] == "stop"
+
+
+def test_an_import_error_before_the_log_file_opens_stops_at_once(engine, containers, sidecars,
+                                                                  tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, """
+        import sys
+        import a_module_that_is_not_installed
+        sys.stdout = open("train.log", "a", buffering=1)
+        print("training")
+    """)
+    c = trainer(containers, ws)
+    sidecar = sidecars(ws, ["--container", c["name"], "--set", "log_file=train.log", *FAST])
+    assert sidecar.wait(HANG_GUARD) == 4, sidecar.stderr()
+    state = sidecar.state()
+    [incident] = state["incidents"]  # stopped at once: no restarts
+    assert incident["category"] == "missing_dependency" and incident["action"] == "stop"
+    assert "a_module_that_is_not_installed" in (ws / incident["details"]).read_text()
+    assert state["budgets"]["total_restarts"] == 0
 
 
 def test_second_sidecar_on_the_same_workspace_is_refused(engine, containers, sidecars, tmp_path: Path) -> None:
@@ -260,3 +280,7 @@ def test_stopping_the_sidecar_leaves_the_job_running_and_the_next_one_attaches(e
     assert second.wait(HANG_GUARD) == 0, second.stderr()
     assert api.inspect_container(c["Id"])["State"]["StartedAt"] == started  # attached, never restarted
     assert second.state()["incidents"] == [] and "done" in second.stdout()
+    # Not a new run: the same run number, its clock the container's StartedAt, and said so.
+    assert second.state()["job"]["run"] == 1 and "attached to the job" in second.stderr()
+    assert "started run" not in second.stderr() and "started the job" not in second.stderr()
+    assert abs(second.state()["job"]["started_at"] - parse_rfc3339_ns(started) / 1e9) < 1e-3

@@ -320,3 +320,23 @@ def test_real_gpus_through_the_real_driver():
         assert obs.safety_trip() is None or obs.safety_trip().gate != "gpu_errors"
     finally:
         obs.stop()
+
+
+def test_gpu_metrics_off_leaves_per_gpu_series_to_dcgm_but_keeps_the_gates(fakenvml):
+    # A host whose dcgm-exporter already exports the GPUs: Phoenix exports none of its own per-GPU
+    # series, yet still reads NVML, so a GPU over the temperature limit still stops the job.
+    nv = fakenvml.eight_gpus()
+    obs, _, _ = make(nv, gpu_metrics=False, gpu_max_temp_c=80)
+    obs.start()
+    try:
+        wait_for(lambda: obs.registry.get_sample_value("phoenix_gpu_up") == 1)
+        samples = scrape(obs)
+        assert samples[("phoenix_gpu_devices", frozenset())] == 8
+        assert not [name for name, labels in samples if dict(labels).get("gpu") is not None]
+        assert obs.safety_trip() is None
+        nv.gpus[3].temperature = 95
+        trip = wait_for(obs.safety_trip, "the temperature gate")
+        assert trip.gate == "gpu_temperature"
+        assert scrape(obs)[("phoenix_safety_gate_tripped", frozenset({("gate", "gpu_temperature")}))] == 1
+    finally:
+        obs.stop()

@@ -100,7 +100,7 @@ def test_patch_takes_the_workspace_lock(ws: Path, tmp_path: Path) -> None:
 
 def test_history_and_rollback_from_the_command_line(ws: Path, tmp_path: Path) -> None:
     assert _patch(ws, _write(tmp_path, FIX)).returncode == 0
-    history = run_phoenix(["history", "--workspace", str(ws), "--json"], cwd=ws)
+    history = run_phoenix(["history", "--workspace", str(ws), "--json", "--repairs"], cwd=ws)
     assert history.returncode == 0
     [row] = json.loads(history.stdout)
     assert row["outcome"] == "promoted" and row["files"] == ["train.py"] and row["source"] == "phoenix patch"

@@ -39,7 +39,7 @@ def test_two_bugs_in_two_files_are_repaired_in_one_run(tmp_path: Path) -> None:
     assert fixed[0] == ["train.py"] and fixed[-1] == ["train.py", "model.py"] and len(fixed) == 2
     assert 'cfg["lr"]' in (ws / "train.py").read_text()
     assert "(vocab_size, embed)" in (ws / "model.py").read_text()
-    history = json.loads(run_phoenix(["history", "--json", "-w", str(ws)], cwd=ws).stdout)
+    history = json.loads(run_phoenix(["history", "--json", "--repairs", "-w", str(ws)], cwd=ws).stdout)
     assert [r["outcome"] for r in history] == ["verify_failed", "promoted"]
     state = json.loads((ws / ".phoenix_cli" / "state.json").read_text())
     assert state["job"]["state"] == "succeeded"

@@ -151,3 +151,36 @@ def test_config_error_exit_code_is_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.decode().strip() == \
         "phoenix: error: tail (from env PHOENIX_TAIL): expected an integer >= 1 and <= 100000 (got 'lots')"
+
+
+def test_image_defaults_lose_to_the_file_and_the_environment(tmp_path: Path) -> None:
+    # The sidecar image sets PHOENIX_DEFAULT_*: defaults, so deploy/phoenix.yaml still decides.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    image = {"PHOENIX_DEFAULT_WORKSPACE": str(ws), "PHOENIX_DEFAULT_METRICS_ADDR": "0.0.0.0:9479",
+             "PHOENIX_DEFAULT_TAIL": "77"}
+    loaded = load(tmp_path, env=image)
+    assert loaded.settings.workspace == str(ws) and loaded.sources["workspace"] == "image default PHOENIX_DEFAULT_WORKSPACE"
+    assert loaded.settings.metrics_addr == "0.0.0.0:9479" and loaded.settings.tail == 77
+    (ws / "phoenix.yaml").write_text("metrics_addr: 127.0.0.1:9999\n")  # found in the image's default workspace
+    loaded = load(tmp_path, env=image)
+    assert loaded.settings.metrics_addr == "127.0.0.1:9999"
+    assert loaded.sources["metrics_addr"] == f"file {ws / 'phoenix.yaml'}"
+    loaded = load(tmp_path, env={**image, "PHOENIX_TAIL": "5"})
+    assert loaded.settings.tail == 5 and loaded.sources["tail"] == "env PHOENIX_TAIL"
+    with pytest.raises(ConfigError, match="PHOENIX_DEFAULT_TAIL"):
+        load(tmp_path, env={"PHOENIX_DEFAULT_TAIL": "lots"})
+    assert not load(tmp_path, env=image).warnings
+    assert "PHOENIX_DEFAULT_TAIL" in load(tmp_path, env={"PHOENIX_DEFAULT_TAILS": "1"}).warnings[0]
+
+
+def test_phoenix_config_shows_the_file_winning_over_the_image_default(tmp_path: Path) -> None:
+    config_file = tmp_path / "phoenix.yaml"
+    config_file.write_text("tail: 42\n")  # (metrics_addr: the tests' environment turns metrics off)
+    result = run_phoenix(["config"], cwd=tmp_path,
+                         env={"PHOENIX_CONFIG": str(config_file), "PHOENIX_DEFAULT_WORKSPACE": str(tmp_path),
+                              "PHOENIX_DEFAULT_TAIL": "500"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("=")[0].strip(): line for line in result.stdout.decode().splitlines() if "=" in line}
+    assert "42" in lines["tail"] and lines["tail"].endswith(f"# file {config_file}")
+    assert lines["workspace"].endswith("# image default PHOENIX_DEFAULT_WORKSPACE")

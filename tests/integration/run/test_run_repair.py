@@ -75,7 +75,7 @@ def check_repaired(ws: Path, result: subprocess.CompletedProcess[bytes], head_be
     assert GOOD in git(ws, "show", "phoenix/repairs:train.py")
     backups = list((ws / ".phoenix_cli" / "backups").rglob("*"))
     assert any(p.is_file() and BAD in p.read_text(errors="replace") for p in backups)
-    history = json.loads(run_phoenix(["history", "--json", "-w", str(ws)], cwd=ws).stdout)
+    history = json.loads(run_phoenix(["history", "--json", "--repairs", "-w", str(ws)], cwd=ws).stdout)
     assert [r["outcome"] for r in history] == ["promoted"]
 
 
@@ -127,6 +127,6 @@ def test_a_wrong_fix_is_not_promoted_and_phoenix_gives_up(workspace: Path, tmp_p
     assert (workspace / "train.py").read_bytes() == before
     err = result.stderr.decode()
     assert "verify_failed" in err
-    outcomes = [r["outcome"] for r in json.loads(run_phoenix(["history", "--json", "-w", str(workspace)],
+    outcomes = [r["outcome"] for r in json.loads(run_phoenix(["history", "--json", "--repairs", "-w", str(workspace)],
                                                              cwd=workspace).stdout)]
     assert outcomes == ["verify_failed", "verify_failed"]

@@ -92,3 +92,9 @@ def test_ordinary_values_still_load(tmp_path: Path) -> None:
     loaded = _load(tmp_path, "gpu_poll_seconds: 2.5\nallowlist: ['*.py', 'conf/*.yaml']\nmax_retries: 5\n")
     assert loaded.settings.gpu_poll_seconds == 2.5 and loaded.settings.max_retries == 5
     assert loaded.settings.allowlist == ["*.py", "conf/*.yaml"]
+
+
+def test_rules_in_a_variable_get_the_same_yaml_limits_as_the_file(tmp_path: Path) -> None:
+    laughs = 'a: &a ["x","x"]\nb: &b [*a,*a]\n'
+    with pytest.raises(ConfigError, match="aliases|anchors"):
+        loader.load(environ={"PHOENIX_RULES": laughs}, cwd=str(tmp_path))

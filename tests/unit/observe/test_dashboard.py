@@ -43,7 +43,8 @@ def queries(dashboard: dict) -> Iterator[tuple[str, str]]:
         for target in panel.get("targets", []):
             yield f"panel {panel['title']!r} {target['refId']}", target["expr"]
     for var in dashboard["templating"]["list"]:
-        yield f"variable {var['name']}", var["query"]["query"]
+        if var["type"] == "query":  # (the datasource variable's query is a plugin id, not PromQL)
+            yield f"variable {var['name']}", var["query"]["query"]
     for annotation in dashboard["annotations"]["list"]:
         if "expr" in annotation:
             yield f"annotation {annotation['name']}", annotation["expr"]
@@ -68,15 +69,34 @@ def test_only_current_panel_types(dashboard):
     assert {"timeseries", "stat", "state-timeline", "table"} <= types
 
 
-def test_every_datasource_is_the_provisioned_one(dashboard, datasource_uid):
+def test_every_query_uses_the_datasource_variable_so_the_dashboard_imports_anywhere(dashboard, datasource_uid):
+    # No fixed uid in any panel, target, variable or annotation: imported into an existing Grafana,
+    # the dashboard asks for a data source (__inputs) and every panel follows the variable.
     refs = []
     for panel in all_panels(dashboard["panels"]):
         if panel["type"] != "row":
             refs.append(panel["datasource"])
             refs += [t["datasource"] for t in panel["targets"]]
-    refs += [v["datasource"] for v in dashboard["templating"]["list"]]
-    refs += [a["datasource"] for a in dashboard["annotations"]["list"] if a["datasource"]["type"] == "prometheus"]
-    assert refs and all(r == {"type": "prometheus", "uid": datasource_uid} for r in refs)
+    variables = dashboard["templating"]["list"]
+    assert variables[0]["type"] == "datasource" and variables[0]["name"] == "datasource"
+    assert variables[0]["query"] == "prometheus" and variables[0]["current"] == {}  # the default: the provisioned one
+    refs += [v["datasource"] for v in variables[1:]]
+    refs += [a["datasource"] for a in dashboard["annotations"]["list"] if a["datasource"]["type"] != "grafana"]
+    assert refs and all(r == {"type": "prometheus", "uid": "${datasource}"} for r in refs)
+    assert datasource_uid not in json.dumps(dashboard)
+    [source] = dashboard["__inputs"]
+    assert source["type"] == "datasource" and source["pluginId"] == "prometheus"
+    assert {r["id"] for r in dashboard["__requires"]} >= {"grafana", "prometheus"}
+
+
+def test_the_dashboard_is_as_the_datasource_script_writes_it():
+    import sys
+
+    sys.path.insert(0, str(GRAFANA.parents[1] / "scripts"))
+    import dashboard_datasource
+
+    text = DASHBOARD.read_text(encoding="utf-8")
+    assert dashboard_datasource.render(text) == text, "run: python scripts/dashboard_datasource.py"
 
 
 def test_queries_only_use_metrics_the_exporter_exposes(dashboard, exposed_metric_names):

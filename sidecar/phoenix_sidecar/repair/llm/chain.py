@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from phoenix_sidecar.errors import AnswerRejected, LlmError
-from phoenix_sidecar.events import EventBus, LlmCalled, PatchRejected
+from phoenix_sidecar.events import EventBus, LlmCalled, PatchRejected, StepProgress
 from phoenix_sidecar.repair.llm.base import LlmClient
 
 T = TypeVar("T")
@@ -60,11 +60,17 @@ class LlmChain(Generic[T]):
         result: ChainResult[T] = ChainResult()
         for client in self.clients:
             started = time.monotonic()
+            step = f"asking the LLM ({client.name}) for a patch"
+            settings = getattr(client, "settings", None)  # the built-in clients carry theirs
+            limit = float(getattr(settings, "llm_timeout_seconds", 0.0) or 0.0)
+            self.bus.emit(StepProgress(step="llm", detail=step, limit_seconds=limit))
             try:
                 answer = client.complete(prompt)
             except LlmError as exc:
                 self._record(result, client.name, started, exc.kind, self.scrub(str(exc)))
                 continue
+            finally:
+                self.bus.emit(StepProgress(step="llm", detail=step, limit_seconds=limit, done=True))
             if self.on_answer is not None:
                 self.on_answer(client.name, answer)
             try:

@@ -207,12 +207,16 @@ class TargetGuard:
             api._raise_for_status(response)
         return CancellableStream(_json_lines(response), response)
 
-    def logs(self, *, since: str, container: str | None = None) -> CancellableStream:
-        """The container's raw log stream (multiplexed unless it has a TTY), following, with
-        timestamps, from ``since`` (seconds.nanoseconds) on; ends when the container stops."""
+    def logs(self, *, since: str, follow: bool = True, until: str | None = None,
+             container: str | None = None) -> CancellableStream:
+        """The container's raw log stream (multiplexed unless it has a TTY), with timestamps, from
+        ``since`` (seconds.nanoseconds) on; following ends when the container stops, and without
+        ``follow`` the stream ends with what the daemon holds now (up to ``until``, if given)."""
         cid = self.admit(container, "read the logs of")
         api = self._gate.api()
-        params = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1, "since": since}
+        params = {"stdout": 1, "stderr": 1, "follow": int(follow), "timestamps": 1, "since": since}
+        if until is not None:
+            params["until"] = until
         with translated(f"read the logs of {self.name}"):
             response = api._get(api._url("/containers/{0}/logs", cid), params=params, stream=True,
                                 timeout=(self._gate.timeout, None))

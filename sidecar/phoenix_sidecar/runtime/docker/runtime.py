@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import ContainerGone, DockerUnreachable, RuntimeUnavailable
-from phoenix_sidecar.runtime.base import RunEnd
+from phoenix_sidecar.runtime.base import RunEnd, RunStart
 from phoenix_sidecar.runtime.docker import control
 from phoenix_sidecar.runtime.docker.guard import DockerGate, TargetGuard
 from phoenix_sidecar.runtime.docker.monitor import ContainerMonitor, Observed, setup_warnings
-from phoenix_sidecar.runtime.docker.streams import FileSource, StreamSource
+from phoenix_sidecar.runtime.docker.streams import FileSource, StreamSource, completed_tail, container_output
 from phoenix_sidecar.runtime.output import OutputListener, OutputSink, OutputTail, wait_quiet
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
@@ -52,6 +52,7 @@ class _Run:
     started_at: str
     started_ns: int
     source: StreamSource | None  # the run's own log stream (None when the log file is followed)
+    log_since_ns: int = 0  # where the run's output begins in the container's own log
     ended: Observed | None = None
     hang: HangInfo | None = None
     stopped_for: str | None = None
@@ -107,8 +108,10 @@ class DockerRuntime:
     def container_id(self) -> str | None:
         return self._guard.target_id if self._guard else None
 
-    def start(self) -> None:
-        """Attach to the running container, or start it; either way a new run begins now.
+    def start(self) -> RunStart:
+        """Attach to the running container, or start it. Either way the run's clock is the
+        container's ``StartedAt``; an attach (to a running container, or to a failure found at the
+        first start) is no new run of Phoenix's.
 
         At the first start, a container that failed before Phoenix watched it (and after Phoenix
         last dealt with it) is taken as it is: that run is the first one, already over, so its
@@ -123,15 +126,15 @@ class DockerRuntime:
         if now.running:
             log.info("%s is running (since %s); attaching to it", self.target, now.started_at)
             self._begin(now)
-            return
+            return RunStart(now.started_ns / 1e9, attached=True)
         if first and self._unhandled_failure(now):
             log.warning("%s failed (exit code %d) at %s, before Phoenix watched it; handling that failure first",
                         self.target, now.exit_code, time.strftime("%H:%M:%S", time.localtime(now.finished_ns / 1e9)))
             if self._file is not None:
                 self._tail.add(read_last(self._file.path, self._tail.max_bytes))
             self._begin(now)
-            return
-        self._start_container(guard, now)
+            return RunStart(now.started_ns / 1e9, attached=True)
+        return self._start_container(guard, now)
 
     def _unhandled_failure(self, now: Observed) -> bool:
         failed = now.started_ns > 0 and now.status in ("exited", "dead") and (now.exit_code != 0 or now.oom_killed)
@@ -282,13 +285,14 @@ class DockerRuntime:
     def _observe(self, guard: TargetGuard) -> Observed:
         return control.observe(guard)
 
-    def _start_container(self, guard: TargetGuard, before: Observed) -> None:
+    def _start_container(self, guard: TargetGuard, before: Observed) -> RunStart:
         assert self._monitor is not None
         if not self._monitor.wait_connected(self._settings.docker_timeout_seconds):
             raise DockerUnreachable(f"cannot start {self.target}: the Docker daemon is not answering")
         now = control.start_once(guard, before, target=self.target)
         self.starts += 1
         self._begin(now, since_ns=max(before.finished_ns + 1, now.started_ns - 1_000_000_000))
+        return RunStart(now.started_ns / 1e9)
 
     def _begin(self, now: Observed, since_ns: int | None = None) -> None:
         """A run that began at ``now.started_at`` is the one supervised from here on."""
@@ -298,10 +302,11 @@ class DockerRuntime:
             if old is not None and old.source is not None:
                 old.source.close()
             source = None
+            since_ns = since_ns or now.log_since_ns
             if not self._settings.log_file:
-                source = StreamSource(self._guard, self._sink, since_ns=since_ns or now.log_since_ns, tty=now.tty,
+                source = StreamSource(self._guard, self._sink, since_ns=since_ns, tty=now.tty,
                                       connected=self._monitor.wait_connected)
-            self._run = _Run(now.started_at, now.started_ns, source)
+            self._run = _Run(now.started_at, now.started_ns, source, log_since_ns=since_ns)
             self._heartbeat.reset()
         self._on_observed(now)  # a run that is already over (crashed at once) ends right here
 
@@ -373,6 +378,10 @@ class DockerRuntime:
         ended = run.ended
         assert ended is not None
         tail = self._tail.text()
+        if run.source is None and self._guard is not None and run.started_ns:  # the file may lack an early crash
+            tail = completed_tail(tail, container_output(
+                self._guard, since_ns=run.log_since_ns or run.started_ns - 1_000_000_000,
+                until_ns=ended.finished_ns + 1_000_000_000, tty=ended.tty, limit=self._tail.max_bytes))
         if ended.error:
             tail += f"\n[docker] {ended.error}\n"
         with self._cond:

@@ -5,7 +5,8 @@ Two sources, one sink. `FileSource` follows the log file the job writes on the s
 (`phoenix_watchdog.sources.dockerlogs`), reconnecting after a daemon outage without repeating a line.
 Both hand every block of output to the runtime's `OutputSink` (`runtime/output.py`), which keeps
 the tail for the diagnosis, passes the output on to listeners and beats the heartbeat. Each reads
-in a `Worker` thread.
+in a `Worker` thread. `container_output` reads a finished run's own Docker log once: what a job
+printed before it opened its log file (an import error, a bad argument) is only there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,39 @@ from phoenix_watchdog.worker import Worker
 log = logging.getLogger(__name__)
 
 FILE_STREAM = "log"  # the stream name of output read from the shared log file
+
+
+def container_output(guard: TargetGuard, *, since_ns: int, until_ns: int, tty: bool, limit: int) -> bytes:
+    """The last ``limit`` bytes a finished run printed to its stdout and stderr, from the Docker
+    log (stdout and stderr in the order the daemon recorded them). Empty when the daemon cannot say."""
+    out = bytearray()
+    cursor = LogCursor(since_ns)
+
+    def collect(stream: str, data: bytes) -> None:
+        out.extend(data)
+        if len(out) > 2 * limit:
+            del out[:-limit]
+
+    try:
+        stream = guard.logs(since=cursor.since_param(), follow=False, until=LogCursor(until_ns).since_param())
+        try:
+            DockerLogReader(collect, tty=tty, cursor=cursor).consume(stream)
+        finally:
+            stream.close()
+    except RuntimeUnavailable as exc:
+        log.warning("could not read the Docker log of %s: %s", guard.name, exc)
+    return bytes(out[-limit:])
+
+
+def completed_tail(file_tail: str, own: bytes) -> str:
+    """The log file's tail of a run, followed by the container's own output of it when the file
+    holds less than the container printed: a job that fails before it opens its log file (an
+    import error, a bad argument, CUDA failing to initialise) leaves its traceback only there."""
+    text = own.decode("utf-8", errors="replace")
+    if len(text.strip()) <= len(file_tail.strip()):
+        return file_tail
+    log.info("the log file holds less of this run than the container printed; diagnosing its own output too")
+    return (file_tail if not file_tail or file_tail.endswith("\n") else file_tail + "\n") + text
 
 
 class FileSource:

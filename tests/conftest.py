@@ -34,3 +34,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             report.outcome = "failed"
             report.longrepr = f"skipped under PHOENIX_TEST_STRICT=1 (CI must run every test): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> object:
+    """The same rule for a whole module skipped while it is collected (``pytest.importorskip`` at
+    the top of a file): under PHOENIX_TEST_STRICT=1 a missing dependency fails the run instead."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and STRICT:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under PHOENIX_TEST_STRICT=1 (CI must run every test): {reason}"

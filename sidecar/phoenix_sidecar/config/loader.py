@@ -7,10 +7,10 @@ where it came from, so `phoenix config` can show it and an error can name it. An
 stops Phoenix before it starts anything (``ConfigError``, exit code 2).
 
 Input is parsed defensively, since a config file may come from anyone who can write the
-workspace: the file is at most `MAX_FILE_BYTES`, YAML anchors and aliases are refused (a
-"billion laughs" expands to gigabytes), nesting is at most `MAX_DEPTH` deep, a number is at most
+workspace: the file is read by `yamlfile` (bounded size, no YAML anchors or aliases: a "billion
+laughs" expands to gigabytes; bounded nesting), a number is at most
 `MAX_NUMBER_CHARS` characters and within its setting's minimum and maximum, a text value at most
-`MAX_TEXT_CHARS`, and every error message quotes at most `QUOTE_CHARS` of the offending value.
+`MAX_TEXT_CHARS`, and every error message quotes only the start of the offending value (`yamlfile.quote`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import yaml
 from phoenix_sidecar.config import schema as S
 from phoenix_sidecar.errors import ConfigError
 from phoenix_sidecar.config.schema import KeySpec, Settings, key_specs
-from phoenix_sidecar.config.yamlfile import MAX_DEPTH, MAX_FILE_BYTES, QUOTE_CHARS, parse_text, quote, read_yaml
+from phoenix_sidecar.config.yamlfile import parse_text, quote, read_yaml
 from phoenix_watchdog.diagnosis.rules import user_rules
 
 CONFIG_FILE_NAME = "phoenix.yaml"

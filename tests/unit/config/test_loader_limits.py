@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_sidecar.config import loader
+from phoenix_sidecar.config import loader, yamlfile
 from phoenix_sidecar.config.schema import FLOAT, INT, key_specs
 from phoenix_sidecar.errors import ConfigError
 
@@ -67,7 +67,7 @@ def test_deep_nesting_is_refused(tmp_path: Path) -> None:
 
 def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="larger than"):
-        _load(tmp_path, "# " + "x" * (loader.MAX_FILE_BYTES + 10) + "\n")
+        _load(tmp_path, "# " + "x" * (yamlfile.MAX_FILE_BYTES + 10) + "\n")
 
 
 def test_a_huge_value_gives_a_short_message(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ module first and needs no Docker SDK, and the CLI loads it only for the commands
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.runtime.base import RuntimeContext
+from phoenix_sidecar.runtime.output import echo
 
 if TYPE_CHECKING:
     from phoenix_sidecar.runtime.docker.runtime import DockerRuntime

@@ -229,13 +229,20 @@ class RepairEngine:
             rel = self.map_path(name)
             if rel is None:
                 continue
-            if name.startswith("/") and name != str(self.workspace / rel):
-                aliases[name] = rel
+            if name != rel and name != str(self.workspace / rel):
+                aliases[name] = rel  # the name the job saw (in a container, from a sub-directory)
             target = self.policy.allowed(rel)
             if target is not None and target.rel not in found:
                 found.append(target.rel)
         if d.category == "cuda_oom":
             found.extend(c for c in self._config_files() if c not in found)
+        # Small models often name a file by its base name: kept where it names one shown file only
+        # and no file of that name sits at the workspace root.
+        for rel in found[:MAX_PROMPT_FILES]:
+            base = rel.rsplit("/", 1)[-1]
+            if base != rel and sum(f.rsplit("/", 1)[-1] == base for f in found[:MAX_PROMPT_FILES]) == 1 \
+                    and not os.path.lexists(self.workspace / base):
+                aliases.setdefault(base, rel)
         sources = []
         for rel in found[:MAX_PROMPT_FILES]:
             path = self.workspace / rel

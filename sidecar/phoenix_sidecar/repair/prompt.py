@@ -157,6 +157,9 @@ def _answer_format(example: str, limits: PromptLimits) -> str:
         "Reply with one JSON object and nothing else:\n"
         '{"patches": [{"file_path": "' + example + '", "mode": "search_replace", '
         '"search": "<lines copied exactly from the file>", "replace": "<the new lines>"}]}\n'
+        'Example, for a misspelt name on an indented line:\n'
+        '{"patches": [{"file_path": "' + example + '", "mode": "search_replace", '
+        '"search": "        total += los\\n", "replace": "        total += loss\\n"}]}\n'
         '- Prefer "search_replace". "search" must be copied exactly from the file, without the line '
         "numbers shown, and occur exactly once: use whole lines, enough of them to be unique.\n"
         '- Also accepted: {"file_path", "mode": "unified_diff", "diff": "<unified diff of that file>"} and '

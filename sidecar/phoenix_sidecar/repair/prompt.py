@@ -142,9 +142,13 @@ def _failure(d: Diagnosis, scrub) -> str:  # type: ignore[no-untyped-def]
     if d.frame:
         lines.append(f"innermost frame in the job's code: {scrub(d.frame.file, 300)}, line {d.frame.line}, "
                      f"in {scrub(d.frame.function, 120)}")
-    if d.summary:
+    said = "\n".join(lines)
+    if d.summary and not (d.message and scrub(d.message, 1500) in scrub(d.summary, 400)):
         lines.append(f"summary: {scrub(d.summary, 400)}")
-    evidence = [scrub(e, 240) for e in d.evidence[:12]]
+        said += "\n" + lines[-1]
+    # Lines that only repeat the message cost a small model's window and tell it nothing new.
+    said += f"\n{scrub(d.exception, 200)}: {scrub(d.message, 1500)}" if d.exception and d.message else ""
+    evidence = [e for e in (scrub(e, 240) for e in d.evidence[:12]) if e.strip() and e.strip() not in said]
     if evidence:
         lines.append("evidence lines:")
         lines.extend(f"  {e}" for e in evidence)

@@ -82,6 +82,7 @@ def build_prompt(diagnosis: Diagnosis, log_tail: str, sources: Sequence[PromptSo
 
     if previous and budget > 300:
         add("## Your previous answer for this same failure\n"
+            "The source shown below is the file as it is now: quote only from it.\n"
             + _fence("NOTE", nonce, scrub(previous, min(4000, budget // 6))))
     if stack and budget > 300:
         add("## Stack dump of the hung job\n"

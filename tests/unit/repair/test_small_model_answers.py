@@ -140,3 +140,17 @@ def test_the_answer_is_compiled_as_written_by_the_model() -> None:
     assert "'learning_rate': 1e-3}" in out and out.replace(
         "CONFIG = {'lr': 1e-3, 'batch_size': 32, 'epochs': 2, 'learning_rate': 1e-3}", "") == TRAIN.replace(
         'CONFIG = {"lr": 1e-3, "batch_size": 32, "epochs": 2}', "")
+
+
+def test_a_fragment_of_a_line_in_the_other_quote_style() -> None:
+    """Qwen2.5-Coder 1.5B's answer to a KeyError, as it wrote it: the key alone, in single quotes."""
+    out = apply(sr("'learning_rate'", "'lr'"))
+    assert out == TRAIN.replace('cfg["learning_rate"]', "cfg['lr']")
+
+
+def test_a_fragment_that_occurs_twice_once_quotes_are_ignored_is_refused() -> None:
+    refused("ambiguous", sr("'batch_size'", "'bs'"))  # cfg["batch_size"] twice in train()
+
+
+def test_a_fragment_found_nowhere_is_still_not_found() -> None:
+    refused("no_match", sr("'learning-rate'", "'lr'"))

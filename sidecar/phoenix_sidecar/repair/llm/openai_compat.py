@@ -161,7 +161,7 @@ class OpenAiClient:
                 raise LlmError("http", f"the prompt does not fit the model's context window of {window} tokens "
                                        f"({host} answered {reply.status}); prompts are now cut to fit", client=self.name)
             if fmt is not None and 400 <= reply.status < 600 and _about_format(detail):
-                self._step_down(f"{fmt} refused with HTTP {reply.status}: {detail[:160]}")
+                self._step_down(f"{fmt} refused with HTTP {reply.status}: {' '.join(detail.split())[:120]}")
                 continue
             raise LlmError("http", f"{host} answered {reply.status}: {detail}", client=self.name)
 
@@ -210,8 +210,8 @@ class OpenAiClient:
                            client=self.name)
         finish = data["choices"][0].get("finish_reason") if isinstance(data["choices"][0], dict) else None
         if finish == "length" and not _schema_shaped(content):
-            raise LlmError("parse", f"the answer was cut off at max_tokens={self.max_tokens()} before it ended",
-                           client=self.name)
+            raise LlmError("parse", f"the answer was cut off at max_tokens={self.max_tokens()} before it ended "
+                                    f"(it began {content[:160]!r} and ended {content[-80:]!r})", client=self.name)
         return content
 
 

@@ -64,6 +64,11 @@ def key(line: str, level: str) -> str:
     return " ".join(text.split())
 
 
+def quote_key(text: str) -> str:
+    """``text`` with typography made plain and ``"`` read as ``'``: one character for one, so offsets hold."""
+    return text.translate(_TYPO).replace('"', "'")
+
+
 def _lead(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 

@@ -117,11 +117,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="llm_timeout_seconds")
     parser.add_argument("--only", default="", help="comma-separated bug names")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--keep", type=Path, help="keep the workspaces (and their repair records) under this folder")
     args = parser.parse_args()
     if not args.url and not args.model:
         parser.error("give --url or --model")
     bugs = [b for b in BUGS if not args.only or b.name in args.only.split(",")]
-    with tempfile.TemporaryDirectory(prefix="phoenix-llm-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="phoenix-llm-bench-") as scratch:
+        tmp = str(args.keep or scratch)
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         server = None
         url = args.url
         if args.model:

@@ -103,7 +103,12 @@ def llama_cpp_python(n_ctx: int = 2048) -> Callable[[dict[str, Any]], Reply]:
                                               f"messages, {body.get('max_tokens')} in the completion). Please reduce "
                                               "the length of the messages or completion.",
                                    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
-        return completion(json.dumps(ANSWER))
+        room = min(body.get("max_tokens") or n_ctx, n_ctx - tokens)  # the answer gets what is left of the window
+        answer = json.dumps(ANSWER)
+        cut = len(answer) // 3 > room
+        code, reply = completion(answer[: room * 3] if cut else answer, "length" if cut else "stop")
+        reply["usage"] = {"prompt_tokens": tokens, "completion_tokens": min(room, len(answer) // 3)}
+        return code, reply
     return post
 
 
@@ -217,3 +222,20 @@ def test_a_server_error_that_does_not_name_the_format_is_not_taken_for_a_refusal
         result = LlmChain([_client(server.url)], EventBus(), parse_answer).ask("x")
     assert not result.ok and "out of memory" in result.failure()
     assert [_kind(b) for b in server.posts] == ["json_schema"]
+
+
+def test_a_prompt_that_leaves_no_room_for_the_answer_teaches_the_window_and_is_rebuilt() -> None:
+    """llama-cpp-python caps the answer at what the prompt left of the window, and says only "length"."""
+    with StandIn(llama_cpp_python(n_ctx=2048), LLAMA_CPP_PYTHON_GETS) as server:
+        client = _client(server.url)
+        built: list[int] = []
+
+        def refit(chars: int) -> str:
+            built.append(chars)
+            return "y" * (chars - 100)
+
+        result = LlmChain([client], EventBus(), parse_answer).ask("x" * 5950, refit=refit)  # 2040 tokens: fits, barely
+        assert result.ok, result.failure()
+        assert "cut off" in result.attempts[0].message and result.attempts[1].ok
+        assert "context window 2048 tokens (an answer the server cut short)" in result.attempts[-1].protocol
+        assert built and built[0] <= (2048 - 2048 // 3) * 3

@@ -12,7 +12,10 @@ reported in `OpenAiClient.protocol`, which the chain puts in the repair record.
 
 It always sends ``max_tokens`` (``llm_max_tokens``, lowered to a third of a known context window),
 and tells the caller how many prompt characters fit the model's window (`prompt_chars`): from vLLM's
-``max_model_len``, llama-server's ``/props``, or the window a context-length refusal names.
+``max_model_len``, llama-server's ``/props``, the window a context-length refusal names, or an
+answer cut short of ``max_tokens`` (llama-cpp-python gives the answer only what the prompt left of
+the window: prompt plus answer tokens is the window). Characters per token are measured from the
+server's ``usage`` counts once it has answered.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class ServerFacts:
     n_ctx: int | None = None
     window_from: str = ""
     probed: bool = False
+    chars_per_token: float = 0.0  # measured from the server's usage counts; 0: not yet
 
 
 _SERVERS: dict[str, ServerFacts] = {}
@@ -104,7 +108,8 @@ class OpenAiClient:
             self._probe()
         if not f.n_ctx:
             return None
-        return max(2000, (f.n_ctx - self.max_tokens() - OVERHEAD_TOKENS) * CHARS_PER_TOKEN)
+        ratio = min(f.chars_per_token * 0.9, 4.0) if f.chars_per_token else CHARS_PER_TOKEN
+        return max(2000, int((f.n_ctx - self.max_tokens() - OVERHEAD_TOKENS) * ratio))
 
     def _probe(self) -> None:
         """Ask the server for its context window where it can tell (vLLM, llama-server); silent otherwise."""
@@ -150,7 +155,7 @@ class OpenAiClient:
             fmt = FORMATS[f.format]
             reply = self._post(url, prompt, fmt, headers, deadline, budget)
             if reply.status == 200:
-                text = self._text(reply)
+                text = self._text(reply, len(SYSTEM_INSTRUCTION) + len(prompt))
                 if fmt == "json_schema" and not _schema_shaped(text):
                     self._step_down(f"{fmt} was ignored (the answer was not the JSON object asked for)")
                 return text
@@ -195,8 +200,13 @@ class OpenAiClient:
             budget.wait(delay, f"the server answered {reply.status}: {_openai_error(reply)}", self.name)
         raise LlmError("rate_limited", "the server still refused after 6 attempts", client=self.name)
 
-    def _text(self, reply: HttpReply) -> str:
+    def _text(self, reply: HttpReply, prompt_chars: int) -> str:
         data = reply.json()
+        usage = data.get("usage") if isinstance(data, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        prompt_tokens, answer_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if _positive(prompt_tokens):
+            self.facts.chars_per_token = prompt_chars / prompt_tokens
         try:
             message = data["choices"][0]["message"]
         except (TypeError, KeyError, IndexError):
@@ -210,6 +220,10 @@ class OpenAiClient:
                            client=self.name)
         finish = data["choices"][0].get("finish_reason") if isinstance(data["choices"][0], dict) else None
         if finish == "length" and not _schema_shaped(content):
+            if _positive(prompt_tokens) and isinstance(answer_tokens, int) and answer_tokens < self.max_tokens():
+                # Cut short of max_tokens: the prompt filled the window (llama-cpp-python caps the
+                # answer at what is left of it). Now the window is known, and the prompt is cut to fit.
+                self._window(prompt_tokens + answer_tokens, "an answer the server cut short")
             raise LlmError("parse", f"the answer was cut off at max_tokens={self.max_tokens()} before it ended "
                                     f"(it began {content[:160]!r} and ended {content[-80:]!r})", client=self.name)
         return content

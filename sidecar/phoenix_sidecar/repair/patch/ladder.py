@@ -5,8 +5,8 @@ quotes, dashes, odd spaces) and inner whitespace normalised; leading indentation
 whole block is shifted by one consistent amount (or tabs for spaces at one width); the same with
 blank lines ignored; and, loosest, the same with ``'`` and ``"`` taken as one quote and spaces
 around punctuation ignored (``f(a,b)`` for ``f(a, b)``): the slips small local models make when
-they copy code, which change no token of the code. `ladder` stops at the first rung with a match; more than one match there
-is the caller's ambiguity to refuse. `reindent` carries a matched block's shift over to new lines.
+they copy code, which change no token of the code. `ladder` stops at the first rung with a match;
+more than one match there is the caller's ambiguity to refuse. `reindent` carries a matched block's shift over to new lines.
 Pure; `locate` builds on it.
 """
 

@@ -4,8 +4,7 @@ A block is the old/new content of one hunk (or of a search/replace pair) as tagg
 ``" "``, removed ``"-"``, added ``"+"``. It is located by its content only; line numbers in a
 header are never used. Matching climbs the `ladder` of ever looser comparisons (exact, trailing
 whitespace, typography and inner whitespace, uniform indentation shift, blank lines ignored,
-quote style and spaces around punctuation) and
-stops at the first rung with any match: one match is taken, several are rejected as ambiguous.
+quote style and spaces around punctuation) and stops at the first rung with any match: one match is taken, several are rejected as ambiguous.
 When no rung matches, it tries the block's likely intended form (viewer line numbers stripped,
 new lines the model forgot to mark ``+``), then splits a hunk that jumps between regions, then drops context lines from the edges (the core
 of the change must still match, uniquely) provided every context line it quoted is in the file

@@ -71,8 +71,8 @@ def start_server(python: str, model: str, n_ctx: int | None, log: Path) -> tuple
     raise SystemExit("the server did not come up in 300 s")
 
 
-def repair_bug(bug: Bug, url: str, attempts: int, root: Path, timeout: float) -> list[tuple[str, str, float]]:
-    """``(outcome, reason, seconds)`` per attempt, stopping at the first promoted one."""
+def repair_bug(bug: Bug, url: str, attempts: int, root: Path, timeout: float) -> list[tuple[str, str, float, int]]:
+    """``(outcome, reason, seconds, prompt characters)`` per attempt, stopping at the first promoted one."""
     expected = expected_line(bug, root / "fixed")
     ws = make_repo(root / "job", job_files(bug, expected))
     settings = Settings(workspace=str(ws), primary="openai", openai_url=url, llm_timeout_seconds=timeout,
@@ -85,18 +85,22 @@ def repair_bug(bug: Bug, url: str, attempts: int, root: Path, timeout: float) ->
     for _ in range(attempts):
         started = time.monotonic()
         outcome = engine.repair(RepairRequest(d, log))
-        results.append((str(outcome.outcome), outcome.reason, time.monotonic() - started))
+        prompt = ws / ".phoenix_cli" / "repairs" / outcome.repair_id / "prompt.txt"
+        chars = len(prompt.read_text()) if prompt.is_file() else 0
+        results.append((str(outcome.outcome), outcome.reason, time.monotonic() - started, chars))
         if outcome.outcome == "promoted":
             fixed = subprocess.run([sys.executable, "check.py"], cwd=ws, capture_output=True, text=True, timeout=120)
             if fixed.returncode != 0:
-                results[-1] = ("promoted_but_wrong", fixed.stdout[-200:], results[-1][2])
+                results[-1] = ("promoted_but_wrong", fixed.stdout[-200:], *results[-1][2:])
             break
     return results
 
 
 def lost_reason(outcome: str, reason: str) -> str:
+    if outcome == "llm_failed" and "unusable answer" in reason:
+        return "answer unusable (no change, or no JSON read)"
     if outcome == "llm_failed":
-        return "no usable answer (llm_failed)"
+        return "no answer from the server (llm_failed)"
     if outcome == "verify_failed":
         return "verification failed (model wrong)"
     if outcome == "rejected":
@@ -134,7 +138,7 @@ def main() -> None:
             rows = {}
             for i, bug in enumerate(bugs):
                 rows[bug.name] = repair_bug(bug, url, args.attempts, Path(tmp) / f"bug{i}", args.timeout)
-                shown = ", ".join(f"{o} ({s:.0f} s){': ' + r[:90] if o != 'promoted' else ''}" for o, r, s in rows[bug.name])
+                shown = ", ".join(f"{o} ({s:.0f} s){': ' + r[:90] if o != 'promoted' else ''}" for o, r, s, _ in rows[bug.name])
                 print(f"{bug.name:18} {bug.kind:22} {shown}", flush=True)
         finally:
             if server is not None:
@@ -143,15 +147,18 @@ def main() -> None:
     report(bugs, rows, args)
 
 
-def report(bugs: list[Bug], rows: dict[str, list[tuple[str, str, float]]], args: argparse.Namespace) -> None:
+def report(bugs: list[Bug], rows: dict[str, list[tuple[str, str, float, int]]], args: argparse.Namespace) -> None:
     first = sum(r[0][0] == "promoted" for r in rows.values())
-    within = sum(any(o == "promoted" for o, _, _ in r) for r in rows.values())
-    seconds = [s for r in rows.values() for _, _, s in r]
-    lost = Counter(lost_reason(o, why) for r in rows.values() for o, why, _ in r if o != "promoted")
+    within = sum(any(o == "promoted" for o, *_ in r) for r in rows.values())
+    seconds = [s for r in rows.values() for _, _, s, _ in r]
+    chars = [c for r in rows.values() for *_, c in r if c]
+    lost = Counter(lost_reason(o, why) for r in rows.values() for o, why, _, _ in r if o != "promoted")
     n = len(bugs)
     print(f"\nfixed on the first attempt: {first}/{n}; within {args.attempts} attempts: {within}/{n}")
     print(f"seconds per repair (model call, placement, verification): median {statistics.median(seconds):.1f}, "
           f"max {max(seconds):.1f}, over {len(seconds)} repairs")
+    if chars:
+        print(f"prompt characters sent: median {statistics.median(chars):.0f}, max {max(chars)}")
     print("lost attempts: " + (", ".join(f"{k}: {v}" for k, v in lost.most_common()) or "none"))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "first": first, "within": within, "n": n,

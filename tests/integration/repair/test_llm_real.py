@@ -31,7 +31,9 @@ pytestmark = [pytest.mark.llm_real, pytest.mark.slow, pytest.mark.skipif(
     not (GGUF and Path(GGUF).is_file() and SERVER_PYTHON and Path(SERVER_PYTHON).is_file()),
     reason="no real model: set PHOENIX_TEST_GGUF and PHOENIX_TEST_LLAMA_PYTHON")]
 
-PLANTED = ("typo_name", "wrong_dict_key", "missing_import")
+# Bugs this model gets right in intent (bench/bench_llm_repair.py measures the rest): its right answers
+# must be placed, verified and promoted, whatever their quoting.
+PLANTED = ("typo_name", "wrong_dict_key", "attribute_typo")
 
 
 @pytest.fixture(scope="module")

@@ -110,6 +110,7 @@ class Settings:
     openai_api_key_env: str = setting("OPENAI_API_KEY", STR, "name of the variable that holds the OpenAI-compatible key (optional)", group="repair")
     llm_cmd: list = setting([], WORDS, "command that reads the prompt on stdin and prints the answer", group="repair")
     llm_timeout_seconds: float = setting(180.0, FLOAT, "time allowed for one LLM call", minimum=1, maximum=86400, group="repair")
+    llm_max_tokens: int = setting(2048, INT, "longest answer asked of an OpenAI-compatible server, in tokens (lowered to a third of a known context window)", minimum=64, maximum=1_000_000, group="repair")
     tail: int = setting(200, INT, "log lines given to the LLM", minimum=1, maximum=100000, group="repair")
     max_file_chars: int = setting(120000, INT, "source characters per file in the prompt", minimum=1000, maximum=10_000_000, group="repair")
     max_prompt_chars: int = setting(180000, INT, "characters in the whole prompt", minimum=2000, maximum=10_000_000, group="repair")

@@ -32,7 +32,7 @@ from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.repair.model import PatchReport, RepairOutcome, RepairRecord, RepairRequest, RollbackResult
 from phoenix_sidecar.repair.pipeline import Pipeline
 from phoenix_sidecar.repair.promote import Promoter, Recovered, Step, file_sha, remove_temporaries
-from phoenix_sidecar.repair.prompt import PromptLimits, PromptSource, build_prompt, focus_lines, mentions
+from phoenix_sidecar.repair.prompt import Prompt, PromptLimits, PromptSource, build_prompt, focus_lines, mentions
 from phoenix_sidecar.repair.records import RecordWriter, RepairStore, now_iso, time_id
 from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.repair.safety import PathPolicy
@@ -182,11 +182,6 @@ class RepairEngine:
             return self._finish(record, Outcome.NO_TARGET, "nothing the traceback names is a workspace file a repair may "
                                                      f"change (allowlist: {'; '.join(self.settings.allowlist)})")
         s = self.settings
-        prompt = build_prompt(
-            d, request.log_tail, sources, stack=request.stack, previous=self.store.previous_attempt(d.signature),
-            limits=PromptLimits(s.tail, s.max_file_chars, s.max_prompt_chars, s.max_patch_files, s.max_patch_lines),
-            redactor=self.redactor, nonce=secrets.token_hex(6))
-        record.text("prompt.txt", prompt.text)
         answers: list[str] = []
 
         def keep(client: str, answer: str) -> None:
@@ -195,7 +190,24 @@ class RepairEngine:
 
         chain = LlmChain(build_clients(s, self.environ, self.workspace), self.bus, parse_answer,
                          scrub=self.redactor.text, on_answer=keep)
-        result = chain.ask(prompt.text)
+        previous = self.store.previous_attempt(d.signature)
+
+        def build(max_chars: int) -> Prompt:  # the prompt cut to what the model's context window takes
+            built = build_prompt(
+                d, request.log_tail, sources, stack=request.stack, previous=previous,
+                limits=PromptLimits(s.tail, s.max_file_chars, max_chars, s.max_patch_files, s.max_patch_lines),
+                redactor=self.redactor, nonce=secrets.token_hex(6))
+            record.text("prompt.txt", built.text)
+            return built
+
+        prompt = build(chain.prompt_chars(s.max_prompt_chars))
+
+        def refit(max_chars: int) -> str:
+            nonlocal prompt
+            prompt = build(max_chars)
+            return prompt.text
+
+        result = chain.ask(prompt.text, refit=refit)
         record.json("llm.json", {"attempts": [a.__dict__ for a in result.attempts]})
         if not result.ok or result.parsed is None:
             return self._finish(record, Outcome.LLM_FAILED, f"no usable answer: {result.failure()}")
@@ -262,13 +274,20 @@ class RepairEngine:
             rel = self.map_path(name)
             if rel is None:
                 continue
-            if name.startswith("/") and name != str(self.workspace / rel):
-                aliases[name] = rel
+            if name != rel and name != str(self.workspace / rel):
+                aliases[name] = rel  # the name the job saw (in a container, from a sub-directory)
             target = self.policy.allowed(rel)
             if target is not None and target.rel not in found:
                 found.append(target.rel)
         if d.category == "cuda_oom":
             found.extend(c for c in targets.config_files(self.workspace, self.policy) if c not in found)
+        # Small models often name a file by its base name: kept where it names one shown file only
+        # and no file of that name sits at the workspace root.
+        for rel in found[:MAX_PROMPT_FILES]:
+            base = rel.rsplit("/", 1)[-1]
+            if base != rel and sum(f.rsplit("/", 1)[-1] == base for f in found[:MAX_PROMPT_FILES]) == 1 \
+                    and not os.path.lexists(self.workspace / base):
+                aliases.setdefault(base, rel)
         sources = []
         for rel in found[:MAX_PROMPT_FILES]:
             path = self.workspace / rel

@@ -82,6 +82,7 @@ def build_prompt(diagnosis: Diagnosis, log_tail: str, sources: Sequence[PromptSo
 
     if previous and budget > 300:
         add("## Your previous answer for this same failure\n"
+            "The source shown below is the file as it is now: quote only from it.\n"
             + _fence("NOTE", nonce, scrub(previous, min(4000, budget // 6))))
     if stack and budget > 300:
         add("## Stack dump of the hung job\n"
@@ -142,9 +143,13 @@ def _failure(d: Diagnosis, scrub) -> str:  # type: ignore[no-untyped-def]
     if d.frame:
         lines.append(f"innermost frame in the job's code: {scrub(d.frame.file, 300)}, line {d.frame.line}, "
                      f"in {scrub(d.frame.function, 120)}")
-    if d.summary:
+    said = "\n".join(lines)
+    if d.summary and not (d.message and scrub(d.message, 1500) in scrub(d.summary, 400)):
         lines.append(f"summary: {scrub(d.summary, 400)}")
-    evidence = [scrub(e, 240) for e in d.evidence[:12]]
+        said += "\n" + lines[-1]
+    # Lines that only repeat the message cost a small model's window and tell it nothing new.
+    said += f"\n{scrub(d.exception, 200)}: {scrub(d.message, 1500)}" if d.exception and d.message else ""
+    evidence = [e for e in (scrub(e, 240) for e in d.evidence[:12]) if e.strip() and e.strip() not in said]
     if evidence:
         lines.append("evidence lines:")
         lines.extend(f"  {e}" for e in evidence)
@@ -157,6 +162,9 @@ def _answer_format(example: str, limits: PromptLimits) -> str:
         "Reply with one JSON object and nothing else:\n"
         '{"patches": [{"file_path": "' + example + '", "mode": "search_replace", '
         '"search": "<lines copied exactly from the file>", "replace": "<the new lines>"}]}\n'
+        'Example, for a misspelt name on an indented line:\n'
+        '{"patches": [{"file_path": "' + example + '", "mode": "search_replace", '
+        '"search": "        total += los\\n", "replace": "        total += loss\\n"}]}\n'
         '- Prefer "search_replace". "search" must be copied exactly from the file, without the line '
         "numbers shown, and occur exactly once: use whole lines, enough of them to be unique.\n"
         '- Also accepted: {"file_path", "mode": "unified_diff", "diff": "<unified diff of that file>"} and '

@@ -305,3 +305,21 @@ def test_the_watchdogs_own_diagnosis_drives_the_repair(job: tuple[Path, Path]) -
     outcome = _engine(ws, state, [{**RIGHT, "_needs": [f"{line:>5} | "]}]).engine.repair(RepairRequest(diagnosis, log))
     assert outcome.outcome == "promoted", (diagnosis, outcome)
     assert subprocess.run([sys.executable, "train.py"], cwd=ws, capture_output=True, timeout=60).returncode == 0
+
+
+def test_an_answer_naming_the_file_by_its_base_name_reaches_the_one_file_shown(tmp_path: Path) -> None:
+    ws = make_repo(tmp_path / "job", {"src/train.py": TRAIN, "src/config.json": CONFIG, "train.py": ""})
+    (ws / "train.py").unlink()  # no root train.py: "train.py" can only mean src/train.py
+    state = tmp_path / "llm"
+    state.mkdir()
+    (tmp_path / "fixer.py").write_text(FIXER)
+    run = subprocess.run([sys.executable, "train.py", "--steps", "2"], cwd=ws / "src", capture_output=True, text=True,
+                         timeout=60)
+    line = int(re.findall(r'File ".*train.py", line (\d+)', run.stderr)[-1])
+    container_log = (run.stdout + run.stderr).replace(str(ws), "/app")
+    diagnosis = _diagnosis(ws, line, frame=Frame("/app/src/train.py", line, "train"), files=("/app/src/train.py",))
+    (state / "plan.json").write_text(json.dumps([{**RIGHT, "file_path": "train.py"}]))
+    h = build_harness(ws, primary="command", llm_cmd=[sys.executable, str(tmp_path / "fixer.py"), str(state)])
+    outcome = h.engine.repair(RepairRequest(diagnosis, container_log))
+    assert outcome.outcome == "promoted" and outcome.files == ("src/train.py",), outcome
+    assert "total_loss += loss\n" in (ws / "src" / "train.py").read_text()

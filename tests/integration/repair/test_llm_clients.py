@@ -16,7 +16,8 @@ from phoenix_sidecar.errors import LlmError
 from phoenix_sidecar.events import EventBus, LlmCalled, PatchRejected
 from phoenix_sidecar.repair.patch.answer import parse_answer
 from phoenix_sidecar.repair.llm import LlmChain, build_clients
-from phoenix_sidecar.repair.llm.http import GeminiApiClient, OpenAiClient
+from phoenix_sidecar.repair.llm.http import GeminiApiClient
+from phoenix_sidecar.repair.llm.openai_compat import OpenAiClient
 from phoenix_sidecar.repair.llm.program import CommandClient, GeminiCliClient
 from phoenix_sidecar.config.schema import Settings
 from kits.waiting import HANG_GUARD

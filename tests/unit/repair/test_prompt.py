@@ -167,3 +167,13 @@ def test_the_prompt_never_exceeds_its_limit(log_lines: int, file_lines: int, n_f
                         stack="stack " * 2000).text
     assert len(text) <= max_prompt
     assert text.rstrip().endswith('never abbreviate with "..." or "rest of code".')  # the format is never cut
+
+
+def test_the_failure_says_the_message_once_and_keeps_what_else_the_evidence_adds() -> None:
+    message = "matmul: Input operand 1 has a mismatch in its core dimension 0 (size 4 is different from 3)"
+    diagnosis = Diagnosis(signature="s", category="code_bug", patchable=True, exception="ValueError", message=message,
+                          frame=Frame("train.py", 5, "train"), summary=f"ValueError: {message} (at train.py:5)",
+                          evidence=(f"ValueError: {message}", "exit code 1"), files=("train.py",))
+    failure = _prompt(diagnosis=diagnosis).split("## Failure", 1)[1].split("## Source", 1)[0]
+    assert failure.count("mismatch in its core dimension") == 1
+    assert "exit code 1" in failure

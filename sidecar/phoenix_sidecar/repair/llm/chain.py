@@ -3,7 +3,10 @@
 A client (`base.LlmClient`) turns a prompt into answer text or raises `LlmError`; `registry`
 builds the configured ones. `LlmChain` tries the primary client, then each fallback: a client
 fails on an error, a timeout, or an answer that cannot be parsed. Every call is reported as an ``LlmCalled`` event, and every answer is handed to the
-caller's ``on_answer`` (to be kept in the repair record) before it is judged.
+caller's ``on_answer`` (to be kept in the repair record) before it is judged. A client that can tell
+how much prompt fits its model (``prompt_chars``) gets a prompt rebuilt to fit (the caller's
+``refit``), also after a refusal that taught it the model's window; what a client negotiated with its
+server (``protocol``) goes into each attempt.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Attempt:
     ok: bool
     error: str = ""  # bounded kind
     message: str = ""
+    protocol: str = ""  # what the client negotiated with its server (response format, window)
 
 
 @dataclass
@@ -56,37 +60,58 @@ class LlmChain(Generic[T]):
         self.scrub = scrub
         self.on_answer = on_answer
 
-    def ask(self, prompt: str) -> ChainResult[T]:
+    def prompt_chars(self, default: int) -> int:
+        """The longest prompt every client's model can take: ``default`` or less."""
+        return min([default, *(n for n in (_fit(c) for c in self.clients) if n)])
+
+    def ask(self, prompt: str, refit: Callable[[int], str] | None = None) -> ChainResult[T]:
+        """The first answer that parses. ``refit(chars)`` rebuilds the prompt at most ``chars`` long."""
         result: ChainResult[T] = ChainResult()
         for client in self.clients:
-            started = time.monotonic()
+            text = prompt
             step = f"asking the LLM ({client.name}) for a patch"
             settings = getattr(client, "settings", None)  # the built-in clients carry theirs
-            limit = float(getattr(settings, "llm_timeout_seconds", 0.0) or 0.0)
-            self.bus.emit(StepProgress(step="llm", detail=step, limit_seconds=limit))
-            try:
-                answer = client.complete(prompt)
-            except LlmError as exc:
-                self._record(result, client.name, started, exc.kind, self.scrub(str(exc)))
-                continue
-            finally:
-                self.bus.emit(StepProgress(step="llm", detail=step, limit_seconds=limit, done=True))
-            if self.on_answer is not None:
-                self.on_answer(client.name, answer)
-            try:
-                parsed = self.parse(answer)
-            except AnswerRejected as exc:
-                self.bus.emit(PatchRejected(reason=exc.reason))
-                self._record(result, client.name, started, "parse", f"unusable answer: {self.scrub(exc.detail)}")
-                continue
-            seconds = time.monotonic() - started
-            result.attempts.append(Attempt(client.name, seconds, True))
-            self.bus.emit(LlmCalled(client=client.name, seconds=seconds, ok=True))
-            result.client, result.answer, result.parsed = client.name, answer, parsed
-            return result
+            timeout = float(getattr(settings, "llm_timeout_seconds", 0.0) or 0.0)
+            for _ in range(2):  # a second try only with a prompt cut to a window the first one taught
+                started = time.monotonic()
+                self.bus.emit(StepProgress(step="llm", detail=step, limit_seconds=timeout))
+                try:
+                    answer = client.complete(text)
+                except LlmError as exc:
+                    self._record(result, client, started, exc.kind, self.scrub(str(exc)))
+                    limit = _fit(client) if refit is not None else None
+                    if refit is None or limit is None or len(text) <= limit:
+                        break
+                    text = refit(limit)
+                    continue
+                finally:
+                    self.bus.emit(StepProgress(step="llm", detail=step, limit_seconds=timeout, done=True))
+                if self.on_answer is not None:
+                    self.on_answer(client.name, answer)
+                try:
+                    parsed = self.parse(answer)
+                except AnswerRejected as exc:
+                    self.bus.emit(PatchRejected(reason=exc.reason))
+                    self._record(result, client, started, "parse", f"unusable answer: {self.scrub(exc.detail)}")
+                    break
+                seconds = time.monotonic() - started
+                result.attempts.append(Attempt(client.name, seconds, True, protocol=_protocol(client)))
+                self.bus.emit(LlmCalled(client=client.name, seconds=seconds, ok=True))
+                result.client, result.answer, result.parsed = client.name, answer, parsed
+                return result
         return result
 
-    def _record(self, result: ChainResult[T], client: str, started: float, kind: str, message: str) -> None:
+    def _record(self, result: ChainResult[T], client: LlmClient, started: float, kind: str, message: str) -> None:
         seconds = time.monotonic() - started
-        result.attempts.append(Attempt(client, seconds, False, kind, message))
-        self.bus.emit(LlmCalled(client=client, seconds=seconds, ok=False, error=kind))
+        result.attempts.append(Attempt(client.name, seconds, False, kind, message, _protocol(client)))
+        self.bus.emit(LlmCalled(client=client.name, seconds=seconds, ok=False, error=kind))
+
+
+def _fit(client: LlmClient) -> int | None:
+    """Prompt characters the client's model takes, where the client can tell (optional protocol)."""
+    fit = getattr(client, "prompt_chars", None)
+    return fit() if callable(fit) else None
+
+
+def _protocol(client: LlmClient) -> str:
+    return str(getattr(client, "protocol", "") or "")

@@ -1,8 +1,9 @@
-"""LLM clients over HTTP: the Gemini API (generateContent) and OpenAI-compatible chat completions.
+"""LLM over HTTP: the request seam (`post_json`, `get_json`), rate-limit waits, and the Gemini API client.
 
-Both ask for JSON constrained by the answer schema, stay within ``llm_timeout_seconds`` per call
-(retries included), and wait out rate limits only as long as the server asks and a bound allows.
-Keys travel in headers only, never in URLs, and no message built here contains one.
+The Gemini API client asks for JSON constrained by the answer schema, stays within
+``llm_timeout_seconds`` per call (retries included), and waits out rate limits only as long as the
+server asks and a bound allows. The OpenAI-compatible client (`openai_compat`) builds on the same
+seam. Keys travel in headers only, never in URLs, and no message built here contains one.
 """
 
 from __future__ import annotations
@@ -74,6 +75,19 @@ def post_json(url: str, payload: dict[str, Any], headers: Mapping[str, str], *, 
     return HttpReply(status, {k.lower(): v for k, v in response.headers.items()}, body)
 
 
+def get_json(url: str, headers: Mapping[str, str], *, timeout: float) -> Any:
+    """GET ``url`` and its JSON body, or None on any failure (a probe: what a server can tell about itself)."""
+    request = urllib.request.Request(url, method="GET", headers={"Accept": "application/json",
+                                                                 "User-Agent": "phoenix-supervisor", **headers})
+    host = urllib.parse.urlsplit(url).hostname or url
+    try:
+        with _opener(host).open(request, timeout=timeout) as response:
+            body = response.read(MAX_REPLY_BYTES)
+        return json.loads(body.decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
+        return None
+
+
 def _read(response: Any, deadline: float, host: str, client: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -103,7 +117,7 @@ def _opener(host: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({})) if loopback else urllib.request.build_opener()
 
 
-class _RetryBudget:
+class RetryBudget:
     """How long rate limits may still be waited out within one call."""
 
     def __init__(self, deadline: float, sleep: Callable[[float], None]) -> None:
@@ -146,7 +160,7 @@ class GeminiApiClient:
                                  "responseSchema": gemini_schema(ANSWER_SCHEMA)},
         }
         deadline = time.monotonic() + s.llm_timeout_seconds
-        budget = _RetryBudget(deadline, self.sleep)
+        budget = RetryBudget(deadline, self.sleep)
         for attempt in range(MAX_ATTEMPTS):
             reply = post_json(url, payload, {"x-goog-api-key": key}, deadline=deadline, client=self.name)
             if reply.status == 200:
@@ -210,96 +224,3 @@ def _daily_quota(details: list[Any]) -> bool:
                 if "PerDay" in quota or "Daily" in quota:
                     return True
     return False
-
-
-class OpenAiClient:
-    """``POST {openai_url}/chat/completions`` of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...)."""
-
-    name = "openai"
-    # json_schema first; a server that refuses it (HTTP 400) gets json_object, then plain text.
-    FORMATS: tuple[str | None, ...] = ("json_schema", "json_object", None)
-
-    def __init__(self, settings: Settings, environ: Mapping[str, str], *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.settings = settings
-        self.environ = environ
-        self.sleep = sleep
-        self._format = 0  # remembered across calls once a server refused a format
-
-    def complete(self, prompt: str) -> str:
-        s = self.settings
-        if not s.openai_url:
-            raise config_error(self.name, "no server: set openai_url (e.g. http://localhost:8000/v1)")
-        url = s.openai_url.rstrip("/") + "/chat/completions"
-        headers = {}
-        key = secret(s, "openai_api_key", self.environ)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        deadline = time.monotonic() + s.llm_timeout_seconds
-        budget = _RetryBudget(deadline, self.sleep)
-        while True:
-            fmt = self.FORMATS[self._format]
-            reply = self._post(url, prompt, fmt, headers, deadline, budget)
-            if reply.status == 200:
-                return self._text(reply)
-            detail = _openai_error(reply)
-            if reply.status == 400 and fmt is not None and _about_format(detail):
-                self._format += 1
-                continue
-            raise LlmError("http", f"{urllib.parse.urlsplit(url).netloc} answered {reply.status}: {detail}",
-                           client=self.name)
-
-    def _post(self, url: str, prompt: str, fmt: str | None, headers: Mapping[str, str], deadline: float,
-              budget: _RetryBudget) -> HttpReply:
-        payload: dict[str, Any] = {
-            "messages": [{"role": "system", "content": SYSTEM_INSTRUCTION}, {"role": "user", "content": prompt}],
-            "temperature": 0,
-        }
-        if self.settings.openai_model:
-            payload["model"] = self.settings.openai_model
-        if fmt == "json_schema":
-            payload["response_format"] = {"type": "json_schema",
-                                          "json_schema": {"name": "phoenix_patches", "schema": ANSWER_SCHEMA}}
-        elif fmt == "json_object":
-            payload["response_format"] = {"type": "json_object"}
-        for attempt in range(MAX_ATTEMPTS):
-            reply = post_json(url, payload, headers, deadline=deadline, client=self.name)
-            if reply.status not in (429, 503):
-                return reply
-            after = reply.headers.get("retry-after", "")
-            delay = float(after) if re.fullmatch(r"\s*[\d.]+\s*", after) else min(30.0, 2.0 * 2 ** attempt)
-            budget.wait(delay, f"the server answered {reply.status}: {_openai_error(reply)}", self.name)
-        raise LlmError("rate_limited", f"the server still refused after {MAX_ATTEMPTS} attempts", client=self.name)
-
-    def _text(self, reply: HttpReply) -> str:
-        data = reply.json()
-        try:
-            message = data["choices"][0]["message"]
-        except (TypeError, KeyError, IndexError):
-            raise LlmError("parse", "the reply has no choices[0].message", client=self.name) from None
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):  # some servers send content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if not isinstance(content, str) or not content.strip():
-            refusal = message.get("refusal") if isinstance(message, dict) else None
-            raise LlmError("parse", f"the model gave no answer{f' (refused: {refusal})' if refusal else ''}",
-                           client=self.name)
-        return content
-
-
-def _openai_error(reply: HttpReply) -> str:
-    data = reply.json()
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message", error))[:500]
-        if isinstance(error, str):
-            return error[:500]
-        if "detail" in data:
-            return str(data["detail"])[:500]
-    return reply.body[:300].decode("utf-8", "replace").strip()
-
-
-def _about_format(detail: str) -> bool:
-    low = detail.lower()
-    return any(w in low for w in ("response_format", "json_schema", "json_object", "schema", "grammar"))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.repair.llm.base import LlmClient
-from phoenix_sidecar.repair.llm.http import GeminiApiClient, OpenAiClient
+from phoenix_sidecar.repair.llm.http import GeminiApiClient
+from phoenix_sidecar.repair.llm.openai_compat import OpenAiClient
 from phoenix_sidecar.repair.llm.program import CommandClient, GeminiCliClient
 
 # A factory gets the settings, the environment (keys, the CLI's environment) and the workspace.

@@ -20,6 +20,7 @@ from phoenix_sidecar.errors import AnswerRejected
 from phoenix_sidecar.repair.outcomes import RejectReason
 from phoenix_sidecar.repair.patch import diff as udiff
 from phoenix_sidecar.repair.patch.lines import Edit, SourceText, minimize
+from phoenix_sidecar.repair.patch.ladder import quote_key
 from phoenix_sidecar.repair.patch.locate import Block, Locator
 from phoenix_sidecar.repair.model import Patch, PatchStatus
 
@@ -166,9 +167,28 @@ def _search_replace(patch: Patch, lines: list[str], locator: Locator, origin: st
         raise AnswerRejected(RejectReason.AMBIGUOUS, f"{origin}: the search text occurs {count} times; it must occur exactly "
                                           f"once (add surrounding lines)")
     if count == 1:
-        edit = minimize(lines, Edit(0, len(lines), tuple(split_lines(text.replace(search, replace, 1))), origin))
-        return [edit] if edit else []
-    return locator.block(_pair_block(search, replace, origin), trim=False)
+        return _whole(lines, text.replace(search, replace, 1), origin)
+    try:
+        return locator.block(_pair_block(search, replace, origin), trim=False)
+    except AnswerRejected as exc:
+        if exc.reason != RejectReason.NO_MATCH:
+            raise
+        # A fragment of a line, copied with the other quote style (small models write 'key' for "key"):
+        # the same characters once quotes and typography are one, and in one place only.
+        keyed, want = quote_key(text), quote_key(search)
+        found = keyed.count(want) if len(want.strip()) >= 3 else 0
+        if found > 1:
+            raise AnswerRejected(RejectReason.AMBIGUOUS, f"{origin}: the search text occurs {found} times once quote "
+                                                         f"style is ignored; it must occur exactly once") from None
+        if found == 0:
+            raise
+        at = keyed.index(want)
+        return _whole(lines, text[:at] + replace + text[at + len(search):], origin)
+
+
+def _whole(lines: list[str], new_text: str, origin: str) -> list[Edit]:
+    edit = minimize(lines, Edit(0, len(lines), tuple(split_lines(new_text)), origin))
+    return [edit] if edit else []
 
 
 def _lf(text: str) -> str:

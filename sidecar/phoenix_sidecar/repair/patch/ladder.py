@@ -2,17 +2,20 @@
 
 Rungs, from strict to loose (`LEVELS`): exact; trailing whitespace ignored; typography (curly
 quotes, dashes, odd spaces) and inner whitespace normalised; leading indentation ignored when the
-whole block is shifted by one consistent amount (or tabs for spaces at one width); and the same
-with blank lines ignored. `ladder` stops at the first rung with a match; more than one match there
-is the caller's ambiguity to refuse. `reindent` carries a matched block's shift over to new lines.
+whole block is shifted by one consistent amount (or tabs for spaces at one width); the same with
+blank lines ignored; and, loosest, the same with ``'`` and ``"`` taken as one quote and spaces
+around punctuation ignored (``f(a,b)`` for ``f(a, b)``): the slips small local models make when
+they copy code, which change no token of the code. `ladder` stops at the first rung with a match;
+more than one match there is the caller's ambiguity to refuse. `reindent` carries a matched block's shift over to new lines.
 Pure; `locate` builds on it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-LEVELS = ("exact", "rstrip", "normalized", "indent", "blanks")
+LEVELS = ("exact", "rstrip", "normalized", "indent", "blanks", "loose")
 
 _TYPO = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
@@ -21,6 +24,9 @@ _TYPO = str.maketrans({
     "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\u200a": " ", "\u2002": " ", "\u2003": " ",
     "\u3000": " ",
 })
+
+
+_PUNCT_SPACE = re.compile(r"\s*([^\w\s])\s*")
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,14 @@ def key(line: str, level: str) -> str:
     if level == "normalized":
         lead = text[: len(text) - len(text.lstrip())]
         return lead + " ".join(text.split())
+    if level == "loose":
+        return _PUNCT_SPACE.sub(r"\1", " ".join(text.split()).replace('"', "'"))
     return " ".join(text.split())
+
+
+def quote_key(text: str) -> str:
+    """``text`` with typography made plain and ``"`` read as ``'``: one character for one, so offsets hold."""
+    return text.translate(_TYPO).replace('"', "'")
 
 
 def _lead(line: str) -> str:
@@ -121,7 +134,7 @@ def find(keys: Keys, old: list[str], level: str) -> list[Match]:
                 mapped = dict(zip(old_nb, file_nb[j:j + n]))
                 mapping = tuple(mapped.get(i) for i in range(len(want)))
                 matches.append(Match(file_nb[j], file_nb[j + n - 1] + 1, mapping, None))
-    if level in ("indent", "blanks"):
+    if level in ("indent", "blanks", "loose"):
         kept = []
         for m in matches:
             pairs = [(old[i], keys.lines[j]) for i, j in enumerate(m.mapping) if j is not None]

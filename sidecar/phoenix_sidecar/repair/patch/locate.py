@@ -3,8 +3,8 @@
 A block is the old/new content of one hunk (or of a search/replace pair) as tagged lines: context
 ``" "``, removed ``"-"``, added ``"+"``. It is located by its content only; line numbers in a
 header are never used. Matching climbs the `ladder` of ever looser comparisons (exact, trailing
-whitespace, typography and inner whitespace, uniform indentation shift, blank lines ignored) and
-stops at the first rung with any match: one match is taken, several are rejected as ambiguous.
+whitespace, typography and inner whitespace, uniform indentation shift, blank lines ignored,
+quote style and spaces around punctuation) and stops at the first rung with any match: one match is taken, several are rejected as ambiguous.
 When no rung matches, it tries the block's likely intended form (viewer line numbers stripped,
 new lines the model forgot to mark ``+``), then splits a hunk that jumps between regions, then drops context lines from the edges (the core
 of the change must still match, uniquely) provided every context line it quoted is in the file
@@ -191,11 +191,11 @@ class Locator:
 
     def _mark_new_lines(self, block: Block) -> Block | None:
         """Context lines that exist nowhere in the file are lines the model forgot to mark ``+``."""
-        present = set(self._keys.get("indent"))
+        present = set(self._keys.get("loose"))
         changed = False
         out: list[Tagged] = []
         for tag, text in block.lines:
-            if tag == " " and text.strip() and key(text, "indent") not in present:
+            if tag == " " and text.strip() and key(text, "loose") not in present:
                 out.append(("+", text))
                 changed = True
             else:
@@ -222,8 +222,8 @@ class Locator:
         span = len(block.lines) + 10
         lo = max(0, min(e.start for e in placed) - span)
         hi = min(len(self.lines), max(e.end for e in placed) + span)
-        near = {key(line, "indent") for line in self.lines[lo:hi]}
-        missing = [t for tag, t in block.lines if tag == " " and t.strip() and key(t, "indent") not in near]
+        near = {key(line, "loose") for line in self.lines[lo:hi]}
+        missing = [t for tag, t in block.lines if tag == " " and t.strip() and key(t, "loose") not in near]
         if missing:
             raise AnswerRejected(RejectReason.CONTEXT_MISMATCH,
                                  f"{_label(block)}context line {missing[0].strip()[:60]!r} is not in the file near "

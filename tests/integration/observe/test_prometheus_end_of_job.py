@@ -9,14 +9,8 @@ can be scraped any more.
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,46 +18,19 @@ from typing import Any
 import pytest
 import yaml
 
+from kits import prometheus as prom
+from kits.prometheus import RULES, api, free_port, query, running_prometheus
 from kits.waiting import HANG_GUARD
 from testkit import PHOENIX, clean_env
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[3]
-RULES = REPO / "deploy" / "prometheus" / "rules" / "phoenix.rules.yml"
 # The job waits for the test's go-ahead (Prometheus has scraped the running job), then ends.
 JOB = "import os, time\nwhile not os.path.exists('go'): time.sleep(0.05)\n{end}\n"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(base: str, path: str, **params: str) -> Any:
-    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-    with urllib.request.urlopen(url, timeout=HANG_GUARD) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
 def eventually(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + 3 * HANG_GUARD
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, AssertionError, KeyError, IndexError, ValueError) as exc:
-            last = exc
-        time.sleep(0.25)
-    raise AssertionError(f"hang guard: {what} not seen (last: {last!r})")
-
-
-def query(base: str, expr: str) -> list[dict]:
-    return api(base, "/api/v1/query", query=expr)["result"]
+    """As `kits.prometheus.eventually`, with a longer guard: a run here includes Phoenix's linger."""
+    return prom.eventually(check, what, guard=3 * HANG_GUARD)
 
 
 def rule_expr(name: str) -> str:
@@ -74,26 +41,9 @@ def rule_expr(name: str) -> str:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A Prometheus scraping the (not yet started) Phoenix address; yields (prometheus, phoenix address)."""
-    exe = shutil.which("prometheus")
-    if exe is None:
-        pytest.skip("prometheus not found: `apt-get install -y prometheus` (scripts/test.sh does)")
-    address, port = f"127.0.0.1:{free_port()}", free_port()
-    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-              "rule_files": [str(RULES)],
-              "scrape_configs": [{"job_name": "phoenix", "static_configs": [{"targets": [address]}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen([exe, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        eventually(lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200, "prometheus ready")
+    address = f"127.0.0.1:{free_port()}"
+    with running_prometheus(tmp_path, address) as base:
         yield base, address
-    finally:
-        proc.terminate()
-        proc.wait(HANG_GUARD)
-        log.close()
 
 
 def run_to_the_end(tmp_path: Path, prometheus: str, address: str, end: str) -> tuple[int, str]:

@@ -10,58 +10,24 @@ to parse and evaluate.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
+from kits.prometheus import api, eventually, free_port, query, running_prometheus
 from kits.waiting import HANG_GUARD
 from testkit import PHOENIX, clean_env
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
-RULES = REPO / "deploy" / "prometheus" / "rules" / "phoenix.rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "phoenix.json"
 JOB = "import time; print('step 1', flush=True); time.sleep(600)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(base: str, path: str, **params: str) -> Any:
-    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-    with urllib.request.urlopen(url, timeout=HANG_GUARD) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
-def eventually(check: Callable[[], Any], what: str) -> Any:
-    """Poll ``check`` until it holds; the hang guard only keeps a broken run from hanging the suite."""
-    deadline = time.monotonic() + HANG_GUARD
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, AssertionError, KeyError, IndexError, ValueError) as exc:
-            last = exc
-        time.sleep(0.25)
-    raise AssertionError(f"hang guard: {what} not seen within {HANG_GUARD:g} s (last: {last!r})")
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -98,29 +64,8 @@ def phoenix(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def prometheus(tmp_path: Path, phoenix: str) -> Iterator[str]:
-    exe = shutil.which("prometheus")
-    if exe is None:
-        pytest.skip("prometheus not found: `apt-get install -y prometheus` (scripts/test.sh does)")
-    port = free_port()
-    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-              "rule_files": [str(RULES)],
-              "scrape_configs": [{"job_name": "phoenix", "static_configs": [{"targets": [phoenix]}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen([exe, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        eventually(lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200, "prometheus ready")
+    with running_prometheus(tmp_path, phoenix) as base:
         yield base
-    finally:
-        stop(proc)
-        log.close()
-
-
-def query(base: str, expr: str) -> list[dict]:
-    return api(base, "/api/v1/query", query=expr)["result"]
 
 
 def test_prometheus_scrapes_phoenix_run_and_alerts_on_a_hang(prometheus: str, phoenix: str):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kits.tmpfs import tmpfs
 from kits.repairkit import TRAIN, build_harness
 from phoenix_sidecar.repair import promote
 from testkit import clean_env, process_alive
@@ -98,15 +99,8 @@ def test_a_promotion_that_cannot_be_finished_is_reverted_never_called_unchanged(
 @pytest.fixture
 def small_state_disk(ws: Path):
     """``.phoenix_cli/`` on a real 64 KiB tmpfs (needs root; skipped where mounting is not allowed)."""
-    root = ws / ".phoenix_cli"
-    root.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(ws / ".phoenix_cli") as root:
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 def _fill(root: Path) -> Path:

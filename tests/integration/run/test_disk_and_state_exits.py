@@ -14,18 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from kits.tmpfs import mount_tmpfs, unmount
 from testkit import run_phoenix
 
 BUG = 'raise ValueError("the learning rate is " + str(lr))'
 FIX = 'print("fixed", flush=True)'
-
-
-def _mount(target: Path, options: str) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    return target
 
 
 @pytest.fixture
@@ -33,12 +26,12 @@ def mounts():
     mounted: list[Path] = []
 
     def mount(target: Path, options: str) -> Path:
-        mounted.append(_mount(target, options))
+        mounted.append(mount_tmpfs(target, options))
         return target
 
     yield mount
     for target in reversed(mounted):
-        subprocess.run(["umount", "-l", str(target)], check=False)
+        unmount(target)
 
 
 def test_a_read_only_workspace_without_state_folder_exits_7(tmp_path: Path, mounts) -> None:

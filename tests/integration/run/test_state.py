@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from kits.tmpfs import tmpfs
 from phoenix_sidecar.errors import StateError
 from phoenix_sidecar.fsutil import atomic_write_text
 from phoenix_sidecar.supervise.state import Incident, StateStore, SupervisorState
@@ -17,13 +17,8 @@ from phoenix_sidecar.supervise.state import Incident, StateStore, SupervisorStat
 @pytest.fixture
 def tiny_fs(tmp_path: Path):
     """A real 64 KiB tmpfs: writes past it fail with ENOSPC like a full disk."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with tmpfs(tmp_path / "tiny") as mount:
+        yield mount
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
     python scripts/diagnosis_report.py [--logs tests/data/logs] [--markdown] [--misses]
 
-Reads ``expected.yaml`` in the corpus directory (see its header for the format), diagnoses every
+Reads every ``expected*.yaml`` in the corpus directory (see ``expected.yaml``'s header for the format), diagnoses every
 case as the supervisor would, and prints:
 
 - per category: cases labelled with it, cases diagnosed as it, correct ones, precision, recall;
@@ -22,12 +22,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "watchdog")]
+sys.path[:0] = [str(ROOT / "watchdog"), str(ROOT)]
 
 from phoenix_watchdog.diagnosis import Category, Diagnosis, ExitStatus, HangInfo, diagnose  # noqa: E402
+from tests.kits.corpus import load_spec  # noqa: E402
 
 
 def run_case(logs: Path, name: str, spec: dict) -> Diagnosis:
@@ -46,7 +45,7 @@ def pairs(groups: list[list[str]]) -> list[tuple[str, str]]:
 
 
 def report(logs: Path, markdown: bool, misses: bool) -> int:
-    spec = yaml.safe_load((logs / "expected.yaml").read_text())
+    spec = load_spec(logs)
     cases: dict[str, dict] = spec["cases"]
     got = {name: run_case(logs, name, c) for name, c in cases.items()}
     labelled = Counter(c["category"] for c in cases.values())

@@ -23,6 +23,7 @@ from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.schema import Action, Settings
 from phoenix_sidecar.observe.gates import GATES, GateChange
 from phoenix_sidecar.repair.outcomes import Outcome, RejectReason
+from phoenix_sidecar.runtime.base import EngineCause
 from phoenix_sidecar.supervise.policy import GiveUpReason
 from phoenix_watchdog.diagnosis.categories import Category
 from phoenix_sidecar.supervise.state import JobState
@@ -31,10 +32,10 @@ from phoenix_sidecar.supervise.state import JobState
 # or panel reads them. (A process-wide switch of prometheus_client; Phoenix owns its process.)
 disable_created_metrics()
 
-INCIDENT_KINDS = ("crash", "hang", "safety")
+INCIDENT_KINDS = ("crash", "hang", "safety", "engine")
 DECISIONS = (*(a.value for a in Action), "wait", "rollback")
 CATEGORIES = tuple(c.value for c in Category)
-RESTART_REASONS = (*CATEGORIES, "repair", "safety")
+RESTART_REASONS = (*CATEGORIES, "repair", "safety", *(c.value for c in EngineCause))
 GIVE_UP_REASONS = tuple(r.value for r in GiveUpReason)
 REPAIR_OUTCOMES = tuple(o.value for o in Outcome)
 PATCH_REJECTIONS = tuple(r.value for r in RejectReason)

@@ -11,6 +11,7 @@ This module imports nothing else of the runtime wing, so the wing's face can re-
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -19,6 +20,39 @@ from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
 OutputListener = Callable[[str, bytes], None]  # (stream, data): receives every block of the job's output
+ENGINE = "engine:"  # the prefix of a `RunEnd.stopped_for` that is the scheduler's doing
+
+
+class EngineCause(enum.StrEnum):
+    """Why a run ended that was not the code's fault: the scheduler's or the machine's doing.
+
+    The one owner of this vocabulary: runtimes write it into `RunEnd.stopped_for` with
+    `engine_end`, the supervisor reads it back with `engine_cause`, and the metrics' restart
+    reasons are built from it. Such an end is restarted without spending a failure budget.
+    """
+
+    PREEMPTED = "preempted"          # a higher-priority job took the nodes
+    NODE_FAIL = "node_fail"          # a node of the run failed (detail: the nodes)
+    TIME_LIMIT = "time_limit"        # the job reached its time limit (it checkpoints on a signal)
+    REQUEUED = "requeued"            # put back in the queue by the scheduler or an operator
+    LAUNCH_FAILED = "launch_failed"  # the engine failed to start the run; nothing of the job ran
+    HARDWARE = "hardware"            # a GPU hardware failure on some nodes (detail: the nodes excluded)
+
+
+def engine_end(cause: EngineCause, detail: str = "") -> str:
+    """The `RunEnd.stopped_for` of an end the engine caused: ``engine:node_fail:n2``."""
+    return f"{ENGINE}{cause.value}" + (f":{detail}" if detail else "")
+
+
+def engine_cause(stopped_for: str | None) -> tuple[EngineCause, str] | None:
+    """``engine:node_fail:n2`` -> ``(NODE_FAIL, "n2")``; None for any other end (or an unknown cause)."""
+    if not stopped_for or not stopped_for.startswith(ENGINE):
+        return None
+    kind, _, detail = stopped_for[len(ENGINE):].partition(":")
+    try:
+        return EngineCause(kind), detail
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.observe.gates import SafetyTrip
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair.model import RepairRequest
-from phoenix_sidecar.runtime.base import RunEnd, Runtime
+from phoenix_sidecar.runtime.base import ENGINE, RunEnd, Runtime, engine_cause
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.supervise import progress as prog
 from phoenix_sidecar.supervise.giveup import give_up_summary
@@ -37,7 +37,6 @@ from phoenix_watchdog.progress import Divergence, HangVerdict
 log = logging.getLogger(__name__)
 STATUS_SAVE_SECONDS = 15.0  # how often a quiet loop refreshes the job status in state.json
 IDLE_TICK_SECONDS = 5.0
-ENGINE = "engine:"  # RunEnd.stopped_for of an end the scheduler caused (preemption, node failure)
 
 
 class Supervisor:
@@ -112,7 +111,7 @@ class Supervisor:
                 if not self._safety_stop(end):
                     return self._interrupted()
                 continue
-            if end.stopped_for and end.stopped_for.startswith(ENGINE):
+            if engine_cause(end.stopped_for):
                 self._engine_end(end)  # the scheduler's doing, not the code's
                 continue
             if end.exit.succeeded and end.hang is None:
@@ -354,9 +353,10 @@ class Supervisor:
     # -- the engine's doing (Slurm: preemption, node failure, requeue, time limit) ---------------
     def _engine_end(self, end: RunEnd) -> None:
         """Record an end the scheduler caused and restart without spending a failure budget."""
-        assert end.stopped_for is not None
-        cause = end.stopped_for[len(ENGINE):]
-        kind = cause.split(":", 1)[0]
+        judged = engine_cause(end.stopped_for)
+        assert judged is not None and end.stopped_for is not None
+        kind = judged[0].value
+        cause = end.stopped_for.removeprefix(ENGINE)
         diagnosis = self.diagnose(end.tail, end.exit, None, str(self.paths.workspace))
         found = f"; {diagnosis.summary}{place(end, diagnosis)}" if diagnosis.category != "unknown" else ""
         incident = open_incident(self.state, self.paths, end, kind="engine", category=kind,

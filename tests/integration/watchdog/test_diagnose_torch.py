@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from phoenix_watchdog.diagnosis.diagnose import diagnose
 from phoenix_watchdog.diagnosis.failure import ExitStatus
+from tests.kits.corpus import load_spec
 
 pytest.importorskip("torch", exc_type=ImportError)  # absent or broken: skip
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-EXPECTED = yaml.safe_load((DATA / "logs" / "expected.yaml").read_text())["cases"]
+EXPECTED = load_spec(DATA / "logs")["cases"]
 
 
 def _generator():

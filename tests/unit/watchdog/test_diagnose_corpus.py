@@ -1,4 +1,4 @@
-"""The diagnosis of every log in tests/data/logs against tests/data/logs/expected.yaml.
+"""The diagnosis of every log in tests/data/logs against its expected*.yaml files (tests/kits/corpus.py).
 
 Each case checks what a user of `phoenix diagnose` reads first: the category, whether a patch
 could help, the root exception and the innermost user frame. The signature groups check the
@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
-import yaml
 
 from phoenix_watchdog.diagnosis.diagnose import diagnose
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.categories import Category
 
-LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
-SPEC = yaml.safe_load((LOGS / "expected.yaml").read_text())
+from tests.kits.corpus import LOGS, load_spec
+
+SPEC = load_spec()
 CASES: dict[str, dict] = SPEC["cases"]
 
 

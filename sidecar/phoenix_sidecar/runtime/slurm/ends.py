@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import re
 
+from phoenix_sidecar.runtime.base import EngineCause, engine_end
 from phoenix_sidecar.runtime.slurm.client import JobInfo
 from phoenix_watchdog.diagnosis.failure import ExitStatus
 from phoenix_watchdog.diagnosis.logtext import split_log
 from phoenix_watchdog.diagnosis.markers import scan_markers
 
-ENGINE = "engine:"
 _SRUN_TASK = re.compile(r"srun: error: (?P<node>[\w.-]+): tasks? (?P<first>\d+)(?:-(?P<last>\d+))?:")
 _DOWN_WORDS = ("DOWN", "FAIL", "NOT_RESPONDING")
 
@@ -40,13 +40,13 @@ def judge_end(info: JobInfo, node_states: dict[str, str], *, timeout_is_failure:
         return status, None
     down = sorted(n for n, s in node_states.items() if any(w in s for w in _DOWN_WORDS))
     if info.state == "NODE_FAIL" or (down and not info.finished):
-        return _failed(status), f"{ENGINE}node_fail:{','.join(down) or info.nodes}"
+        return _failed(status), engine_end(EngineCause.NODE_FAIL, ','.join(down) or info.nodes)
     if info.state == "PREEMPTED" or _preempted_this_run(info):
-        return _failed(status), f"{ENGINE}preempted"
+        return _failed(status), engine_end(EngineCause.PREEMPTED)
     if info.state == "TIMEOUT" and not timeout_is_failure:
-        return _failed(status), f"{ENGINE}time_limit"
+        return _failed(status), engine_end(EngineCause.TIME_LIMIT)
     if not info.finished:  # back in the queue, put there by the scheduler (or an operator's requeue)
-        return _failed(status), f"{ENGINE}requeued"
+        return _failed(status), engine_end(EngineCause.REQUEUED)
     return _failed(status), None
 
 

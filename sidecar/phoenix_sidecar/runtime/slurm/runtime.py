@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import RuntimeUnavailable
-from phoenix_sidecar.runtime.base import OutputListener, RunEnd
+from phoenix_sidecar.runtime.base import EngineCause, OutputListener, RunEnd, engine_cause, engine_end
 from phoenix_sidecar.runtime.output import wait_quiet
 from phoenix_sidecar.runtime.slurm import ends
 from phoenix_sidecar.runtime.slurm.client import JobInfo, SlurmClient
@@ -303,8 +303,9 @@ class SlurmRuntime:
             cause = self._hardware(tail, ranks, run.nodes) or self._launch_failed(info, tail)
         if tail.strip():
             self._launch_failures = 0
-        if cause and cause.startswith(f"{ends.ENGINE}node_fail:"):
-            self._to_exclude += [n for n in cause.split(":", 2)[2].split(",") if n in run.nodes]
+        judged = engine_cause(cause)
+        if judged and judged[0] is EngineCause.NODE_FAIL:
+            self._to_exclude += [n for n in judged[1].split(",") if n in run.nodes]
         if cause:
             log.warning("%s: run ended %s (%s): not the job's fault", self.target, info.state, cause)
         if self._run is run:
@@ -328,7 +329,7 @@ class SlurmRuntime:
             return None
         self._launch_failures += 1
         time.sleep(LAUNCH_RETRY_PAUSE * self._launch_failures)
-        return f"{ends.ENGINE}launch_failed"
+        return engine_end(EngineCause.LAUNCH_FAILED)
 
     def _hardware(self, tail: str, ranks: dict[str, str], nodes: list[str]) -> str | None:
         """A hardware failure on some of the run's nodes: exclude (and drain) them, when others remain."""
@@ -343,4 +344,4 @@ class SlurmRuntime:
                 except RuntimeUnavailable as exc:
                     log.warning("could not drain node %s (Phoenix lacks the rights?): %s", node, exc)
         self._to_exclude += bad
-        return f"{ends.ENGINE}hardware:{','.join(bad)}"
+        return engine_end(EngineCause.HARDWARE, ','.join(bad))

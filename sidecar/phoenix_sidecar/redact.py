@@ -36,6 +36,8 @@ _TOKENS = [
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
     re.compile(r"\b(?:wandb|WANDB)[_-]?[A-Za-z0-9]{40}\b"),
+    # A chat webhook's URL is its credential: whoever has it can post to the channel.
+    re.compile(r"https://hooks\.slack\.com/\S+|https://discord(?:app)?\.com/api/webhooks/\S+"),
 ]
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY"
                           r"( BLOCK)?-----|\Z)", re.S)

@@ -7,8 +7,9 @@ messages are dropped and counted. A failure is logged, never raised: notificatio
 disturb supervision.
 
 The webhook URL is itself a secret (Slack and Discord URLs embed their token): it is never
-logged, and error messages that could quote it are not passed on. Message text goes through
-`redact`, which removes known secret values and token-looking strings.
+logged, and error messages that could quote it are not passed on. Message text goes through the
+sidecar's one redactor (`phoenix_sidecar.redact`), which removes the given secret values and
+token-looking strings; the delivery thread is a `Worker` whose stop never waits forever.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import http.client
 import json
 import logging
 import queue
-import re
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,19 +31,12 @@ from urllib.parse import urlsplit
 from phoenix_sidecar import __version__
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.errors import ConfigError
+from phoenix_sidecar.redact import Redactor
+from phoenix_watchdog.worker import Worker
 
 log = logging.getLogger(__name__)
 FORMATS = ("generic", "slack", "discord")
 _DISCORD_LIMIT, _SLACK_LIMIT = 2000, 3000
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)(\b[\w-]*?(?:api[_-]?key|token|secret|password|passwd|authorization))(\s*[:=]\s*)(\"?)[^\s\"',;]+"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style keys
-    re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"),  # Google API keys
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
-    re.compile(r"https://hooks\.slack\.com/\S+|https://discord(?:app)?\.com/api/webhooks/\S+"),
-)
-
 
 @dataclass(frozen=True)
 class Message:
@@ -55,16 +47,6 @@ class Message:
     title: str
     text: str
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` without the given secret values and without token-looking strings."""
-    for value in secrets:
-        if value and len(value) >= 4:
-            text = text.replace(value, "****")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) + m.group(2) + m.group(3) + "****") if m.lastindex else "****", text)
-    return text
 
 
 def message_for(event: ev.Event, target: str) -> Message | None:
@@ -146,27 +128,23 @@ class WebhookNotifier:
         self._target = target
         self._host = host or socket.gethostname()
         self._timeout = timeout
-        self._secrets = tuple(s for s in secrets if s)
+        self._redactor = Redactor(secrets)  # the shared rules, plus these values
         self._on_result = on_result
         self._retry_delay = retry_delay
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=queue_size)
-        self._closed = threading.Event()
+        self._worker = Worker(self._run, "phoenix-webhook")
+        self._closed = self._worker.stopping
         self._deadline = float("inf")
-        self._thread: threading.Thread | None = None
         self._dropped = 0
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="phoenix-webhook", daemon=True)
-            self._thread.start()
+        self._worker.start()
 
     def stop(self, drain_seconds: float = 5.0) -> None:
         """Stop taking messages, deliver what is queued for up to ``drain_seconds``, then end the thread."""
         self._deadline = time.monotonic() + drain_seconds
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join(drain_seconds + self._timeout + 1.0)
-            self._thread = None
+        if not self._worker.stop(drain_seconds + self._timeout + 1.0):
+            log.warning("webhook delivery thread still busy after %.0f s; left behind", drain_seconds + self._timeout + 1.0)
         while True:  # whatever the deadline left behind is lost: count it
             try:
                 self._queue.get_nowait()
@@ -181,8 +159,9 @@ class WebhookNotifier:
         msg = message_for(event, self._target)
         if msg is None:
             return
-        msg = Message(msg.event, msg.severity, redact(msg.title, self._secrets), redact(msg.text, self._secrets), msg.details)
-        body = payload(msg, self._fmt, target=redact(self._target, self._secrets), host=self._host, at=event.at)
+        scrub = self._redactor.text
+        msg = Message(msg.event, msg.severity, scrub(msg.title), scrub(msg.text), msg.details)
+        body = payload(msg, self._fmt, target=scrub(self._target), host=self._host, at=event.at)
         try:
             self._queue.put_nowait(body)
         except queue.Full:

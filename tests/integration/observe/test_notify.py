@@ -13,7 +13,7 @@ import pytest
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.supervise.state import JobState
 from phoenix_sidecar.errors import ConfigError
-from phoenix_sidecar.observe.notify import WebhookNotifier, message_for, redact
+from phoenix_sidecar.observe.notify import WebhookNotifier, message_for
 from kits.waiting import HANG_GUARD
 
 
@@ -138,7 +138,21 @@ def test_secrets_never_leave(receiver, caplog):
     finally:
         n.stop()
     text = json.dumps(body)
-    assert "hunter2" not in text and "sk-abcdef" not in text and "****" in text
+    assert "hunter2" not in text and "sk-abcdef" not in text and "[REDACTED]" in text
+
+
+def test_webhook_urls_and_bearer_tokens_in_a_message_are_redacted(receiver):
+    n, _ = notifier(receiver.url)
+    slack = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    try:
+        n.handle(ev.IncidentOpened(1, "crash", "unknown", "s",
+                                   f"posting to {slack} failed; Authorization: Bearer abc.def.ghi123456"))
+        n.handle(ev.IncidentOpened(2, "crash", "code_bug", "s", "unexpected token in JSON at position 3"))
+        first, second = receiver.wait(2)
+    finally:
+        n.stop()
+    assert "hooks.slack.com" not in json.dumps(first) and "ghi123456" not in json.dumps(first)
+    assert second["text"] == "unexpected token in JSON at position 3"  # ordinary words are left alone
 
 
 def test_failures_are_logged_without_the_url_and_retried_once_on_5xx(receiver, caplog):
@@ -208,8 +222,3 @@ def test_bad_settings_are_config_errors_that_do_not_show_the_url():
     assert info.value.key == "webhook_url" and "T0KEN" not in str(info.value)
     with pytest.raises(ConfigError):
         WebhookNotifier("http://127.0.0.1:1/x", "teams", target="t")
-
-
-def test_redact_leaves_ordinary_text_alone():
-    assert redact("unexpected token in JSON at position 3") == "unexpected token in JSON at position 3"
-    assert redact("Authorization: Bearer abc.def.ghi123") == "Authorization: ****"

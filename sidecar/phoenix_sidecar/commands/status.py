@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from phoenix_sidecar.commands.common import add_config_options, load_config
-from phoenix_sidecar.errors import PhoenixError
-from phoenix_sidecar.supervise.lock import read_holder
+from phoenix_sidecar.errors import PhoenixError, describe_holder
+from phoenix_sidecar.supervise.lock import holder_is_dead, lock_openers, orphaned, read_holder
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.config.schema import Settings
@@ -79,6 +79,13 @@ def lock_status(path: Path) -> dict[str, Any]:
         held = False if not path.exists() else None
     except OSError:
         held = None
+    if holder and holder_is_dead(holder):
+        # The Phoenix that took the lock is gone, yet the lock is held or its job's process group
+        # lives on (a child started with close_fds): the job outlived it, and the workspace is
+        # still taken (a new `phoenix run` is refused the same way).
+        left = orphaned(holder, lock_openers(path) if held is not False else ())
+        if left["orphaned_job"]["pids"]:
+            return {"path": str(path), "held": True, "holder": left}
     return {"path": str(path), "held": held, "holder": holder or None}
 
 
@@ -147,6 +154,8 @@ def health(report: dict[str, Any]) -> tuple[bool, str]:
     holder = lock.get("holder") or {}
     if lock["held"] is False or (lock["held"] is None and not holder):
         return False, "no Phoenix holds this workspace"
+    if holder.get("orphaned_job"):
+        return False, f"no Phoenix supervises this workspace: {describe_holder(holder)}"
     if job is None:
         return True, f"phoenix starting (pid {holder.get('pid', '?')})"
     if job["state"] == "gave_up":
@@ -178,7 +187,9 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"workspace:  {report['workspace']}"]
     lock, sup = report["lock"], report.get("supervisor") or {}
     holder = lock.get("holder") or {}
-    if lock["held"] or (lock["held"] is None and holder):
+    if holder.get("orphaned_job"):
+        lines.append(f"phoenix:    NOT running: {describe_holder(holder)}")
+    elif lock["held"] or (lock["held"] is None and holder):
         lines.append(f"phoenix:    {sup.get('mode', 'phoenix')} running (pid {holder.get('pid', '?')} on "
                      f"{holder.get('host', '?')}, since {holder.get('started', '?')})"
                      + (f", metrics on {sup['metrics']}" if sup.get("metrics") else ""))

@@ -96,6 +96,14 @@ def test_a_job_process_that_survives_phoenix_keeps_the_workspace_locked_and_is_n
         assert "hf_notARealToken" not in err
         assert _pids(pids) == [leader, stubborn]  # no second run started
 
+        # `phoenix status` says no Phoenix supervises the workspace, and names what holds it.
+        status = run_phoenix(["status"], cwd=tmp_path)
+        out = status.stdout.decode()
+        assert status.returncode == 0 and "NOT running" in out and str(stubborn) in out, out
+        assert f"kill -TERM -- -{leader}" in out  # how to stop it: the job's process group
+        check = run_phoenix(["status", "--check"], cwd=tmp_path)
+        assert check.returncode == 1 and b"no Phoenix supervises" in check.stdout, check.stdout
+
         update = run_phoenix(["lock", "--", "true"], cwd=tmp_path)
         assert update.returncode == 3 and str(stubborn).encode() in update.stderr
         ran = tmp_path / "update-ran"

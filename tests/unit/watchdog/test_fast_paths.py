@@ -26,9 +26,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 def reference_scan(lines: list[LogLine], skip: set[int], rules=BUILTIN) -> list[M.Finding]:
     """Every line searched for a trigger, every hit classified: what `scan_markers` must equal."""
-    trigger = M.trie_regex(M.TRIGGERS + NEEDLES)
     user = M._user_trigger(rules)
-    hits = {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and trigger.search(ln.text)}
+    hits = {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and M._TRIGGER.search(ln.text)}
     if user is not None:
         hits |= {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and user.search(ln.text)}
     return [f for i in sorted(hits - skip) if (f := M.classify_line(lines[i], rules)) is not None]

@@ -43,6 +43,7 @@ TRIGGERS = (
 )
 
 
+_TRIGGER = trie_regex(TRIGGERS + NEEDLES)  # a line it does not hit cannot match a marker rule
 # The same words split for `_trigger_hits`: those without digits are searched in digit-folded text.
 _FOLD_DIGITS = str.maketrans("0123456789", "9999999999")
 _PLAIN = trie_regex(tuple(w for w in TRIGGERS + NEEDLES if not any(c.isdigit() for c in w)))

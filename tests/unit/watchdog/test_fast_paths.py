@@ -1,20 +1,24 @@
 """The fast paths of the diagnosis give what the straightforward algorithms they replaced give.
 
 `markers.scan_markers` searches digit-folded line shapes once each and classifies each distinct
-text once; the straightforward scan searched every line and classified every hit. Both are run
-here on corpus lines and on lines drawn by hypothesis from the triggers, digits and noise, and
-must find the same evidence, line for line.
+text once; the straightforward scan searched every line and classified every hit. `logtext.split_log`
+asks the whole text once what no line can hold (carriage returns, over-long lines, glued bars) and
+builds its lines in C; the straightforward loop asked every line. Both sides are run here on
+corpus logs and on logs drawn by hypothesis, and must agree line for line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from phoenix_watchdog.diagnosis import logtext as T
 from phoenix_watchdog.diagnosis import markers as M
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
 from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, user_rules
 
@@ -66,3 +70,56 @@ def test_scan_equals_reference_with_user_rules_and_newlines() -> None:
     texts_ = ["custom failure 12", "ok", "two\nlines with NCCL error", "Errno 5 here", "frame #3: NCCL error"]
     lines = as_lines(texts_ * 3, [None])
     assert M.scan_markers(lines, set(), rules) == reference_scan(lines, set(), rules)
+
+
+def reference_split(text: str) -> list[LogLine]:
+    """`split_log` as a plain loop that asks every line every question."""
+    if len(text) > T.MAX_CHARS:
+        cut = text.find("\n", len(text) - T.MAX_CHARS)
+        text = text[cut + 1:] if cut >= 0 else text[-T.MAX_CHARS:]
+    raws = T.strip_ansi(text).split("\n")
+    stripped = [T._strip_known(raw) for raw in raws]
+    prefix = find_prefix([line for line, _ in stripped[max(0, len(raws) - SAMPLE_LINES):] if line])
+    out: list[LogLine] = []
+    for line, key in stripped:
+        if prefix is not None and line:
+            line, found = prefix.strip(line)
+            if line[:1] == "[":
+                line, inner = T.strip_prefixes(line)
+                found = inner or found
+            key = key or found
+        line = line.rstrip()
+        if line.startswith("> File \""):
+            line = "  " + line[2:]
+        elif line[:1] in "╭│╰" and line and (line := T.unbox(line)) is None:
+            continue
+        for part in T._split_glued(line) if T._BAR_END.search(line) else [line]:
+            out += [LogLine(len(out) + k, piece, key) for k, piece in enumerate(T._unglue(part))]
+    if out and not out[-1].text:
+        out.pop()
+    return out
+
+
+def test_split_equals_reference_on_every_corpus_log() -> None:
+    for name, text in CORPUS.items():
+        assert split_log(text) == reference_split(text), name
+
+
+decorations = st.sampled_from(["", "[rank3]:", "[rank12]: ", "[rank²]", "[default1]:", "0: ", "  7: ", "node-a3:2: ",
+                               "[1,3]<stderr>:", "2025-01-02T03:04:05.123Z ", "[E1206 18:44:13.37 x.cpp:616] ",
+                               "\x1b[31m", "\r", "abc\r", "45%|####| 9/20 [00:01<00:02, 5.00it/s]", "> ",
+                               "╭──── Traceback (most recent call last) ────╮", "│ /w/t.py:3 in f │", "│ ❱ 3 │ x() │"])
+bodies = st.one_of(st.sampled_from(CORPUS_LINES), made_up, st.just("x" * (T.MAX_LINE_CHARS + 5)))
+logs = st.lists(st.tuples(decorations, bodies).map("".join), max_size=40).map("\n".join)
+
+
+@SETTINGS
+@given(text=logs)
+def test_split_equals_reference_on_drawn_logs(text: str) -> None:
+    try:
+        expected = reference_split(text)
+    except ValueError:  # "[rank²]": isdigit() but not a number, in both
+        with pytest.raises(ValueError):
+            split_log(text)
+        return
+    assert split_log(text) == expected

@@ -193,11 +193,13 @@ def split_log(text: str) -> list[LogLine]:
     tail_from = max(0, len(raws) - SAMPLE_LINES)
     tail = [_strip_known(raw) for raw in raws[tail_from:]]
     prefix = find_prefix([line for line, _ in tail if line])
-    # What no line can hold is ruled out once for the whole text, not asked of every line.
-    overwritten = "\r" in text
-    too_long = max(map(len, raws), default=0) > MAX_LINE_CHARS
-    glued = "/s]" in text or "/it]" in text
-    headers = any(g in text for g in ("Traceback (", "Fatal Python", "thread 0x", "terminate called"))
+    # What no line can hold is ruled out once for the whole text, not asked of every line; a few
+    # long lines (tqdm's carriage returns) are cheaper to ask one by one.
+    each = len(raws) < 1000
+    overwritten = each or "\r" in text
+    too_long = each or max(map(len, raws), default=0) > MAX_LINE_CHARS
+    glued = each or "/s]" in text or "/it]" in text
+    headers = each or any(g in text for g in ("Traceback (", "Fatal Python", "thread 0x", "terminate called"))
     out: list[LogLine] = []
     append = out.append
     for i, raw in enumerate(raws):

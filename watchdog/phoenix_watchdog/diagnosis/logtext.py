@@ -65,6 +65,8 @@ _BOX_CODE = re.compile(r"^│ ❱ *\d+ │(?P<code>.*?)\s*│?$")
 
 
 _REDRAWN = frozenset("╭│╰>")  # first characters of lines drawn by rich or marked by loguru
+_RANK_KEYS: dict[str, str] = {}  # "3" -> "rank3": thousands of lines name the same few ranks
+_NEW = tuple.__new__  # LogLine(...) runs a Python-level __new__; this is the same tuple, built in C
 
 
 class LogLine(NamedTuple):
@@ -100,7 +102,9 @@ def strip_prefixes(line: str) -> tuple[str, str | None]:
         if first == "[" and line.startswith("[rank"):  # by far the most common prefix: no regex
             close = line.find("]", 5, 12)
             if close > 5 and line[5:close].isdigit():
-                key = key or f"rank{int(line[5:close])}"
+                if key is None:
+                    digits = line[5:close]
+                    key = _RANK_KEYS.get(digits) or _RANK_KEYS.setdefault(digits, f"rank{int(digits)}")
                 line = line[close + 1:]
                 line = line[1:] if line.startswith(":") else line
                 line = line[1:] if line.startswith(" ") else line
@@ -189,14 +193,24 @@ def split_log(text: str) -> list[LogLine]:
     tail_from = max(0, len(raws) - SAMPLE_LINES)
     tail = [_strip_known(raw) for raw in raws[tail_from:]]
     prefix = find_prefix([line for line, _ in tail if line])
+    # What no line can hold is ruled out once for the whole text, not asked of every line; a few
+    # long lines (tqdm's carriage returns) are cheaper to ask one by one.
+    each = len(raws) < 1000
+    overwritten = each or "\r" in text
+    too_long = each or max(map(len, raws), default=0) > MAX_LINE_CHARS
+    glued = each or "/s]" in text or "/it]" in text
+    headers = each or any(g in text for g in ("Traceback (", "Fatal Python", "thread 0x", "terminate called"))
     out: list[LogLine] = []
+    append = out.append
     for i, raw in enumerate(raws):
         if i >= tail_from:
             line, key = tail[i - tail_from]
+        elif not raw:
+            line, key = raw, None
         else:  # _strip_known, inlined: this loop runs for every line of a megabyte
-            if "\r" in raw:
+            if overwritten and "\r" in raw:
                 raw = last_overwrite(raw)
-            if len(raw) > MAX_LINE_CHARS:
+            if too_long and len(raw) > MAX_LINE_CHARS:
                 raw = raw[:MAX_LINE_CHARS]
             line, key = strip_prefixes(raw) if raw else (raw, None)
         if prefix is not None and line:
@@ -212,15 +226,16 @@ def split_log(text: str) -> list[LogLine]:
                     line = "  " + line[2:]
             elif (line := unbox(line)) is None:  # type: ignore[assignment]
                 continue
-        if ("/s]" in line or "/it]" in line) and _BAR_END.search(line):
+        if glued and ("/s]" in line or "/it]" in line) and _BAR_END.search(line):
             for part in _split_glued(line):
                 for piece in _unglue(part):
-                    out.append(LogLine(len(out), piece, key))
-        elif "Traceback (" in line or "Fatal Python" in line or "thread 0x" in line or "terminate called" in line:
+                    append(_NEW(LogLine, (len(out), piece, key)))
+        elif headers and ("Traceback (" in line or "Fatal Python" in line or "thread 0x" in line
+                          or "terminate called" in line):
             for part in _unglue(line):
-                out.append(LogLine(len(out), part, key))
+                append(_NEW(LogLine, (len(out), part, key)))
         else:
-            out.append(LogLine(len(out), line, key))
+            append(_NEW(LogLine, (len(out), line, key)))
     if out and not out[-1].text:
         out.pop()
     return out

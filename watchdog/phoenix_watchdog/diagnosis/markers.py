@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from phoenix_watchdog.diagnosis import classify as C
 from phoenix_watchdog.diagnosis.failure import ExitStatus, signal_name
 from phoenix_watchdog.diagnosis.logtext import LogLine
-from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, match_line
+from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, match_line, trie_regex
 from phoenix_watchdog.diagnosis.signature import normalise
 
 MAX_EVIDENCE_CHARS = 300
 
 # Literal triggers: a line none of them hits cannot match any marker rule below ("INF" is left out:
 # every "[INFO]" line would hit it; an upper-case "INF" loss is rare enough). They are compiled
-# into one regex factored as a trie (one branch per first letter), which scans ~10x faster than
-# the flat alternation: the whole cleaned text is searched in one C-level pass.
+# into one regex factored as a trie (`rules.trie_regex`), which scans ~10x faster than the flat
+# alternation.
 TRIGGERS = (
     "Xid", "ECC", "GPU is lost", "GPU_IS_LOST", "fallen off", "launch failure", "NVLink", "CUDA", "HIP out",
     "CUBLAS", "CUDNN", "cudaError", "out of memory", "Out of memory", "oom", "OOM", "o space left", "Errno",
@@ -43,25 +43,13 @@ TRIGGERS = (
 )
 
 
-def trie_regex(words: tuple[str, ...]) -> re.Pattern[str]:
-    """One regex matching any of ``words``, factored as a trie so each position costs one branch."""
-    trie: dict = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict) -> str:
-        if "" in node:  # a word ends here: whatever follows, the shorter match suffices
-            return ""
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items())]
-        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-
-    return re.compile(build(trie))
-
-
-_TRIGGER = trie_regex(TRIGGERS + NEEDLES)
+_TRIGGER = trie_regex(TRIGGERS + NEEDLES)  # a line it does not hit cannot match a marker rule
+# The same words split for `_trigger_hits`: those without digits are searched in digit-folded text.
+_FOLD_DIGITS = str.maketrans("0123456789", "9999999999")
+_PLAIN = trie_regex(tuple(w for w in TRIGGERS + NEEDLES if not any(c.isdigit() for c in w)))
+_WITH_DIGITS = tuple(w for w in TRIGGERS + NEEDLES if any(c.isdigit() for c in w))
+_DIGITAL = trie_regex(_WITH_DIGITS) if _WITH_DIGITS else None
+_DIGITAL_FOLDED = trie_regex(tuple(w.translate(_FOLD_DIGITS) for w in _WITH_DIGITS)) if _WITH_DIGITS else None
 _NOISE = ("frame #",)  # C++ stack frames under a c10 error: never evidence
 # Where a c10 error was raised names its kind even when the message scrolled out of the tail.
 _RAISED_FROM = re.compile(r"^Exception raised from (?P<fn>\w+) at \S*ProcessGroupNCCL\.cpp")
@@ -119,28 +107,67 @@ def _user_trigger(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
 
 def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] = BUILTIN) -> list[Finding]:
     """Every line-level finding, in log order. ``skip``: indices of traceback frame/source lines."""
+    texts = [ln.text for ln in lines]
+    hits = _trigger_hits(texts)
+    if (user := _user_trigger(rules)) is not None:
+        hits |= _regex_hits(user, texts)
+    found: list[Finding] = []
+    # A storm repeats its lines from rank after rank: each distinct text is classified once.
+    seen: dict[str, Finding | None] = {}
+    for i in sorted(hits - skip):
+        ln = lines[i]
+        if ln.text not in seen:
+            seen[ln.text] = f = classify_line(ln, rules)
+        elif (f := seen[ln.text]) is not None:
+            f = Finding(f.category, f.strength, f.key, f.line, ln.pos, ln.stream, f.rule, f.action)
+        if f is not None:
+            found.append(f)
+    return found
+
+
+def _trigger_hits(texts: list[str]) -> set[int]:
+    """The indices of the lines a built-in trigger hits (C++ frame lines never count).
+
+    Lines that differ only in their digits (progress output, the same report from rank after rank)
+    share one digit-folded shape, and the trigger regex runs once per shape: a megabyte of progress
+    lines is a few dozen shapes. No trigger of `_PLAIN` holds a digit, so a shape hits exactly when
+    each of its lines does; the few triggers with digits are confirmed on the lines themselves.
+    """
+    folded = "\n".join(texts).translate(_FOLD_DIGITS).split("\n")
+    if len(folded) != len(texts):  # a text with a newline of its own (not one of split_log's lines)
+        folded = [t.translate(_FOLD_DIGITS) for t in texts]
+    shapes = {s for s in set(folded) if not s.startswith(_NOISE)}
+    hit = {s for s in shapes if _PLAIN.search(s)}
+    out = {i for i, s in enumerate(folded) if s in hit}
+    if _DIGITAL is not None and (maybe := {s for s in shapes - hit if _DIGITAL_FOLDED.search(s)}):
+        out |= {i for i, s in enumerate(folded) if s in maybe and _DIGITAL.search(texts[i])}
+    return out
+
+
+def _regex_hits(trigger: re.Pattern[str], texts: list[str]) -> set[int]:
+    """The indices of the lines ``trigger`` hits, searched over the whole text (a user's pattern may use anchors)."""
     # C++ frame lines are blanked before the scan: an NCCL storm prints dozens per rank.
-    texts = ["" if ln.text.startswith(_NOISE) else ln.text for ln in lines]
+    texts = ["" if text.startswith(_NOISE) else text for text in texts]
     joined = "\n".join(texts)
     starts = [0]
     for text in texts[:-1]:
         starts.append(starts[-1] + len(text) + 1)
     hits: set[int] = set()
-    for trigger in (_TRIGGER, _user_trigger(rules)):
-        pos = 0
-        while trigger is not None and (m := trigger.search(joined, pos)) is not None:
-            i = bisect.bisect_right(starts, m.start()) - 1
-            pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
-            hits.add(i)
-    found: list[Finding] = []
-    for i in sorted(hits - skip):
-        if (f := classify_line(lines[i], rules)) is not None:
-            found.append(f)
-    return found
+    pos = 0
+    while (m := trigger.search(joined, pos)) is not None:
+        i = bisect.bisect_right(starts, m.start()) - 1
+        pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
+        hits.add(i)
+    return hits
 
 
 def _has(text: str, needles: tuple[str, ...]) -> bool:
-    return any(n in text for n in needles)
+    return _needles(needles).search(text) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _needles(needles: tuple[str, ...]) -> re.Pattern[str]:
+    return trie_regex(needles)  # one C-level search instead of a generator over the needles
 
 
 # Substrings without which a rule's regex cannot match: cheap guards that spare most searches.

@@ -187,12 +187,41 @@ def match_line(rules: tuple[Rule, ...], text: str) -> tuple[Rule, re.Match[str]]
     return None
 
 
-@functools.lru_cache(maxsize=8)
 def _gate(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
     """One regex for all the rules' needles; None when some rule has none (it must always be tried)."""
+    global _last_gate
+    last = _last_gate  # a log scan passes the same tuple for every line: hashing its rules each time costs
+    if last[0] is not rules:
+        _last_gate = last = (rules, _gate_of(rules))
+    return last[1]
+
+
+_last_gate: tuple[tuple[Rule, ...] | None, re.Pattern[str] | None] = (None, None)
+
+
+@functools.lru_cache(maxsize=8)
+def _gate_of(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
     if any(not r.needles for r in rules):
         return None
-    return re.compile("|".join(re.escape(n) for n in dict.fromkeys(n for r in rules for n in r.needles)))
+    return trie_regex(tuple(dict.fromkeys(n for r in rules for n in r.needles)))
+
+
+def trie_regex(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex matching any of ``words``, factored as a trie so each position costs one branch."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        if "" in node:  # a word ends here: whatever follows, the shorter match suffices
+            return ""
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items())]
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return re.compile(build(trie))
 
 
 NEEDLES: tuple[str, ...] = tuple(dict.fromkeys(n for r in BUILTIN for n in r.needles))

@@ -1,0 +1,126 @@
+"""The fast paths of the diagnosis give what the straightforward algorithms they replaced give.
+
+`markers.scan_markers` searches digit-folded line shapes once each and classifies each distinct
+text once; the straightforward scan searched every line and classified every hit. `logtext.split_log`
+asks the whole text once what no line can hold (carriage returns, over-long lines, glued bars) and
+builds its lines in C; the straightforward loop asked every line. Both sides are run here on
+corpus logs and on logs drawn by hypothesis, and must agree line for line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phoenix_watchdog.diagnosis import logtext as T
+from phoenix_watchdog.diagnosis import markers as M
+from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
+from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
+from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, user_rules
+
+LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
+CORPUS = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(LOGS.glob("*.log"))}
+CORPUS_LINES = sorted({ln.text for text in CORPUS.values() for ln in split_log(text)})
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def reference_scan(lines: list[LogLine], skip: set[int], rules=BUILTIN) -> list[M.Finding]:
+    """Every line searched for a trigger, every hit classified: what `scan_markers` must equal."""
+    user = M._user_trigger(rules)
+    hits = {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and M._TRIGGER.search(ln.text)}
+    if user is not None:
+        hits |= {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and user.search(ln.text)}
+    return [f for i in sorted(hits - skip) if (f := M.classify_line(lines[i], rules)) is not None]
+
+
+def as_lines(texts: list[str], streams: list[str | None]) -> list[LogLine]:
+    return [LogLine(i, t, streams[i % len(streams)]) for i, t in enumerate(texts)]
+
+
+def test_scan_equals_reference_on_every_corpus_log() -> None:
+    for name, text in CORPUS.items():
+        lines = split_log(text)
+        code: set[int] = set()
+        parse_tracebacks(lines, code)
+        assert M.scan_markers(lines, code) == reference_scan(lines, code), name
+
+
+words = st.sampled_from([*M.TRIGGERS, *NEEDLES, "Errno 5", "Errno 28", "Errno 12", "Signal 11", "exitcode: -9",
+                         "frame #", "loss", "step", "Rank ", " ", ": ", "(", ")", "[", "]"])
+digits = st.integers(0, 99999).map(str)
+fragments = st.one_of(words, digits, st.text(alphabet="abcdefgINFOXid:-_ 0123456789", max_size=8))
+made_up = st.lists(fragments, max_size=8).map("".join)
+texts = st.lists(st.one_of(made_up, st.sampled_from(CORPUS_LINES)), max_size=60)
+
+
+@SETTINGS
+@given(base=texts, repeat=st.integers(1, 4), streams=st.lists(st.sampled_from([None, "rank0", "rank7"]), min_size=1, max_size=3))
+def test_scan_equals_reference_on_drawn_lines(base: list[str], repeat: int, streams: list[str | None]) -> None:
+    lines = as_lines(base * repeat, streams)  # repeats: the per-text memo must keep each line's own place
+    skip = set(range(0, len(lines), 5))
+    assert M.scan_markers(lines, skip) == reference_scan(lines, skip)
+
+
+def test_scan_equals_reference_with_user_rules_and_newlines() -> None:
+    rules = (*user_rules([{"pattern": r"^custom failure \d+$", "category": "code_bug"}]), *BUILTIN)
+    texts_ = ["custom failure 12", "ok", "two\nlines with NCCL error", "Errno 5 here", "frame #3: NCCL error"]
+    lines = as_lines(texts_ * 3, [None])
+    assert M.scan_markers(lines, set(), rules) == reference_scan(lines, set(), rules)
+
+
+def reference_split(text: str) -> list[LogLine]:
+    """`split_log` as a plain loop that asks every line every question."""
+    if len(text) > T.MAX_CHARS:
+        cut = text.find("\n", len(text) - T.MAX_CHARS)
+        text = text[cut + 1:] if cut >= 0 else text[-T.MAX_CHARS:]
+    raws = T.strip_ansi(text).split("\n")
+    stripped = [T._strip_known(raw) for raw in raws]
+    prefix = find_prefix([line for line, _ in stripped[max(0, len(raws) - SAMPLE_LINES):] if line])
+    out: list[LogLine] = []
+    for line, key in stripped:
+        if prefix is not None and line:
+            line, found = prefix.strip(line)
+            if line[:1] == "[":
+                line, inner = T.strip_prefixes(line)
+                found = inner or found
+            key = key or found
+        line = line.rstrip()
+        if line.startswith("> File \""):
+            line = "  " + line[2:]
+        elif line[:1] in "╭│╰" and line and (line := T.unbox(line)) is None:
+            continue
+        for part in T._split_glued(line) if T._BAR_END.search(line) else [line]:
+            out += [LogLine(len(out) + k, piece, key) for k, piece in enumerate(T._unglue(part))]
+    if out and not out[-1].text:
+        out.pop()
+    return out
+
+
+def test_split_equals_reference_on_every_corpus_log() -> None:
+    for name, text in CORPUS.items():
+        assert split_log(text) == reference_split(text), name
+
+
+decorations = st.sampled_from(["", "[rank3]:", "[rank12]: ", "[rank²]", "[default1]:", "0: ", "  7: ", "node-a3:2: ",
+                               "[1,3]<stderr>:", "2025-01-02T03:04:05.123Z ", "[E1206 18:44:13.37 x.cpp:616] ",
+                               "\x1b[31m", "\r", "abc\r", "45%|####| 9/20 [00:01<00:02, 5.00it/s]", "> ",
+                               "╭──── Traceback (most recent call last) ────╮", "│ /w/t.py:3 in f │", "│ ❱ 3 │ x() │"])
+bodies = st.one_of(st.sampled_from(CORPUS_LINES), made_up, st.just("x" * (T.MAX_LINE_CHARS + 5)))
+logs = st.lists(st.tuples(decorations, bodies).map("".join), max_size=40).map("\n".join)
+
+
+@SETTINGS
+@given(text=logs, lead=st.sampled_from(["", "step 1 | loss 2.0\n" * 1200]))
+def test_split_equals_reference_on_drawn_logs(text: str, lead: str) -> None:
+    text = lead + text  # over a thousand lines: the whole text is asked once, not each line
+    try:
+        expected = reference_split(text)
+    except ValueError:  # "[rank²]": isdigit() but not a number, in both
+        with pytest.raises(ValueError):
+            split_log(text)
+        return
+    assert split_log(text) == expected

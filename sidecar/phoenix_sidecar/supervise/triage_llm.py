@@ -27,7 +27,7 @@ from phoenix_watchdog.diagnosis.failure import Diagnosis
 
 log = logging.getLogger(__name__)
 TASK = Task("phoenix_triage", INSTRUCTION, SCHEMA)
-MIN_CALL_SECONDS = 1.0  # less than this left of the limit: no call could finish, so none is started
+MIN_CALL_SECONDS = 1.0  # less than this left of the limit: no fallback could finish, so none is started
 
 
 class LlmTriager:
@@ -62,9 +62,9 @@ class LlmTriager:
         clients = self._configured()
         failures: list[str] = []
         rejected: TriageVerdict | None = None
-        for client in clients:
+        for n, client in enumerate(clients):
             left = deadline - self.clock()
-            if left < MIN_CALL_SECONDS:
+            if left <= 0 or (n and left < MIN_CALL_SECONDS):  # the first is asked whatever is left
                 failures.append(f"{client.name}: not asked, the {limit:g} s triage limit was spent")
                 break
             verdict = self._ask(client, prompt, left, started, failures)

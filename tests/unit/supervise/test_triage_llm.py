@@ -138,3 +138,12 @@ def test_the_configured_http_clients_ask_for_a_category_not_patches(tmp_path: Pa
     assert built["openai"].task is TASK and built["gemini_api"].task is TASK  # type: ignore[attr-defined]
     assert TASK.schema["required"] == ["category", "reason"]
     assert "category" in TASK.instruction and "patch" not in TASK.instruction
+
+
+def test_the_first_client_is_asked_with_whatever_is_left_a_fallback_only_with_a_second_left() -> None:
+    clock = Clock()
+    first = Client("openai", LlmError("timeout", "no answer", client="openai"), clock, seconds=0.5)
+    second = Client("command", '{"category": "cuda_oom", "reason": "x"}', clock)
+    verdict = triager([first, second], clock, llm_triage_timeout_seconds=1)[0].triage(unknown(), TAIL)
+    assert first.limits == [1.0] and second.prompts == []
+    assert verdict.result is TriageResult.FAILED

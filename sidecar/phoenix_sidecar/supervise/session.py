@@ -20,9 +20,11 @@ import signal
 import socket
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from phoenix_sidecar.config.loader import LoadedConfig, secret
+from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import GaveUp, StateError
 from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.runtime import RunEnd, Runtime
@@ -98,8 +100,7 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
             repair = RepairEngine(settings, paths, bus, config_file=loaded.config_file)
             repair.prune_stale()
 
-        triage = (LlmTriager(settings, bus, os.environ, paths.workspace, scrub=redactor.text)
-                  if settings.llm_triage else None)
+        triage = build_triager(settings, bus, paths.workspace, redactor) if settings.llm_triage else None
         store = StateStore(paths.state)
         supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates,
                                 triage=triage)
@@ -113,6 +114,11 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
             return supervisor.run()
         except GaveUp as exc:
             raise GaveUp(redactor.text(exc.summary), redactor.data(exc.incident)) from None  # type: ignore[arg-type]
+
+
+def build_triager(settings: Settings, bus: EventBus, workspace: Path, redactor: Redactor) -> LlmTriager:
+    """The LLM triage of unknown failures (``llm_triage``), for a session and for ``phoenix diagnose --triage``."""
+    return LlmTriager(settings, bus, os.environ, workspace, scrub=redactor.text)
 
 
 def check_disks(min_free_gb: float, paths: tuple[str, ...]) -> None:

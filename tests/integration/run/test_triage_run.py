@@ -119,3 +119,25 @@ def test_a_server_that_does_not_answer_in_time_leaves_the_failure_unknown(ws: Pa
     assert (incident["category"], incident["action"]) == ("unknown", "restart")
     assert incident["triage"]["result"] == "failed"
     assert "did not answer" in incident["triage"]["reason"] or "stalled" in incident["triage"]["reason"]
+
+
+def test_phoenix_diagnose_triage_asks_the_same_way_and_says_so(tmp_path: Path) -> None:
+    log = tmp_path / "crash.log"
+    log.write_text("epoch 1 step 4 loss 2.1\nallocator: arena exhausted while staging batch 17\nfatal: giving up\n")
+    known = tmp_path / "oom.log"
+    known.write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    answer = {"category": "dataloader", "reason": "the batch stager ran dry"}
+    with ScriptedServer([openai_reply(json.dumps(answer))]) as server:
+        args = ["diagnose", "--triage", "--exit-code", "3", "--set", "primary=openai",
+                "--set", f"openai_url={server.url}/v1", "-w", str(tmp_path)]
+        as_json = run_phoenix([*args, "--json", str(log), str(known)], cwd=tmp_path)
+        text = run_phoenix([*args, "--explain", str(log)], cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr.decode()
+    unknown_row, oom_row = (json.loads(line) for line in as_json.stdout.decode().splitlines())
+    assert (unknown_row["category"], unknown_row["category_source"]) == ("dataloader", "llm")
+    assert unknown_row["signature"].startswith("unknown-") and unknown_row["triage"]["reason"] == answer["reason"]
+    assert oom_row["category"] == "cuda_oom" and "triage" not in oom_row  # a rule named it: nothing asked
+    assert len(server.requests) == 2  # one per command: the OOM log was never asked about
+    out = text.stdout.decode()
+    assert "triage      category named by the LLM (openai): the batch stager ran dry" in out
+    assert "decided by  LLM triage (openai): the batch stager ran dry" in out

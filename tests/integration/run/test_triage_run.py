@@ -89,6 +89,13 @@ def test_a_stop_category_the_llm_names_stops_the_job(ws: Path) -> None:
     assert b"training finished" not in result.stdout
     (incident,) = incidents(ws)
     assert (incident["category"], incident["category_source"], incident["action"]) == ("gpu_hardware", "llm", "stop")
+    assert "category:    gpu_hardware (named by the LLM triage: the allocator lost the device)" in \
+        result.stderr.decode()
+    status = json.loads(run_phoenix(["status", "--json", "-w", str(ws)], cwd=ws).stdout)
+    assert status["incident"]["category_source"] == "llm"
+    assert status["incident"]["triage"]["reason"] == "the allocator lost the device"
+    text = run_phoenix(["status", "-w", str(ws)], cwd=ws).stdout.decode()
+    assert "category named by the LLM triage (openai): the allocator lost the device" in text
 
 
 def test_an_unusable_answer_leaves_the_failure_unknown_and_restarted(ws: Path) -> None:

@@ -66,6 +66,8 @@ def test_a_stop_category_the_llm_names_stops_the_job(workspace: Path) -> None:
     with pytest.raises(GaveUp) as gave_up:
         rig.supervisor.run()
     assert gave_up.value.incident["category"] == "gpu_hardware"
+    assert "  category:    gpu_hardware (named by the LLM triage: the log says it is gpu_hardware)" in \
+        gave_up.value.summary.splitlines()
     assert rig.store.load().incidents[0].category_source == "llm"
 
 

@@ -48,6 +48,20 @@ class IncidentOpened(Event):
     category: str
     signature: str
     summary: str
+    category_source: str = "rules"  # rules | llm (the LLM triage named an unknown failure)
+
+
+@dataclass(frozen=True)
+class FailureTriaged(Event):
+    """The LLM was asked to name a failure no rule named (``llm_triage``); it follows the ``IncidentOpened``."""
+
+    incident: int
+    result: str  # a supervise.triage.TriageResult
+    category: str | None  # the category it named (result "named"), else None: the failure stays unknown
+    reason: str  # the model's one-line reason, or why there was no usable answer
+    client: str | None = None
+    seconds: float = 0.0
+    cached: bool = False  # the session's earlier answer for the same signature: nothing was asked
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Time is a `FakeClock` that moves only when the code under test waits, and then at once: a backoff of
 five minutes or a 15-minute hang costs nothing. `FakeRuntime` plays a script of runs (`succeed`,
 `crash`, `hang`) on that clock and feeds the heartbeat like a real runtime; `ScriptedRepair` answers
-with scripted outcomes and records what it was asked; `ScriptedGates` trips and clears a safety gate
-when told. `build_rig` puts them around a real supervisor, state store and event bus; the `workspace` fixture
+with scripted outcomes and records what it was asked; `ScriptedTriage` answers the LLM triage of
+unknown failures with scripted verdicts; `ScriptedGates` trips and clears a safety gate when told. `build_rig` puts them around a real supervisor, state store and event bus; the `workspace` fixture
 gives it a workspace in RAM.
 
 Import as ``from kits.supervise import ...`` (``tests/`` is on the pytest path).
@@ -34,7 +34,8 @@ from phoenix_sidecar.repair.model import RepairOutcome, RepairRequest, RollbackR
 from phoenix_sidecar.runtime.base import RunEnd, RunStart
 from phoenix_sidecar.supervise.loop import Supervisor
 from phoenix_sidecar.supervise.state import JobState, StateStore
-from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
+from phoenix_sidecar.supervise.triage import TriageResult, TriageVerdict
+from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
 
 WALL_START = 1_700_000_000.0  # the fake wall clock's reading at monotonic 0
@@ -244,6 +245,26 @@ class ScriptedRepair:
         return RollbackResult(repair_id, True, "restored 1 file", files=("train.py",))
 
 
+class ScriptedTriage:
+    """A `Triager` that answers with ``verdicts`` in order and records each diagnosis it was asked about.
+
+    A verdict may be given by its category (``"cuda_oom"``: named, with a reason) or as a whole
+    `TriageVerdict` (a failure, a declined or rejected answer).
+    """
+
+    def __init__(self, verdicts: list[str | TriageVerdict]) -> None:
+        self.verdicts = list(verdicts)
+        self.asked: list[Diagnosis] = []
+
+    def triage(self, diagnosis: Diagnosis, tail: str) -> TriageVerdict:
+        self.asked.append(diagnosis)
+        assert self.verdicts, f"triage asked {len(self.asked)} times, more than scripted"
+        verdict = self.verdicts.pop(0)
+        if isinstance(verdict, TriageVerdict):
+            return verdict
+        return TriageVerdict(TriageResult.NAMED, verdict, f"the log says it is {verdict}", "scripted", 0.5)
+
+
 class ScriptedGates:
     """`Gates` whose safety gate the test trips and clears (often from a `FakeClock.at` action)."""
 
@@ -319,7 +340,8 @@ class Rig:
 
 def build_rig(workspace: Path, script: list[Script], *, repair: ScriptedRepair | None = None,
               gates: ScriptedGates | None = None, clock: FakeClock | None = None,
-              diagnose: Callable[..., Any] | None = None, **overrides: Any) -> Rig:
+              diagnose: Callable[..., Any] | None = None, triage: ScriptedTriage | None = None,
+              **overrides: Any) -> Rig:
     """A `Supervisor` on ``workspace`` (its state in ``.phoenix_cli``) playing ``script``.
 
     ``overrides`` are `Settings` fields. A second rig on the same workspace reads the same
@@ -336,5 +358,5 @@ def build_rig(workspace: Path, script: list[Script], *, repair: ScriptedRepair |
     runtime = FakeRuntime(clock, heartbeat, script)
     store = StateStore(paths.state)
     supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates,
-                            diagnose=diagnose, clock=clock)
+                            diagnose=diagnose, clock=clock, triage=triage)
     return Rig(supervisor, runtime, clock, repair, gates, store, paths, settings, timeline)

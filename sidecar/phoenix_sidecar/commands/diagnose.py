@@ -5,6 +5,9 @@ plausibly fix it, the root exception and the innermost frame in user code. ``--j
 `Diagnosis.to_json()` object per log (one per line, with ``"input"``) for scripts. ``--explain``
 adds which rule decided, and every other piece of evidence with its strength and rule, strongest
 first; ``--rules FILE`` adds the ``rules:`` of a phoenix.yaml (or a YAML list of rules).
+``--triage`` asks the configured LLM clients (the workspace's configuration, ``--config`` and
+``--set`` as for ``phoenix run``) to name a failure the rules call ``unknown``, as the supervisor
+does with ``llm_triage: true``; the output says the category came from the LLM, and why.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import argparse
 import json
 import os
 import sys
-from typing import BinaryIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import yaml
 
@@ -21,6 +25,9 @@ from phoenix_sidecar.config.schema import ACTIONS
 from phoenix_sidecar.errors import UsageError
 from phoenix_watchdog.diagnosis import Diagnosis, ExitStatus, Rule, diagnose, explain, user_rules
 from phoenix_watchdog.diagnosis.logtext import MAX_CHARS
+
+if TYPE_CHECKING:
+    from phoenix_sidecar.supervise.triage import SessionTriage, TriageVerdict
 
 # diagnose() looks at the last MAX_CHARS characters; reading a few times that many bytes keeps
 # multi-byte text whole without ever reading a multi-gigabyte log in full.
@@ -44,6 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="show which rule decided, and all the evidence with its strength and rule, strongest first")
     p.add_argument("--rules", metavar="FILE",
                    help="add the diagnosis rules of this phoenix.yaml (its rules: list) or YAML list of rules")
+    t = p.add_argument_group("LLM triage")
+    t.add_argument("--triage", action="store_true",
+                   help="ask the configured LLM to name a failure the rules call unknown (as llm_triage: true does)")
+    t.add_argument("--config", "-c", metavar="FILE", help="config file for --triage (default: <workspace>/phoenix.yaml)")
+    t.add_argument("--set", "-s", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a setting for --triage, e.g. --set primary=openai (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -54,10 +67,16 @@ def run(args: argparse.Namespace) -> int:
     rules = read_rules(args.rules) if args.rules else ()
     inputs = [(name, read_log(name)) for name in args.logs]  # every file readable before any output
     workspace = args.workspace or os.getcwd()
+    ask = _triage(args) if args.triage else None
     for i, (name, text) in enumerate(inputs):
         d = diagnose(text, exit, None, workspace, rules)
+        verdict = None
+        if ask is not None:  # the same failure in two logs is asked about once
+            d, verdict = ask.apply(d, text, None)
         if args.json:
             row = {"input": name, **d.to_json()}
+            if verdict is not None:
+                row["category_source"], row["triage"] = verdict.category_source, verdict.record()
             if args.explain:
                 row["explain"] = explain(text, exit, workspace, rules)
             print(json.dumps(row, ensure_ascii=False))
@@ -65,11 +84,35 @@ def run(args: argparse.Namespace) -> int:
             if i:
                 print()
             print(render(name, d))
+            if verdict is not None:
+                print(triage_line(verdict))
             if args.explain:
                 print(f"  {'decided by':<11} {d.decided_by}")
                 print("  all evidence, strongest first:")
                 print("\n".join(f"    {line}" for line in explain(text, exit, workspace, rules)))
     return 0
+
+
+def _triage(args: argparse.Namespace) -> SessionTriage:
+    """The supervisor's triage (`SessionTriage` around the session's `LlmTriager`), from the configuration."""
+    from phoenix_sidecar.commands.common import load_config
+    from phoenix_sidecar.config.loader import secret
+    from phoenix_sidecar.events import EventBus
+    from phoenix_sidecar.redact import Redactor
+    from phoenix_sidecar.supervise.session import build_triager
+    from phoenix_sidecar.supervise.triage import SessionTriage
+
+    settings = load_config(args).settings
+    keys = [secret(settings, "gemini_api_key"), secret(settings, "openai_api_key")]
+    redactor = Redactor.from_environ(os.environ, keys)
+    return SessionTriage(build_triager(settings, EventBus(), Path(settings.workspace), redactor))
+
+
+def triage_line(verdict: TriageVerdict) -> str:
+    """What the LLM triage concluded, in the render's layout."""
+    if verdict.named:
+        return f"  {'triage':<11} category named by the LLM ({verdict.client}): {verdict.reason}"
+    return f"  {'triage':<11} {verdict.result.value}, the category stays unknown: {verdict.reason}"
 
 
 def read_rules(path: str) -> tuple[Rule, ...]:

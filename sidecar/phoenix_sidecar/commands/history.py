@@ -73,7 +73,8 @@ def cells(row: dict[str, Any]) -> tuple[str, ...]:
     if row.get("repair"):
         what += f" -> repair {row['repair'].get('outcome')}"
     detail = f"{row.get('exit', '')}: {row.get('summary', '')}".strip(": ")
-    return (row["time"], row["kind"], f"#{row['id']}", row.get("category") or "-", what,
+    category = (row.get("category") or "-") + (" (llm)" if row.get("category_source") == "llm" else "")
+    return (row["time"], row["kind"], f"#{row['id']}", category, what,
             row.get("signature") or "-", detail or "-")
 
 

@@ -125,7 +125,8 @@ def _incident(state: SupervisorState) -> dict[str, Any] | None:
         return None
     return {"id": incident.id, "kind": incident.kind, "category": incident.category,
             "signature": incident.signature, "summary": incident.summary, "exit": incident.exit,
-            "action": incident.action, "reason": incident.reason, "details": incident.details}
+            "action": incident.action, "reason": incident.reason, "details": incident.details,
+            "category_source": incident.category_source, "triage": incident.triage}
 
 
 def _progress(state: SupervisorState, settings: Settings) -> dict[str, Any] | None:
@@ -218,6 +219,11 @@ def render(report: dict[str, Any]) -> str:
     incident = report.get("incident")
     if incident:
         lines.append(f"incident:   #{incident['id']} {incident['kind']}, {incident['category']}: {incident['summary']}")
+        triage = incident.get("triage") or {}
+        if incident.get("category_source") == "llm":
+            lines.append(f"            category named by the LLM triage ({triage.get('client')}): {triage.get('reason')}")
+        elif triage:
+            lines.append(f"            LLM triage: {triage.get('result')}: {triage.get('reason')}")
         if incident.get("action"):
             lines.append(f"            decision: {incident['action']}: {incident['reason']}")
         if incident.get("details"):

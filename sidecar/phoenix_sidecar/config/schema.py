@@ -123,6 +123,8 @@ class Settings:
     max_patch_lines: int = setting(200, INT, "lines one answer may change", minimum=1, maximum=100000, group="repair")
     max_backups: int = setting(20, INT, "backup generations kept per file", minimum=1, maximum=1000, group="repair")
     auto_rollback: bool = setting(True, BOOL, "roll a repair back when the repaired job fails sooner than before", group="repair")
+    llm_triage: bool = setting(False, BOOL, "when no rule names a failure (unknown), ask the LLM clients above to pick its category from the fixed list, with a one-line reason; the action still comes from the actions table", group="repair")
+    llm_triage_timeout_seconds: float = setting(30.0, FLOAT, "time allowed for one triage, every client together; past it the failure stays unknown", minimum=1, maximum=600, group="repair")
 
     # -- docker sidecar ------------------------------------------------------------------------
     container: str = setting("", STR, "name or id of the training container to watch", group="docker")

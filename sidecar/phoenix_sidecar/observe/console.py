@@ -101,8 +101,16 @@ def describe(event: ev.Event) -> str | None:
             return f"hung: {detail}: taking a stack dump and stopping the job"
         case ev.HangDetected(silent_seconds=silent):
             return f"no output for {silent:.0f}s: taking a stack dump and stopping the job"
+        case ev.IncidentOpened(incident=n, kind=kind, category=category, signature=sig, summary=summary,
+                               category_source="llm"):
+            return f"incident #{n}: {kind}, {category} (named by the LLM triage): {summary} [{sig}]"
         case ev.IncidentOpened(incident=n, kind=kind, category=category, signature=sig, summary=summary):
             return f"incident #{n}: {kind}, {category}: {summary} [{sig}]"
+        case ev.FailureTriaged(result="named", category=category, reason=reason, client=client, cached=cached):
+            again = ", as before" if cached else ""
+            return f"triage: the LLM ({client}{again}) named it {category}: {reason}"
+        case ev.FailureTriaged(reason=reason):
+            return f"triage: the failure stays unknown: {reason}"
         case ev.DecisionMade(action=action, reason=reason):
             return f"decision: {action}: {reason}"
         case ev.JobSucceeded():

@@ -5,7 +5,7 @@ changes when the supervisor emits an event; the scrape-time collectors live in `
 
 Label rules: every label value comes from a bounded set. The sets are the vocabularies' own enums
 (`Category` from the watchdog, `Outcome` and `RejectReason` from the repair wing, `GiveUpReason`
-from the policy), never retyped here. Free-form values from events are mapped onto known values
+from the policy, `TriageResult` from the triage), never retyped here. Free-form values from events are mapped onto known values
 or, past a small cap, onto "other"; signatures, file paths and messages never become labels.
 Known label combinations are created at 0 up front, so ``increase()`` sees the first event.
 """
@@ -27,6 +27,7 @@ from phoenix_sidecar.runtime.base import EngineCause
 from phoenix_sidecar.supervise.policy import GiveUpReason
 from phoenix_watchdog.diagnosis.categories import Category
 from phoenix_sidecar.supervise.state import JobState
+from phoenix_sidecar.supervise.triage import TriageResult
 
 # No `<name>_created` series beside every counter and histogram: they double the series and no rule
 # or panel reads them. (A process-wide switch of prometheus_client; Phoenix owns its process.)
@@ -46,6 +47,7 @@ PRECREATED_REJECTIONS = (RejectReason.ALLOWLIST, RejectReason.NOT_SHOWN, RejectR
 LLM_ERRORS = ("timeout", "http", "rate_limited", "process", "parse", "config", "other")
 VERIFY_STAGES = ("py_compile", "test_cmd")
 WEBHOOK_RESULTS = ("sent", "failed", "dropped")
+TRIAGE_RESULTS = tuple(r.value for r in TriageResult)
 LLM_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 180, 300, 600)
 VERIFY_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200)
 _LABEL_VALUE = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -132,6 +134,10 @@ class PhoenixMetrics:
         self.promoted_files = Counter("phoenix_repair_promoted_files", "Files changed by promoted repairs", registry=r)
         self.rollbacks = Counter("phoenix_repair_rollbacks", "Repairs rolled back, by trigger", ["trigger"], registry=r)
         _precreate(self.rollbacks, ("automatic", "manual"))
+        self.triages = Counter("phoenix_triage", "Failures the rules called unknown that the LLM was asked to name "
+                               "(llm_triage), by result; a reuse of the session's answer is not counted",
+                               ["result"], registry=r)
+        _precreate(self.triages, TRIAGE_RESULTS)
         # -- safety and notifications ---------------------------------------------------------
         self.gate_tripped = Gauge("phoenix_safety_gate_tripped", "1 while a hardware safety gate holds the job stopped", ["gate"], registry=r)
         self.trips = Counter("phoenix_safety_trips", "Times a hardware safety gate tripped", ["gate"], registry=r)
@@ -221,12 +227,16 @@ class PhoenixMetrics:
     def _on_rolled_back(self, e: ev.RepairRolledBack) -> None:
         self.rollbacks.labels("automatic" if e.automatic else "manual").inc()
 
+    def _on_triaged(self, e: ev.FailureTriaged) -> None:
+        if not e.cached:
+            self.triages.labels(e.result if e.result in TRIAGE_RESULTS else TriageResult.FAILED.value).inc()
+
     _HANDLERS: dict[type, Callable[[Any, Any], None]] = {
         ev.StateChanged: _on_state, ev.JobStarted: _on_started, ev.HangDetected: _on_hang, ev.IncidentOpened: _on_incident,
         ev.DecisionMade: _on_decision, ev.JobRestarted: _on_restart, ev.GaveUp: _on_gave_up,
         ev.RepairFinished: _on_repair, ev.LlmCalled: _on_llm, ev.PatchRejected: _on_rejected,
         ev.VerificationFinished: _on_verified, ev.RepairPromoted: _on_promoted,
-        ev.RepairRolledBack: _on_rolled_back,
+        ev.RepairRolledBack: _on_rolled_back, ev.FailureTriaged: _on_triaged,
     }
 
     # -- safety and notifications ----------------------------------------------------------------

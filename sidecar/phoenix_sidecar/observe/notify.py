@@ -52,8 +52,11 @@ class Message:
 def message_for(event: ev.Event, target: str) -> Message | None:
     """The message for an event worth telling a human about, or None."""
     if isinstance(event, ev.IncidentOpened):
-        return Message("incident_opened", "warning", f"Incident #{event.incident} on {target}: {event.kind} ({event.category})",
-                       event.summary, {"incident": event.incident, "kind": event.kind, "category": event.category})
+        named = " named by the LLM triage" if event.category_source == "llm" else ""
+        return Message("incident_opened", "warning",
+                       f"Incident #{event.incident} on {target}: {event.kind} ({event.category}{named})", event.summary,
+                       {"incident": event.incident, "kind": event.kind, "category": event.category,
+                        "category_source": event.category_source})
     if isinstance(event, ev.DecisionMade):
         delay = f" in {event.delay_seconds:g} s" if event.delay_seconds > 0 else ""
         return Message("decision_made", "info", f"Incident #{event.incident}: {event.action}{delay}",

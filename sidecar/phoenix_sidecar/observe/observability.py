@@ -103,8 +103,10 @@ class Observability:
         self.registry.register(ProgressCollector(heartbeat))
 
         # The supervisor wakes at least every gpu_poll_seconds; stopping a job (grace, stack dump)
-        # is the longest thing it does between two ticks.
-        self.tick_timeout = 3 * interval + settings.kill_grace_seconds + settings.stack_dump_timeout_seconds
+        # is the longest thing it does between two ticks, followed by the LLM triage of the failure
+        # when that is on (it runs on the supervisor thread, within its own time limit).
+        triage = settings.llm_triage_timeout_seconds if settings.llm_triage else 0.0
+        self.tick_timeout = 3 * interval + settings.kill_grace_seconds + settings.stack_dump_timeout_seconds + triage
         self._metrics.tick_timeout.set(self.tick_timeout)
         # A repair runs on the supervisor thread: LLM calls (each client in turn) and the test command.
         self.repair_allowance = (settings.llm_timeout_seconds * (1 + len(settings.fallback))

@@ -4,9 +4,12 @@ Layout (pure modules first):
     state     JobState and its checked transition table; state.json (budgets, incidents, job status)
     policy    the restart policy: diagnosis + budgets -> restart, repair or stop
     lock      the workspace lock (one supervisor per workspace)
-    seams     the loop's clock, gates and repairer protocols, and their production/null versions
+    seams     the loop's clock, gates, repairer and triager protocols, and their production/null versions
+    triage    LLM triage of unknown failures: when to ask, prompt, answer parser, verdict (`TriageResult`)
+    incidents incident records, their log files, the rollback of a repair that made things worse
     giveup    the give-up summary a human reads
     loop      `Supervisor`: start, watch, diagnose, decide, act
+    triage_llm  the production triager: the repair's LLM clients asked for a category, in one time limit
     session   the composition root: builds a session (lock, state, bus, runtime, observability,
               repair, signals) around one `Supervisor`
 
@@ -17,8 +20,8 @@ here would put every wing that uses a vocabulary in an import circle. Commands i
 ``phoenix_sidecar.supervise.session`` for the composition root; tests import ``supervise.loop``.
 
 May import: the top-level modules (errors, events, fsutil, paths, redact), config/ (settings),
-phoenix_watchdog; loop also runtime/'s base, observe/'s gates and repair/'s model; session
-everything it composes. Nothing imports session but commands/.
+phoenix_watchdog; loop also runtime/'s base, observe/'s gates and repair/'s model; triage_llm
+repair/'s llm face (the clients); session everything it composes. Nothing imports session but commands/.
 """
 
 from phoenix_sidecar.supervise.lock import WorkspaceLock, holder_is_dead, read_holder

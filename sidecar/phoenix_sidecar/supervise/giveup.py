@@ -22,7 +22,9 @@ def give_up_summary(incident: Incident, diagnosis: Diagnosis, decision: Decision
     lines = [
         f"phoenix gave up on the job: {decision.reason}",
         f"  signature:   {diagnosis.signature}",
-        f"  category:    {diagnosis.category}" + (" (a code patch could fix it)" if diagnosis.patchable else ""),
+        f"  category:    {diagnosis.category}" + (" (a code patch could fix it)" if diagnosis.patchable else "")
+        + (f" (named by the LLM triage: {(incident.triage or {}).get('reason')})"
+           if incident.category_source == "llm" else ""),
         f"  attempts:    {attempts} of {spec.max_retries} on this signature; "
         f"{state.budgets.total_restarts} of {spec.max_total_restarts} restarts in all",
         f"  last error:  {_clip(error, 300)}",

@@ -1,7 +1,8 @@
 """Incidents as the supervisor records them: the record in state.json, its log file, where it happened.
 
 `open_incident` adds a run's incident to the state with its log file; `note_decision` writes the
-policy's decision into it. ``incidents/<id>.log`` holds the whole output tail of the failed run (and the stack dump of a hung
+policy's decision into it; `roll_back_if_worse` rolls back a repair after which the job failed
+sooner, and says so in the incident. ``incidents/<id>.log`` holds the whole output tail of the failed run (and the stack dump of a hung
 one); the newest `MAX_INCIDENT_FILES` are kept. `place` names the rank and node of the failure
 when the runtime knows them (a multi-node job on Slurm).
 """
@@ -9,6 +10,7 @@ when the runtime knows them (a multi-node job on Slurm).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from phoenix_sidecar.errors import PhoenixError
 from phoenix_sidecar.fsutil import atomic_write_text
@@ -17,6 +19,9 @@ from phoenix_sidecar.runtime.base import RunEnd
 from phoenix_sidecar.supervise.policy import Decision
 from phoenix_sidecar.supervise.state import Incident, SupervisorState
 from phoenix_watchdog.diagnosis.failure import Diagnosis
+
+if TYPE_CHECKING:
+    from phoenix_sidecar.supervise.seams import Repairer
 
 log = logging.getLogger(__name__)
 MAX_INCIDENT_FILES = 100
@@ -71,3 +76,30 @@ def note_decision(incident: Incident, decision: Decision, now: float) -> None:
     incident.attempt = decision.attempt
     incident.budget_remaining = decision.budget_remaining
     incident.decided_at = now
+
+
+def roll_back_if_worse(state: SupervisorState, end: RunEnd, incident: Incident, *, repairer: Repairer | None,
+                       enabled: bool, now: float) -> bool:
+    """A repaired job that fails sooner than before gets its repair rolled back; True when it was.
+
+    The promoted repair is forgotten after the first run that ends with it, whatever happens here.
+    """
+    promoted = state.promoted_repair
+    if not promoted or promoted.get("run") != state.job.run:
+        return False
+    state.promoted_repair = None
+    if not enabled or repairer is None or end.duration >= float(promoted.get("run_seconds_before", 0.0)):
+        return False
+    try:
+        result = repairer.rollback(promoted["id"], automatic=True)
+    except PhoenixError as exc:
+        log.error("could not roll back repair %s: %s", promoted["id"], exc)
+        return False
+    if not result.ok:  # e.g. someone edited the files since: leave them alone
+        log.warning("repair %s not rolled back: %s", promoted["id"], result.reason)
+        return False
+    incident.action = "rollback"
+    incident.reason = (f"repair {promoted['id']} made things worse (failed after {end.duration:.0f}s, "
+                       f"before it {promoted['run_seconds_before']:.0f}s): rolled back")
+    incident.decided_at = now
+    return True

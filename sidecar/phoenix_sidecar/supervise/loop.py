@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from phoenix_sidecar import events as ev
 from phoenix_sidecar.config.schema import Settings
-from phoenix_sidecar.errors import GaveUp, PhoenixError, StateError
+from phoenix_sidecar.errors import GaveUp, StateError
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.observe.gates import SafetyTrip
 from phoenix_sidecar.paths import StatePaths
@@ -25,10 +25,11 @@ from phoenix_sidecar.runtime.base import ENGINE, RunEnd, Runtime, engine_cause
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.supervise import progress as prog
 from phoenix_sidecar.supervise.giveup import give_up_summary
-from phoenix_sidecar.supervise.incidents import note_decision, open_incident, place
+from phoenix_sidecar.supervise.incidents import note_decision, open_incident, place, roll_back_if_worse
 from phoenix_sidecar.repair.outcomes import Outcome
 from phoenix_sidecar.supervise.policy import Action, Decision, GiveUpReason, PolicySpec
-from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock, default_diagnosis
+from phoenix_sidecar.supervise.seams import Clock, Gates, NullGates, Repairer, SystemClock, Triager, default_diagnosis
+from phoenix_sidecar.supervise.triage import SessionTriage, TriageVerdict
 from phoenix_sidecar.supervise.state import Incident, JobState, StateStore, check_transition
 from phoenix_watchdog.diagnosis.failure import Diagnosis, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
@@ -53,12 +54,13 @@ class Supervisor:
         gates: observability (liveness ticks, hardware safety gates); None: no ticks, no gates.
         diagnose: the diagnosis function (the watchdog's by default).
         clock: the time and the waits (the system's by default; the heartbeat should share it).
+        triage: asks an LLM to name failures the rules call unknown (``llm_triage``); None: never.
     """
 
     def __init__(self, settings: Settings, runtime: Runtime, heartbeat: Heartbeat, store: StateStore,
                  bus: EventBus, paths: StatePaths, *, repair: Repairer | None = None,
                  gates: Gates | None = None, diagnose: Callable[..., Diagnosis] | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, triage: Triager | None = None) -> None:
         self.settings = settings
         self.runtime = runtime
         self.heartbeat = heartbeat
@@ -69,6 +71,7 @@ class Supervisor:
         self.gates: Gates = gates if gates is not None else NullGates()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.diagnose = diagnose if diagnose is not None else default_diagnosis(settings)
+        self.triage = SessionTriage(triage)
         self.spec = PolicySpec.from_settings(settings, repair_available=repair is not None)
         self.state = store.load()
         # Progress (the steps in the output) and the hang judge: the same under `run` and `watch`.
@@ -201,9 +204,10 @@ class Supervisor:
         stopped_for = self._stopped_for
         if isinstance(stopped_for, Divergence):
             diagnosis = prog.diverged_diagnosis(diagnosis, stopped_for)
+        diagnosis, verdict = self.triage.apply(diagnosis, end.tail, end.hang)  # only what the rules call unknown
         budgets = self.state.budgets
         policy.note_run(budgets, end.duration, self.spec, prog.end_of_run(self.state.progress, self.progress))
-        incident = self._open_incident(end, diagnosis)
+        incident = self._open_incident(end, diagnosis, verdict)
         incident.evidence = stopped_for.detail if stopped_for is not None else None
         incident.step = self.state.progress.step
         if self._maybe_roll_back(end, incident):
@@ -218,13 +222,18 @@ class Supervisor:
             return self._restart_after(decision.delay, reason=diagnosis.category)
         return self._repair(incident, diagnosis, end)
 
-    def _open_incident(self, end: RunEnd, diagnosis: Diagnosis) -> Incident:
+    def _open_incident(self, end: RunEnd, diagnosis: Diagnosis, verdict: TriageVerdict | None) -> Incident:
         incident = open_incident(self.state, self.paths, end, kind="hang" if end.hang else "crash",
                                  category=diagnosis.category, signature=diagnosis.signature,
                                  summary=diagnosis.summary + place(end, diagnosis), now=self.clock.time(),
                                  diagnosis=diagnosis)
+        if verdict is not None:
+            incident.category_source, incident.triage = verdict.category_source, verdict.record()
         self.bus.emit(ev.IncidentOpened(incident=incident.id, kind=incident.kind, category=diagnosis.category,
-                                        signature=diagnosis.signature, summary=incident.summary))
+                                        signature=diagnosis.signature, summary=incident.summary,
+                                        category_source=incident.category_source))
+        if verdict is not None:
+            self.bus.emit(verdict.event(incident.id))
         return incident
 
     def _record_decision(self, incident: Incident, diagnosis: Diagnosis, decision: Decision) -> None:
@@ -283,26 +292,9 @@ class Supervisor:
 
     def _maybe_roll_back(self, end: RunEnd, incident: Incident) -> bool:
         """A repaired job that fails sooner than before gets its repair rolled back."""
-        promoted = self.state.promoted_repair
-        if not promoted or promoted.get("run") != self.state.job.run:
+        if not roll_back_if_worse(self.state, end, incident, repairer=self.repair, enabled=self.settings.auto_rollback,
+                                  now=self.clock.time()):
             return False
-        self.state.promoted_repair = None
-        if not self.settings.auto_rollback or self.repair is None:
-            return False
-        if end.duration >= float(promoted.get("run_seconds_before", 0.0)):
-            return False
-        try:
-            result = self.repair.rollback(promoted["id"], automatic=True)
-        except PhoenixError as exc:
-            log.error("could not roll back repair %s: %s", promoted["id"], exc)
-            return False
-        if not result.ok:  # e.g. someone edited the files since: leave them alone
-            log.warning("repair %s not rolled back: %s", promoted["id"], result.reason)
-            return False
-        incident.action = "rollback"
-        incident.reason = (f"repair {promoted['id']} made things worse (failed after {end.duration:.0f}s, "
-                           f"before it {promoted['run_seconds_before']:.0f}s): rolled back")
-        incident.decided_at = self.clock.time()
         self._save()
         self.bus.emit(ev.DecisionMade(incident=incident.id, action="rollback", reason=incident.reason,
                                       delay_seconds=0.0, budget_remaining=incident.budget_remaining))

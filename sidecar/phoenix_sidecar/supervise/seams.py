@@ -1,9 +1,11 @@
-"""The supervisor's seams besides the runtime: time, the hardware gates, the repair engine, the diagnosis.
+"""The supervisor's seams besides the runtime: time, the hardware gates, the repair engine, the diagnosis,
+and the LLM triage of failures no rule names.
 
 `Supervisor` reads the time and waits only through a `Clock`, consults the gates only through
-`Gates`, and repairs only through `Repairer`. Production passes `SystemClock`, `Observability` and
-`RepairEngine`; tests pass a fake clock whose waits advance time at once, scripted gates and a
-scripted repair, so a supervision that spans hours of backoff and hangs runs in milliseconds.
+`Gates`, repairs only through `Repairer`, and asks an LLM for a category only through `Triager`.
+Production passes `SystemClock`, `Observability`, `RepairEngine` and `triage_llm.LlmTriager`; tests
+pass a fake clock whose waits advance time at once, scripted gates, a scripted repair and a scripted
+triage, so a supervision that spans hours of backoff and hangs runs in milliseconds.
 The diagnosis is the watchdog's, with the user's ``rules:`` tried first (`default_diagnosis`).
 """
 
@@ -16,7 +18,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from phoenix_sidecar.config.schema import ACTIONS, Settings
+from phoenix_sidecar.supervise.triage import Triager  # defined beside its verdict (metrics read that module)
 from phoenix_watchdog.diagnosis.failure import Diagnosis
+
+__all__ = ["Clock", "Gates", "NullGates", "Repairer", "SystemClock", "Triager", "default_diagnosis"]
 
 if TYPE_CHECKING:
     from phoenix_sidecar.observe.gates import SafetyTrip

@@ -2,8 +2,8 @@
 
 The lock is taken first and released last; nothing else happens without it. Then the state
 store, the run log, the event bus with its listeners (console, run log, metrics, webhook), the
-heartbeat, the runtime (`runtime.create` picks it for the mode), observability, the repair engine and signal
-handling are put together around one `Supervisor`, and torn down in reverse order whatever happens.
+heartbeat, the runtime (`runtime.create` picks it for the mode), observability, the repair engine, the
+LLM triage (``llm_triage``) and signal handling are put together around one `Supervisor`, and torn down in reverse order whatever happens.
 
 One redactor (`phoenix_sidecar.redact`), built from the environment, the LLM keys and the job's
 command line, scrubs everything the session keeps or shows: the runs' output tails (so the
@@ -20,9 +20,11 @@ import signal
 import socket
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from phoenix_sidecar.config.loader import LoadedConfig, secret
+from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import GaveUp, StateError
 from phoenix_sidecar.redact import Redactor
 from phoenix_sidecar.runtime import RunEnd, Runtime
@@ -36,6 +38,7 @@ from phoenix_sidecar.observe.runlog import RunLog
 from phoenix_sidecar import runtime as runtimes
 from phoenix_sidecar.supervise.state import StateStore, read_state
 from phoenix_sidecar.supervise.loop import Supervisor
+from phoenix_sidecar.supervise.triage_llm import LlmTriager
 from phoenix_watchdog.heartbeat import Heartbeat
 from phoenix_watchdog.probes.disk import read_disks
 
@@ -97,8 +100,10 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
             repair = RepairEngine(settings, paths, bus, config_file=loaded.config_file)
             repair.prune_stale()
 
+        triage = build_triager(settings, bus, paths.workspace, redactor) if settings.llm_triage else None
         store = StateStore(paths.state)
-        supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates)
+        supervisor = Supervisor(settings, runtime, heartbeat, store, bus, paths, repair=repair, gates=gates,
+                                triage=triage)
         if reset_budgets:
             supervisor.reset_budgets()
         supervisor.state.supervisor = {"mode": mode, "pid": os.getpid(), "host": socket.gethostname(),
@@ -109,6 +114,11 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
             return supervisor.run()
         except GaveUp as exc:
             raise GaveUp(redactor.text(exc.summary), redactor.data(exc.incident)) from None  # type: ignore[arg-type]
+
+
+def build_triager(settings: Settings, bus: EventBus, workspace: Path, redactor: Redactor) -> LlmTriager:
+    """The LLM triage of unknown failures (``llm_triage``), for a session and for ``phoenix diagnose --triage``."""
+    return LlmTriager(settings, bus, os.environ, workspace, scrub=redactor.text)
 
 
 def check_disks(min_free_gb: float, paths: tuple[str, ...]) -> None:

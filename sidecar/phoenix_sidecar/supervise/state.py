@@ -169,6 +169,8 @@ class Incident:
     details: str | None = None  # file with the full tail and stack dump
     evidence: str | None = None  # a hang's deciding evidence, or a divergence: one line
     step: int | None = None  # the last step the run reported
+    category_source: str = "rules"  # rules | llm: the LLM triage named a failure the rules called unknown
+    triage: dict[str, Any] | None = None  # the triage's verdict (result, category, reason, client), if one was asked
 
 
 @dataclass

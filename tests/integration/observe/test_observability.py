@@ -75,6 +75,13 @@ def test_a_running_phoenix_serves_gpu_job_and_repair_metrics(fakenvml):
     assert nv.initialised == 0, "every NVML reference is shut down"
 
 
+def test_the_llm_triage_of_a_failure_is_allowed_for_between_two_ticks(fakenvml):
+    # The triage runs on the supervisor thread after the stop: /healthz must not fail during it.
+    plain, _, _ = make(fakenvml.eight_gpus())
+    triaging, _, _ = make(fakenvml.eight_gpus(), llm_triage=True, llm_triage_timeout_seconds=45)
+    assert triaging.tick_timeout == plain.tick_timeout + 45
+
+
 def test_healthz_fails_when_the_supervisor_stops_ticking(fakenvml):
     now = [1000.0]
     obs, _, _ = make(fakenvml.eight_gpus(), clock=lambda: now[0])

@@ -45,3 +45,16 @@ def test_a_long_step_is_repeated_with_its_time_until_it_ends() -> None:
     assert re.search(r"still asking the LLM \(openai\) for a patch: \d+ s of at most 180 s$", lines[1])
     wait_for(lambda: not [t for t in __import__("threading").enumerate() if t.name == "phoenix-progress"],
              "the progress thread to end")
+
+
+def test_an_llm_named_category_and_the_triage_say_where_the_category_came_from() -> None:
+    named = describe(ev.IncidentOpened(2, "crash", "cuda_oom", "unknown-1a2b", "exit code 3", category_source="llm"))
+    assert named == "incident #2: crash, cuda_oom (named by the LLM triage): exit code 3 [unknown-1a2b]"
+    assert describe(ev.IncidentOpened(2, "crash", "unknown", "unknown-1a2b", "exit code 3")) == \
+        "incident #2: crash, unknown: exit code 3 [unknown-1a2b]"
+    assert describe(ev.FailureTriaged(2, "named", "cuda_oom", "the allocator ran out", "openai", 1.0)) == \
+        "triage: the LLM (openai) named it cuda_oom: the allocator ran out"
+    assert describe(ev.FailureTriaged(3, "named", "cuda_oom", "the allocator ran out", "openai", cached=True)) == \
+        "triage: the LLM (openai, as before) named it cuda_oom: the allocator ran out"
+    assert describe(ev.FailureTriaged(2, "failed", None, "openai: timeout")) == \
+        "triage: the failure stays unknown: openai: timeout"

@@ -129,6 +129,19 @@ def test_repair_events(registry):
     assert value(registry, "phoenix_repair_rollbacks_total", trigger="automatic") == 1
 
 
+def test_triage_events_count_each_asking_by_result_not_a_reused_answer(registry):
+    m = metrics_for(registry)
+    for result in ("named", "declined", "rejected", "failed"):
+        assert value(registry, "phoenix_triage_total", result=result) == 0
+    m.handle(ev.FailureTriaged(1, "named", "cuda_oom", "the allocator ran out", "openai", 2.0))
+    m.handle(ev.FailureTriaged(2, "named", "cuda_oom", "the allocator ran out", "openai", 0.0, cached=True))
+    m.handle(ev.FailureTriaged(3, "failed", None, "openai: timeout", None, 30.0))
+    m.handle(ev.FailureTriaged(4, "no such result", None, "x"))
+    assert value(registry, "phoenix_triage_total", result="named") == 1
+    assert value(registry, "phoenix_triage_total", result="failed") == 2
+    assert value(registry, "phoenix_triage_total", result="no such result") is None
+
+
 def test_free_form_label_values_stay_bounded(registry):
     m = metrics_for(registry)
     for i in range(50):

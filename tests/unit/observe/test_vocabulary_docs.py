@@ -7,6 +7,7 @@ import re
 from phoenix_sidecar.config.schema import DEFAULT_ACTIONS, Action
 from phoenix_sidecar.repair import Outcome, RejectReason
 from phoenix_sidecar.supervise.policy import GiveUpReason
+from phoenix_sidecar.supervise.triage import TriageResult
 from phoenix_watchdog.diagnosis.categories import Category
 from testkit import REPO
 
@@ -37,6 +38,7 @@ def test_the_readme_action_table_is_the_default_actions_table() -> None:
 def test_the_metric_docs_list_every_give_up_reason_and_outcome() -> None:
     assert _label_list("phoenix_gave_up_total", "reason") == [r.value for r in GiveUpReason]
     assert _label_list("phoenix_repairs_total", "outcome") == [o.value for o in Outcome]
+    assert _label_list("phoenix_triage_total", "result") == [r.value for r in TriageResult]
     assert _label_list("phoenix_decisions_total", "action")[:3] == [a.value for a in Action]
     assert set(_label_list("phoenix_patches_rejected_total", "reason")) <= set(RejectReason)
     assert "the 16 diagnosis categories" in OBSERVABILITY and len(Category) == 16

@@ -2,13 +2,15 @@
 
 A client turns a prompt into answer text, or raises `LlmError` (``errors.LlmError``) with a bounded
 ``kind``: ``timeout``, ``http``, ``rate_limited``, ``process``, ``config``. The clients ask for
-answers shaped by `ANSWER_SCHEMA`, under `SYSTEM_INSTRUCTION`. Imports nothing of the clients or
-the chain: they import this.
+answers shaped by a `Task`'s schema, under its instruction: `REPAIR` (patches, `ANSWER_SCHEMA` under
+`SYSTEM_INSTRUCTION`) unless the caller names another (the supervisor's triage asks for a category).
+Imports nothing of the clients or the chain: they import this.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from phoenix_sidecar.errors import LlmError
 
@@ -35,6 +37,21 @@ PATCH_ITEM_SCHEMA = {
 }
 ANSWER_SCHEMA = {"type": "object", "properties": {"patches": {"type": "array", "items": PATCH_ITEM_SCHEMA}},
                  "required": ["patches"]}
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a client asks a model for: the system instruction, and the JSON Schema of the answer.
+
+    ``name`` names the schema where a server wants one (``response_format.json_schema.name``).
+    """
+
+    name: str
+    instruction: str
+    schema: dict[str, Any]
+
+
+REPAIR = Task("phoenix_patches", SYSTEM_INSTRUCTION, ANSWER_SCHEMA)
 
 
 def gemini_schema(schema: dict) -> dict:  # type: ignore[type-arg]

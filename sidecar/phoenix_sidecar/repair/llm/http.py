@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phoenix_sidecar.errors import LlmError
-from phoenix_sidecar.repair.llm.base import ANSWER_SCHEMA, SYSTEM_INSTRUCTION, config_error, gemini_schema
+from phoenix_sidecar.repair.llm.base import REPAIR, Task, config_error, gemini_schema
 from phoenix_sidecar.config.schema import Settings, secret
 
 MAX_REPLY_BYTES = 8 * 1024 * 1024
@@ -142,10 +142,11 @@ class GeminiApiClient:
     name = "gemini_api"
 
     def __init__(self, settings: Settings, environ: Mapping[str, str], *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, task: Task = REPAIR) -> None:
         self.settings = settings
         self.environ = environ
         self.sleep = sleep
+        self.task = task
 
     def complete(self, prompt: str) -> str:
         s = self.settings
@@ -154,10 +155,10 @@ class GeminiApiClient:
             raise config_error(self.name, f"no Gemini API key: set the variable {s.gemini_api_key_env}")
         url = f"{s.gemini_api_base_url.rstrip('/')}/v1beta/models/{urllib.parse.quote(s.gemini_model)}:generateContent"
         payload = {
-            "systemInstruction": {"parts": [{"text": SYSTEM_INSTRUCTION}]},
+            "systemInstruction": {"parts": [{"text": self.task.instruction}]},
             "contents": [{"role": "user", "parts": [{"text": prompt}]}],
             "generationConfig": {"temperature": 0.2, "responseMimeType": "application/json",
-                                 "responseSchema": gemini_schema(ANSWER_SCHEMA)},
+                                 "responseSchema": gemini_schema(self.task.schema)},
         }
         deadline = time.monotonic() + s.llm_timeout_seconds
         budget = RetryBudget(deadline, self.sleep)

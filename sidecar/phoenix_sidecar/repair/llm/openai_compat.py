@@ -31,7 +31,7 @@ from typing import Any
 
 from phoenix_sidecar.config.schema import Settings, secret
 from phoenix_sidecar.errors import LlmError
-from phoenix_sidecar.repair.llm.base import ANSWER_SCHEMA, SYSTEM_INSTRUCTION, config_error
+from phoenix_sidecar.repair.llm.base import REPAIR, Task, config_error
 from phoenix_sidecar.repair.llm.http import HttpReply, RetryBudget, get_json, post_json
 
 FORMATS: tuple[str | None, ...] = ("json_schema", "json_object", None)
@@ -74,10 +74,11 @@ class OpenAiClient:
     name = "openai"
 
     def __init__(self, settings: Settings, environ: Mapping[str, str], *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, task: Task = REPAIR) -> None:
         self.settings = settings
         self.environ = environ
         self.sleep = sleep
+        self.task = task
 
     @property
     def facts(self) -> ServerFacts:
@@ -155,8 +156,8 @@ class OpenAiClient:
             fmt = FORMATS[f.format]
             reply = self._post(url, prompt, fmt, headers, deadline, budget)
             if reply.status == 200:
-                text = self._text(reply, len(SYSTEM_INSTRUCTION) + len(prompt))
-                if fmt == "json_schema" and not _schema_shaped(text):
+                text = self._text(reply, len(self.task.instruction) + len(prompt))
+                if fmt == "json_schema" and not _schema_shaped(text, self.task.schema):
                     self._step_down(f"{fmt} was ignored (the answer was not the JSON object asked for)")
                 return text
             detail = _openai_error(reply)
@@ -179,7 +180,7 @@ class OpenAiClient:
     def _post(self, url: str, prompt: str, fmt: str | None, headers: Mapping[str, str], deadline: float,
               budget: RetryBudget) -> HttpReply:
         payload: dict[str, Any] = {
-            "messages": [{"role": "system", "content": SYSTEM_INSTRUCTION}, {"role": "user", "content": prompt}],
+            "messages": [{"role": "system", "content": self.task.instruction}, {"role": "user", "content": prompt}],
             "temperature": 0,
             "max_tokens": self.max_tokens(),
         }
@@ -187,10 +188,10 @@ class OpenAiClient:
             payload["model"] = self.settings.openai_model
         if fmt == "json_schema":
             payload["response_format"] = {"type": "json_schema",
-                                          "json_schema": {"name": "phoenix_patches", "schema": ANSWER_SCHEMA}}
+                                          "json_schema": {"name": self.task.name, "schema": self.task.schema}}
         elif fmt == "json_object":
             # llama-cpp-python builds a grammar from "schema"; servers that cannot use it ignore it.
-            payload["response_format"] = {"type": "json_object", "schema": ANSWER_SCHEMA}
+            payload["response_format"] = {"type": "json_object", "schema": self.task.schema}
         for attempt in range(6):
             reply = post_json(url, payload, headers, deadline=deadline, client=self.name)
             if reply.status not in (429, 503):
@@ -219,7 +220,7 @@ class OpenAiClient:
             raise LlmError("parse", f"the model gave no answer{f' (refused: {refusal})' if refusal else ''}",
                            client=self.name)
         finish = data["choices"][0].get("finish_reason") if isinstance(data["choices"][0], dict) else None
-        if finish == "length" and not _schema_shaped(content):
+        if finish == "length" and not _schema_shaped(content, self.task.schema):
             if _positive(prompt_tokens) and isinstance(answer_tokens, int) and answer_tokens < self.max_tokens():
                 # Cut short of max_tokens: the prompt filled the window (llama-cpp-python caps the
                 # answer at what is left of it). Now the window is known, and the prompt is cut to fit.
@@ -233,12 +234,13 @@ def _positive(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _schema_shaped(text: str) -> bool:
+def _schema_shaped(text: str, schema: dict[str, Any]) -> bool:
+    """The answer is the JSON object asked for: an object with every key the schema requires."""
     try:
         data = json.loads(text.strip())
     except ValueError:
         return False
-    return isinstance(data, dict) and isinstance(data.get("patches"), list)
+    return isinstance(data, dict) and all(key in data for key in schema.get("required", ()))
 
 
 def _context_window(detail: str) -> int | None:

@@ -91,7 +91,7 @@ def test_generic_payload_for_an_incident(receiver):
         "source": "phoenix", "version": "0.1.0", "event": "incident_opened", "severity": "warning",
         "title": "Incident #4 on container trainer: crash (cuda_oom)", "text": "CUDA out of memory at train.py:88",
         "target": "container trainer", "host": "node-7", "at": "2023-11-14T22:13:20+00:00",
-        "details": {"incident": 4, "kind": "crash", "category": "cuda_oom"},
+        "details": {"incident": 4, "kind": "crash", "category": "cuda_oom", "category_source": "rules"},
     }
     assert receiver.headers[0]["Content-Type"] == "application/json"
     assert results == ["sent"]

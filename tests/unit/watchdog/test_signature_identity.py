@@ -63,6 +63,23 @@ def test_unrecognised_failures_are_keyed_on_their_last_error_line() -> None:
     assert sig(one) == sig(again)
 
 
+def test_a_trailer_every_failure_ends_with_does_not_merge_unrecognised_failures() -> None:
+    def failure(words: str, step: int = 120, rank: int = 0) -> str:
+        return (f"[rank{rank}]: step {step} loss 2.11\n[rank{rank}]: {words}\n[rank{rank}]: fatal: training aborted\n"
+                f"srun: error: n{rank + 1}: task {rank}: Exited with exit code 1\n")
+    pool = failure("MemPool::grow: requested 4294967296 bytes on device 0, 1073741824 free")
+    shard = failure("shard reader: record 8812 has checksum 0x1f2e but header says 0x91ab")
+    quota = failure("checkpoint writer: could not write /ckpt/step5000/model.bin: project quota exhausted")
+    assert diagnose(pool, ExitStatus(code=1)).category == "unknown"
+    assert len({sig(pool), sig(shard), sig(quota)}) == 3
+    # The same failure at another step, on another rank, with other sizes: one signature.
+    again = failure("MemPool::grow: requested 2147483648 bytes on device 3, 536870912 free", step=4410, rank=1)
+    assert sig(pool) == sig(again)
+    # A step report printed just before the error is progress, not part of what failed.
+    later = pool.replace("step 120 loss 2.11", "epoch 2 iter 7/900 loss 1.93")
+    assert sig(pool) == sig(later)
+
+
 def test_cuda_ooms_without_a_user_frame_differ_by_where_in_the_library() -> None:
     def oom(func: str) -> str:
         return "\n".join([

@@ -27,6 +27,7 @@ from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
 from phoenix_watchdog.diagnosis.pytrace import SourceFrame
 from phoenix_watchdog.diagnosis.signature import make_signature, normalise
 from phoenix_watchdog.diagnosis.stackparse import main_thread, parse_stacks
+from phoenix_watchdog.progress.parse import ProgressParser
 from phoenix_watchdog.diagnosis.usercode import display_path, is_user_path, stable_path, under
 
 MAX_EVIDENCE = 8
@@ -39,6 +40,10 @@ _ABORT_WHAT = re.compile(r"instance of '(?P<what>[^']+)'")
 _PROGRESS = re.compile(r"%\||\d(?:it/s|s/it)\b")  # a progress bar says how far, not what failed
 _LOCATED = frozenset({"cuda_oom"})
 _ERRORISH = re.compile(r"(?i)error|exception|fail|fatal|abort|killed|denied|refused|timed? ?out|cannot|unable|invalid")
+# Lines that only say that something ended, with no word on why: a launcher's or a wrapper's.
+_TRAILER = re.compile(r"(?i)exit(?:ed)?(?: with)?(?: exit)? (?:code|status)|returned non-zero|\bError \d+\s*$|"
+                      r"\b(?:training|job|run) (?:aborted|failed)\b|^\W*(?:fatal|error)\W*$")
+_STEP = ProgressParser()
 
 
 def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: tuple[SourceFrame, ...] | None,
@@ -115,17 +120,31 @@ def location_key(frames: tuple[SourceFrame, ...], user: SourceFrame | None, work
 
 
 def last_error_line(lines: list[LogLine], workspace: str | None) -> str:
-    """The last line that reads like an error (else the last that is not a progress bar), normalised."""
-    last = ""
-    for ln in reversed(lines[-400:]):
-        text = ln.text.strip()
-        if not text:
-            continue
-        if not last and not _PROGRESS.search(text):
-            last = text
-        if _ERRORISH.search(text):
-            return normalise(text, workspace)
-    return normalise(last, workspace)
+    """What an unrecognised failure said, normalised: its last error line and the line before it.
+
+    The last line that reads like an error is often a trailer every failure of the job ends with
+    (``fatal: training aborted``, ``make: *** [train] Error 1``, srun's ``task 0: Exited with exit
+    code 1``): it is passed over for an earlier error line when there is one, and the line the same
+    rank printed just before it (the failure's own words, when the error line is generic) joins the
+    key. Progress bars and step reports are skipped: they say how far, not what failed.
+    """
+    tail = [ln for ln in lines[-400:] if ln.text.strip() and not _progress(ln.text)]
+    said = [ln for ln in tail if not _TRAILER.search(ln.text)]
+    if not said:  # nothing but trailers: the last of them is all there is
+        errors = [ln for ln in tail if _ERRORISH.search(ln.text)]
+        return normalise((errors or tail or [LogLine(0, "", None)])[-1].text.strip(), workspace)
+    pick = next((i for i in range(len(said) - 1, -1, -1) if _ERRORISH.search(said[i].text)), len(said) - 1)
+    stream = said[pick].stream
+    before = next((ln.text for ln in reversed(said[max(0, pick - 8):pick]) if ln.stream == stream), "")
+    key = normalise(said[pick].text.strip(), workspace)
+    return f"{normalise(before.strip(), workspace)}\n{key}" if before else key
+
+
+def _progress(text: str) -> bool:
+    """A progress bar or a step report that says nothing of an error (``step 120 loss 2.11``)."""
+    if _ERRORISH.search(text):
+        return False
+    return bool(_PROGRESS.search(text)) or _STEP.parse(text) is not None
 
 
 def hang_diagnosis(hang: HangInfo, lines: list[LogLine], exit: ExitStatus | None,

@@ -9,6 +9,7 @@ corpus logs and on logs drawn by hypothesis, and must agree line for line.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,20 +73,93 @@ def test_scan_equals_reference_with_user_rules_and_newlines() -> None:
     assert M.scan_markers(lines, set(), rules) == reference_scan(lines, set(), rules)
 
 
+def reference_strip_prefixes(line: str) -> tuple[str, str | None]:
+    """`strip_prefixes` as it was: each prefix sliced off in turn, each key read from its match."""
+    key: str | None = None
+    for _ in range(4):
+        if not line:
+            break
+        first = line[0]
+        if first == "[" and line.startswith("[rank"):
+            close = line.find("]", 5, 12)
+            if close > 5 and line[5:close].isdigit():
+                key = key or f"rank{int(line[5:close])}"
+                line = line[close + 1:]
+                line = line[1:] if line.startswith(":") else line
+                line = line[1:] if line.startswith(" ") else line
+                continue
+        if first == "[":
+            m = T._BRACKET.match(line)
+        elif first.isdigit() or (first == " " and line[:4].lstrip()[:1].isdigit()):
+            m = T._DIGIT.match(line)
+        elif first.isalpha() and ":" in line[:64]:
+            m = T._LETTER.match(line)
+        else:
+            break
+        if not m or m.end() == 0:
+            break
+        if key is None:
+            g = m.groupdict()
+            for group, name in (("rank", "rank"), ("local", "local"), ("mpi", "rank"), ("task", "rank")):
+                if g.get(group) is not None:
+                    key = f"{name}{int(g[group])}"
+                    break
+            else:
+                key = f"{g['host']}:{int(g['hrank'])}" if g.get("host") is not None else None
+        line = line[m.end():]
+    return line, key
+
+
+def reference_strip_known(raw: str) -> tuple[str, str | None]:
+    raw = T.last_overwrite(raw)[:T.MAX_LINE_CHARS]
+    return reference_strip_prefixes(raw) if raw else (raw, None)
+
+
+def test_prefix_regexes_read_digits_only_as_digits() -> None:
+    """`split_log` scans each digit-folded line shape once (`_scan_prefixes`): exact only while no
+    prefix pattern holds a literal digit (or a backreference) outside a ``{m,n}`` repeat count."""
+    for rx in (T._BRACKET, T._DIGIT, T._LETTER):
+        pattern = re.sub(r"(?m)#.*$", "", rx.pattern) if rx.flags & re.VERBOSE else rx.pattern  # comments
+        assert not re.search(r"\d", re.sub(r"\{\d+(?:,\d*)?\}", "", pattern)), rx.pattern
+
+
+prefix_lines = st.lists(st.tuples(st.sampled_from(["", "[rank3]:", "[rank12]: ", "[rank4] ", "[default1]:", "0: ",
+                                                   "  7: ", "node-a3:2: ", "[1,3]<stderr>:", "[E1206 18:44:13.37 x.cpp:616] ",
+                                                   "2025-01-02T03:04:05.123Z ", "I1206 18:44:13.37 99 x.cpp:6] ",
+                                                   "[Rank 4] ", "a.py:3: ", "x", "[rank٣]:", "ip-10-0-0-1:07: "]),
+                                  st.sampled_from(["", "step 1", ":", " ", "9"])).map("".join), max_size=5).map("".join)
+
+
+@SETTINGS
+@given(line=st.one_of(prefix_lines, st.sampled_from(CORPUS_LINES)))
+def test_strip_prefixes_equals_reference(line: str) -> None:
+    assert T.strip_prefixes(line) == reference_strip_prefixes(line)
+
+
+def test_split_reuses_prefix_scans_only_across_digits() -> None:
+    """Lines of one digit-folded shape share a scan, each keeps its own digits and key."""
+    text = "".join(f"[rank{i % 16}]:[E1206 18:44:{i % 60:02d}.{i} x.cpp:616] [Rank {i % 16}] step {i}\n"
+                   f"node-{i % 3}:{i % 5}: tagged {i}\n" for i in range(1500))
+    lines = split_log(text)
+    assert lines == reference_split(text)
+    assert lines[0] == LogLine(0, "[Rank 0] step 0", "rank0")
+    assert lines[2999] == LogLine(2999, "tagged 1499", "node-2:4")
+
+
 def reference_split(text: str) -> list[LogLine]:
     """`split_log` as a plain loop that asks every line every question."""
     if len(text) > T.MAX_CHARS:
         cut = text.find("\n", len(text) - T.MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-T.MAX_CHARS:]
     raws = T.strip_ansi(text).split("\n")
-    stripped = [T._strip_known(raw) for raw in raws]
+    stripped = [reference_strip_known(raw) for raw in raws]
     prefix = find_prefix([line for line, _ in stripped[max(0, len(raws) - SAMPLE_LINES):] if line])
     out: list[LogLine] = []
     for line, key in stripped:
         if prefix is not None and line:
             line, found = prefix.strip(line)
             if line[:1] == "[":
-                line, inner = T.strip_prefixes(line)
+                line, inner = reference_strip_prefixes(line)
                 found = inner or found
             key = key or found
         line = line.rstrip()

@@ -140,10 +140,16 @@ def test_split_reuses_prefix_scans_only_across_digits() -> None:
     """Lines of one digit-folded shape share a scan, each keeps its own digits and key."""
     text = "".join(f"[rank{i % 16}]:[E1206 18:44:{i % 60:02d}.{i} x.cpp:616] [Rank {i % 16}] step {i}\n"
                    f"node-{i % 3}:{i % 5}: tagged {i}\n" for i in range(1500))
+    # Shapes the long way must catch though their digits differ: a header glued to a bar ("thread
+    # 0x" folds to "thread 9x", as does "thread 5x"), a loguru frame, a bar with a message after it.
+    odd = ("[rank1]:x 5Current thread 0x7f (most recent call first):\n[rank1]:x 5Current thread 5x7f\n"
+           "[rank2]:> File \"a.py\", line 3\n[rank3]:9/9 [00:01<00:00, 5.0it/s]done\n")
+    text = text + odd * 3 + text
     lines = split_log(text)
     assert lines == reference_split(text)
     assert lines[0] == LogLine(0, "[Rank 0] step 0", "rank0")
     assert lines[2999] == LogLine(2999, "tagged 1499", "node-2:4")
+    assert LogLine(3001, "Current thread 0x7f (most recent call first):", "rank1") in lines
 
 
 def reference_split(text: str) -> list[LogLine]:
@@ -182,7 +188,8 @@ def test_split_equals_reference_on_every_corpus_log() -> None:
 decorations = st.sampled_from(["", "[rank3]:", "[rank12]: ", "[rank²]", "[default1]:", "0: ", "  7: ", "node-a3:2: ",
                                "[1,3]<stderr>:", "2025-01-02T03:04:05.123Z ", "[E1206 18:44:13.37 x.cpp:616] ",
                                "\x1b[31m", "\r", "abc\r", "45%|####| 9/20 [00:01<00:02, 5.00it/s]", "> ",
-                               "╭──── Traceback (most recent call last) ────╮", "│ /w/t.py:3 in f │", "│ ❱ 3 │ x() │"])
+                               "╭──── Traceback (most recent call last) ────╮", "│ /w/t.py:3 in f │", "│ ❱ 3 │ x() │",
+                               "Current thread 0x7f00 ", "thread 5x ", "step 9/s]", "[rank3]:> File \"a.py\""])
 bodies = st.one_of(st.sampled_from(CORPUS_LINES), made_up, st.just("x" * (T.MAX_LINE_CHARS + 5)))
 logs = st.lists(st.tuples(decorations, bodies).map("".join), max_size=40).map("\n".join)
 
@@ -190,7 +197,9 @@ logs = st.lists(st.tuples(decorations, bodies).map("".join), max_size=40).map("\
 @SETTINGS
 @given(text=logs, lead=st.sampled_from(["", "step 1 | loss 2.0\n" * 1200]))
 def test_split_equals_reference_on_drawn_logs(text: str, lead: str) -> None:
-    text = lead + text  # over a thousand lines: the whole text is asked once, not each line
+    # Over a thousand lines: the whole text is asked once, not each line; the drawn lines also sit
+    # before the last `SAMPLE_LINES`, where each digit-folded shape is scanned once.
+    text = lead + text + ("\n" + lead if lead else "")
     try:
         expected = reference_split(text)
     except ValueError:  # "[rank²]": isdigit() but not a number, in both

@@ -209,6 +209,18 @@ def _strip_known(raw: str) -> tuple[str, str | None]:
     return strip_prefixes(raw) if raw else (raw, None)
 
 
+def _shape(fold: str) -> tuple[int, int, int, int, int]:
+    """`_scan_prefixes` of a digit-folded line, and where its text ends once rstripped when none of
+    `split_log`'s other steps can apply to it (-1 when one may: a redrawn or boxed line, a glued
+    bar, a crash header). Asked of the folded line, the header test looks for "thread 9x" (every
+    "thread 0x" folds to it): a line it flags is simply taken the long way."""
+    end, kind, start, stop = _scan_prefixes(fold)
+    line = fold[end:].rstrip()
+    other = (line[:1] in _REDRAWN or "/s]" in line or "/it]" in line or "Traceback (" in line
+             or "Fatal Python" in line or "thread 9x" in line or "terminate called" in line)
+    return end, kind, start, stop, -1 if other else end + len(line)
+
+
 def split_log(text: str) -> list[LogLine]:
     """Clean every line of a log tail (at most the last `MAX_CHARS` characters)."""
     if len(text) > MAX_CHARS:
@@ -244,10 +256,13 @@ def split_log(text: str) -> list[LogLine]:
         else:  # lines that differ only in digits have the same prefixes: each shape is scanned once
             scan = scans.get(folds[i])
             if scan is None:
-                scan = scans[folds[i]] = _scan_prefixes(folds[i])
-            end, kind, start, stop = scan
-            line = raw[end:] if end else raw
+                scan = scans[folds[i]] = _shape(folds[i])
+            end, kind, start, stop, cut = scan
             key = (_STREAM_KEYS[kind].get(raw[start:stop]) or _stream_of(kind, raw[start:stop])) if kind else None
+            if cut >= 0 and prefix is None:  # nothing below applies: the line is its own text, rstripped
+                append(_NEW(LogLine, (len(out), raw[end:cut], key)))
+                continue
+            line = raw[end:] if end else raw
         if prefix is not None and line:
             line, found = prefix.strip(line)
             if line[:1] == "[":  # a host or a time outside, a rank prefix inside: "node-a: [rank3]: ..."

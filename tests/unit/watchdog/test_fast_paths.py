@@ -207,3 +207,14 @@ def test_split_equals_reference_on_drawn_logs(text: str, lead: str) -> None:
             split_log(text)
         return
     assert split_log(text) == expected
+
+
+@SETTINGS
+@given(text=st.one_of(st.sampled_from(CORPUS_LINES), made_up,
+                      st.sampled_from(["Segmentation fault (core dumped)", "x: line 3: 12 Killed python t.py", "a exitcode: -9",
+                                       "<Signals.SIGKILL: 9>", "Signal 11 (SIGSEGV) received", "ok bus error"])))
+def test_signalled_guard_equals_plain_search(text: str) -> None:
+    """classify_line tries `_SIGNALLED` at 0, then elsewhere only where a signal word is: the same match."""
+    fast = M._SIGNALLED.match(text) or ("ignal" in text or "exitcode" in text) and M._SIGNALLED.search(text, 1) or None
+    plain = M._SIGNALLED.search(text)
+    assert (fast and (fast.span(), fast.groupdict())) == (plain and (plain.span(), plain.groupdict()))

@@ -9,6 +9,7 @@ corpus logs and on logs drawn by hypothesis, and must agree line for line.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,20 +73,99 @@ def test_scan_equals_reference_with_user_rules_and_newlines() -> None:
     assert M.scan_markers(lines, set(), rules) == reference_scan(lines, set(), rules)
 
 
+def reference_strip_prefixes(line: str) -> tuple[str, str | None]:
+    """`strip_prefixes` as it was: each prefix sliced off in turn, each key read from its match."""
+    key: str | None = None
+    for _ in range(4):
+        if not line:
+            break
+        first = line[0]
+        if first == "[" and line.startswith("[rank"):
+            close = line.find("]", 5, 12)
+            if close > 5 and line[5:close].isdigit():
+                key = key or f"rank{int(line[5:close])}"
+                line = line[close + 1:]
+                line = line[1:] if line.startswith(":") else line
+                line = line[1:] if line.startswith(" ") else line
+                continue
+        if first == "[":
+            m = T._BRACKET.match(line)
+        elif first.isdigit() or (first == " " and line[:4].lstrip()[:1].isdigit()):
+            m = T._DIGIT.match(line)
+        elif first.isalpha() and ":" in line[:64]:
+            m = T._LETTER.match(line)
+        else:
+            break
+        if not m or m.end() == 0:
+            break
+        if key is None:
+            g = m.groupdict()
+            for group, name in (("rank", "rank"), ("local", "local"), ("mpi", "rank"), ("task", "rank")):
+                if g.get(group) is not None:
+                    key = f"{name}{int(g[group])}"
+                    break
+            else:
+                key = f"{g['host']}:{int(g['hrank'])}" if g.get("host") is not None else None
+        line = line[m.end():]
+    return line, key
+
+
+def reference_strip_known(raw: str) -> tuple[str, str | None]:
+    raw = T.last_overwrite(raw)[:T.MAX_LINE_CHARS]
+    return reference_strip_prefixes(raw) if raw else (raw, None)
+
+
+def test_prefix_regexes_read_digits_only_as_digits() -> None:
+    """`split_log` scans each digit-folded line shape once (`_scan_prefixes`): exact only while no
+    prefix pattern holds a literal digit (or a backreference) outside a ``{m,n}`` repeat count."""
+    for rx in (T._BRACKET, T._DIGIT, T._LETTER):
+        pattern = re.sub(r"(?m)#.*$", "", rx.pattern) if rx.flags & re.VERBOSE else rx.pattern  # comments
+        assert not re.search(r"\d", re.sub(r"\{\d+(?:,\d*)?\}", "", pattern)), rx.pattern
+
+
+prefix_lines = st.lists(st.tuples(st.sampled_from(["", "[rank3]:", "[rank12]: ", "[rank4] ", "[default1]:", "0: ",
+                                                   "  7: ", "node-a3:2: ", "[1,3]<stderr>:", "[E1206 18:44:13.37 x.cpp:616] ",
+                                                   "2025-01-02T03:04:05.123Z ", "I1206 18:44:13.37 99 x.cpp:6] ",
+                                                   "[Rank 4] ", "a.py:3: ", "x", "[rank٣]:", "ip-10-0-0-1:07: "]),
+                                  st.sampled_from(["", "step 1", ":", " ", "9"])).map("".join), max_size=5).map("".join)
+
+
+@SETTINGS
+@given(line=st.one_of(prefix_lines, st.sampled_from(CORPUS_LINES)))
+def test_strip_prefixes_equals_reference(line: str) -> None:
+    assert T.strip_prefixes(line) == reference_strip_prefixes(line)
+
+
+def test_split_reuses_prefix_scans_only_across_digits() -> None:
+    """Lines of one digit-folded shape share a scan, each keeps its own digits and key."""
+    text = "".join(f"[rank{i % 16}]:[E1206 18:44:{i % 60:02d}.{i} x.cpp:616] [Rank {i % 16}] step {i}\n"
+                   f"node-{i % 3}:{i % 5}: tagged {i}\n" for i in range(1500))
+    # Shapes the long way must catch though their digits differ: a header glued to a bar ("thread
+    # 0x" folds to "thread 9x", as does "thread 5x"), a loguru frame, a bar with a message after it.
+    odd = ("[rank1]:x 5Current thread 0x7f (most recent call first):\n[rank1]:x 5Current thread 5x7f\n"
+           "[rank2]:> File \"a.py\", line 3\n[rank3]:9/9 [00:01<00:00, 5.0it/s]done\n")
+    text = text + odd * 3 + text
+    lines = split_log(text)
+    assert lines == reference_split(text)
+    assert lines[0] == LogLine(0, "[Rank 0] step 0", "rank0")
+    assert lines[2999] == LogLine(2999, "tagged 1499", "node-2:4")
+    assert LogLine(3001, "Current thread 0x7f (most recent call first):", "rank1") in lines
+
+
 def reference_split(text: str) -> list[LogLine]:
     """`split_log` as a plain loop that asks every line every question."""
     if len(text) > T.MAX_CHARS:
         cut = text.find("\n", len(text) - T.MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-T.MAX_CHARS:]
     raws = T.strip_ansi(text).split("\n")
-    stripped = [T._strip_known(raw) for raw in raws]
+    stripped = [reference_strip_known(raw) for raw in raws]
     prefix = find_prefix([line for line, _ in stripped[max(0, len(raws) - SAMPLE_LINES):] if line])
     out: list[LogLine] = []
     for line, key in stripped:
         if prefix is not None and line:
             line, found = prefix.strip(line)
             if line[:1] == "[":
-                line, inner = T.strip_prefixes(line)
+                line, inner = reference_strip_prefixes(line)
                 found = inner or found
             key = key or found
         line = line.rstrip()
@@ -108,7 +188,8 @@ def test_split_equals_reference_on_every_corpus_log() -> None:
 decorations = st.sampled_from(["", "[rank3]:", "[rank12]: ", "[rank²]", "[default1]:", "0: ", "  7: ", "node-a3:2: ",
                                "[1,3]<stderr>:", "2025-01-02T03:04:05.123Z ", "[E1206 18:44:13.37 x.cpp:616] ",
                                "\x1b[31m", "\r", "abc\r", "45%|####| 9/20 [00:01<00:02, 5.00it/s]", "> ",
-                               "╭──── Traceback (most recent call last) ────╮", "│ /w/t.py:3 in f │", "│ ❱ 3 │ x() │"])
+                               "╭──── Traceback (most recent call last) ────╮", "│ /w/t.py:3 in f │", "│ ❱ 3 │ x() │",
+                               "Current thread 0x7f00 ", "thread 5x ", "step 9/s]", "[rank3]:> File \"a.py\""])
 bodies = st.one_of(st.sampled_from(CORPUS_LINES), made_up, st.just("x" * (T.MAX_LINE_CHARS + 5)))
 logs = st.lists(st.tuples(decorations, bodies).map("".join), max_size=40).map("\n".join)
 
@@ -116,7 +197,9 @@ logs = st.lists(st.tuples(decorations, bodies).map("".join), max_size=40).map("\
 @SETTINGS
 @given(text=logs, lead=st.sampled_from(["", "step 1 | loss 2.0\n" * 1200]))
 def test_split_equals_reference_on_drawn_logs(text: str, lead: str) -> None:
-    text = lead + text  # over a thousand lines: the whole text is asked once, not each line
+    # Over a thousand lines: the whole text is asked once, not each line; the drawn lines also sit
+    # before the last `SAMPLE_LINES`, where each digit-folded shape is scanned once.
+    text = lead + text + ("\n" + lead if lead else "")
     try:
         expected = reference_split(text)
     except ValueError:  # "[rank²]": isdigit() but not a number, in both
@@ -124,3 +207,14 @@ def test_split_equals_reference_on_drawn_logs(text: str, lead: str) -> None:
             split_log(text)
         return
     assert split_log(text) == expected
+
+
+@SETTINGS
+@given(text=st.one_of(st.sampled_from(CORPUS_LINES), made_up,
+                      st.sampled_from(["Segmentation fault (core dumped)", "x: line 3: 12 Killed python t.py", "a exitcode: -9",
+                                       "<Signals.SIGKILL: 9>", "Signal 11 (SIGSEGV) received", "ok bus error"])))
+def test_signalled_guard_equals_plain_search(text: str) -> None:
+    """classify_line tries `_SIGNALLED` at 0, then elsewhere only where a signal word is: the same match."""
+    fast = M._SIGNALLED.match(text) or ("ignal" in text or "exitcode" in text) and M._SIGNALLED.search(text, 1) or None
+    plain = M._SIGNALLED.search(text)
+    assert (fast and (fast.span(), fast.groupdict())) == (plain and (plain.span(), plain.groupdict()))

@@ -65,7 +65,10 @@ _BOX_CODE = re.compile(r"^│ ❱ *\d+ │(?P<code>.*?)\s*│?$")
 
 
 _REDRAWN = frozenset("╭│╰>")  # first characters of lines drawn by rich or marked by loguru
-_RANK_KEYS: dict[str, str] = {}  # "3" -> "rank3": thousands of lines name the same few ranks
+_KEY_KINDS = ("", "rank", "local", "")  # stream key kinds: 1 rank, 2 local rank, 3 host:rank
+_STREAM_KEYS: tuple[dict[str, str], ...] = ({}, {}, {}, {})  # "3" -> "rank3": lines name the same few ranks
+# Folds every ASCII digit to 9 in UTF-8 bytes (no multi-byte character holds a byte below 0x80).
+_FOLD = bytes.maketrans(b"0123456789", b"9999999999")
 _NEW = tuple.__new__  # LogLine(...) runs a Python-level __new__; this is the same tuple, built in C
 
 
@@ -94,7 +97,17 @@ def last_overwrite(line: str) -> str:
 
 def strip_prefixes(line: str) -> tuple[str, str | None]:
     """Remove launcher/logger prefixes; return the text and the stream key of the outermost one."""
-    key: str | None = None
+    end, kind, start, stop = _scan_prefixes(line)
+    return line[end:], (_stream_of(kind, line[start:stop]) if kind else None)
+
+
+def _scan_prefixes(line: str) -> tuple[int, int, int, int]:
+    """How many leading characters are prefixes, and which kind of stream key (`_KEY_KINDS`; 0:
+    none) the outermost keyed one names at which span. Only spans, no key text: `split_log` reuses
+    the answer for lines that differ only in digits, which no prefix regex reads as anything but a
+    digit (`_FOLD`), and takes the key from each line's own digits."""
+    kind = start = stop = 0
+    off = 0
     for _ in range(4):
         if not line:
             break
@@ -102,12 +115,13 @@ def strip_prefixes(line: str) -> tuple[str, str | None]:
         if first == "[" and line.startswith("[rank"):  # by far the most common prefix: no regex
             close = line.find("]", 5, 12)
             if close > 5 and line[5:close].isdigit():
-                if key is None:
-                    digits = line[5:close]
-                    key = _RANK_KEYS.get(digits) or _RANK_KEYS.setdefault(digits, f"rank{int(digits)}")
-                line = line[close + 1:]
-                line = line[1:] if line.startswith(":") else line
-                line = line[1:] if line.startswith(" ") else line
+                if not kind:
+                    kind, start, stop = 1, off + 5, off + close
+                cut = close + 1
+                cut += line.startswith(":", cut)
+                cut += line.startswith(" ", cut)
+                line = line[cut:]
+                off += cut
                 continue
         if first == "[":
             m = _BRACKET.match(line)
@@ -119,25 +133,39 @@ def strip_prefixes(line: str) -> tuple[str, str | None]:
             break
         if not m or m.end() == 0:
             break
-        if key is None:
-            key = _stream_key(m)
+        if not kind:
+            kind, start, stop = _stream_span(m)
+            start += off
+            stop += off
         line = line[m.end():]
-    return line, key
+        off += m.end()
+    return off, kind, start, stop
 
 
-def _stream_key(m: re.Match[str]) -> str | None:
-    groups = m.groupdict()
-    if groups.get("rank") is not None:
-        return f"rank{int(groups['rank'])}"
-    if groups.get("local") is not None:
-        return f"local{int(groups['local'])}"
-    if groups.get("mpi") is not None:
-        return f"rank{int(groups['mpi'])}"
-    if groups.get("task") is not None:
-        return f"rank{int(groups['task'])}"
-    if groups.get("host") is not None:
-        return f"{groups['host']}:{int(groups['hrank'])}"
-    return None
+def _stream_span(m: re.Match[str]) -> tuple[int, int, int]:
+    """The kind of stream key a prefix match names (0: none) and the span it is read from."""
+    for group, kind in (("rank", 1), ("local", 2), ("mpi", 1), ("task", 1)):
+        if m.re.groupindex.get(group) and m[group] is not None:
+            return kind, m.start(group), m.end(group)
+    if m.re.groupindex.get("host") and m["host"] is not None:
+        return 3, m.start("host"), m.end("hrank")
+    return 0, 0, 0
+
+
+def _stream_of(kind: int, text: str) -> str:
+    """The stream key of a span `_scan_prefixes` found: ``rank3``, ``local0``, ``node-a:2``."""
+    keys = _STREAM_KEYS[kind]
+    key = keys.get(text)
+    if key is None:
+        if kind == 3:
+            host, _, rank = text.rpartition(":")
+            key = f"{host}:{int(rank)}"
+        else:
+            key = f"{_KEY_KINDS[kind]}{int(text)}"
+        if len(keys) > 4096:  # a long-lived supervisor: hosts and ranks are few, but stay bounded
+            keys.clear()
+        keys[text] = key
+    return key
 
 
 def _unglue(text: str) -> list[str]:
@@ -181,6 +209,18 @@ def _strip_known(raw: str) -> tuple[str, str | None]:
     return strip_prefixes(raw) if raw else (raw, None)
 
 
+def _shape(fold: str) -> tuple[int, int, int, int, int]:
+    """`_scan_prefixes` of a digit-folded line, and where its text ends once rstripped when none of
+    `split_log`'s other steps can apply to it (-1 when one may: a redrawn or boxed line, a glued
+    bar, a crash header). Asked of the folded line, the header test looks for "thread 9x" (every
+    "thread 0x" folds to it): a line it flags is simply taken the long way."""
+    end, kind, start, stop = _scan_prefixes(fold)
+    line = fold[end:].rstrip()
+    other = (line[:1] in _REDRAWN or "/s]" in line or "/it]" in line or "Traceback (" in line
+             or "Fatal Python" in line or "thread 9x" in line or "terminate called" in line)
+    return end, kind, start, stop, -1 if other else end + len(line)
+
+
 def split_log(text: str) -> list[LogLine]:
     """Clean every line of a log tail (at most the last `MAX_CHARS` characters)."""
     if len(text) > MAX_CHARS:
@@ -200,6 +240,10 @@ def split_log(text: str) -> list[LogLine]:
     too_long = each or max(map(len, raws), default=0) > MAX_LINE_CHARS
     glued = each or "/s]" in text or "/it]" in text
     headers = each or any(g in text for g in ("Traceback (", "Fatal Python", "thread 0x", "terminate called"))
+    # The lines with every digit folded to 9, in step with ``raws``, for `_scan_prefixes`.
+    folds = text.encode("utf-8", "surrogatepass").translate(_FOLD).decode("utf-8", "surrogatepass").split("\n") \
+        if tail_from else raws
+    scans: dict[str, tuple[int, int, int, int]] = {}
     out: list[LogLine] = []
     append = out.append
     for i, raw in enumerate(raws):
@@ -207,12 +251,18 @@ def split_log(text: str) -> list[LogLine]:
             line, key = tail[i - tail_from]
         elif not raw:
             line, key = raw, None
-        else:  # _strip_known, inlined: this loop runs for every line of a megabyte
-            if overwritten and "\r" in raw:
-                raw = last_overwrite(raw)
-            if too_long and len(raw) > MAX_LINE_CHARS:
-                raw = raw[:MAX_LINE_CHARS]
-            line, key = strip_prefixes(raw) if raw else (raw, None)
+        elif (overwritten and "\r" in raw) or (too_long and len(raw) > MAX_LINE_CHARS):
+            line, key = _strip_known(raw)
+        else:  # lines that differ only in digits have the same prefixes: each shape is scanned once
+            scan = scans.get(folds[i])
+            if scan is None:
+                scan = scans[folds[i]] = _shape(folds[i])
+            end, kind, start, stop, cut = scan
+            key = (_STREAM_KEYS[kind].get(raw[start:stop]) or _stream_of(kind, raw[start:stop])) if kind else None
+            if cut >= 0 and prefix is None:  # nothing below applies: the line is its own text, rstripped
+                append(_NEW(LogLine, (len(out), raw[end:cut], key)))
+                continue
+            line = raw[end:] if end else raw
         if prefix is not None and line:
             line, found = prefix.strip(line)
             if line[:1] == "[":  # a host or a time outside, a rank prefix inside: "node-a: [rank3]: ..."

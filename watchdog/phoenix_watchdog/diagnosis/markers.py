@@ -242,7 +242,8 @@ def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | N
         return hit("config_error", C.LINE, normalise(text.split(": error: ", 1)[1]))
     if "Killed" in text and _KILLED.search(text):
         return hit("unknown", C.KILLED, "signal:SIGKILL")
-    if m := _SIGNALLED.search(text):
+    # _SIGNALLED's last form is anchored at 0; away from 0 every form needs one of these words.
+    if m := _SIGNALLED.match(text) or ("ignal" in text or "exitcode" in text) and _SIGNALLED.search(text, 1):
         return _signalled(m, hit)
     return None
 

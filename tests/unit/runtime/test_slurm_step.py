@@ -36,6 +36,7 @@ def log(name: str) -> str:
     (["nice", "-n", "5", "srun", "--exclude=n[3-4]", "--kill-on-bad-exit=1", "-K", "prog"],
      SrunArgs(3, 7, exclude="n[3-4]")),
     (["srun", "--", "prog"], SrunArgs(0, 1)),
+    (["srun", "-lN2", "-Kn", "4", "prog"], SrunArgs(0, 4, nodes=2, ntasks=4, label=True)),
 ])
 def test_srun_is_found_past_wrappers_and_its_options_read(argv: list[str], expected: SrunArgs) -> None:
     assert find_srun(argv) == expected
@@ -165,6 +166,14 @@ def test_the_step_layer_excludes_the_node_for_every_later_step() -> None:
     assert end.stopped_for is None and end.ranks == {"rank0": "n2"}  # a code failure: the policy decides
     step.start()
     assert inner.ran[2] == inner.ran[1] and step.wait(None).exit.succeeded
+
+
+def test_an_oom_kill_reported_by_slurm_marks_the_end_oom_killed() -> None:
+    cmd = ["srun", "--label", "prog"]
+    step = SrunStep(FakeLocal(cmd, [(137, log("oom_kill.log"))]), find_srun(cmd), job_id="7", allocation=N2)
+    step.start()
+    end = step.wait(None)
+    assert end.exit.oom_killed and end.exit.code == 137 and end.stopped_for is None
 
 
 def test_launch_failures_are_retried_a_bounded_number_of_times_in_a_row() -> None:

@@ -105,7 +105,11 @@ def _parse(argv: Sequence[str], index: int) -> SrunArgs:
             if not eq and key not in _SRUN_FLAGS_LONG and i + 1 < len(argv):
                 value, i = argv[i + 1], i + 1
         else:
-            key, value = word[1], word[2:]
+            flags = word[1:]
+            while len(flags) > 1 and flags[0] in _SRUN_FLAGS_SHORT and flags[1].isalpha():  # -lN2: -l -N2
+                label = label or flags[0] == "l"
+                flags = flags[1:]
+            key, value = flags[0], flags[1:]
             if key not in _SRUN_FLAGS_SHORT and not value and i + 1 < len(argv):
                 value, i = argv[i + 1], i + 1
         key = {"N": "nodes", "n": "ntasks", "x": "exclude", "l": "label"}.get(key, key)

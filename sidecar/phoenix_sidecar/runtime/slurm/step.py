@@ -16,6 +16,7 @@ pause that grows, then count as failures. The excluded nodes show in `target` (t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from phoenix_sidecar.errors import RuntimeUnavailable
 from phoenix_sidecar.runtime.base import EngineCause, RunEnd, RunStart, engine_cause
 from phoenix_sidecar.runtime.slurm.client import SlurmClient
 from phoenix_sidecar.runtime.slurm.srun import SrunArgs, judge_step, with_exclude
-from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
+from phoenix_watchdog.diagnosis.failure import HangInfo
 
 log = logging.getLogger(__name__)
 MAX_LAUNCH_FAILURES = 3  # steps in a row that Slurm could not start, before one counts as a failure
@@ -120,7 +121,7 @@ class SrunStep:
             self._launch_failures = 0
             return end
         step = judge_step(end.tail, self._srun, self.allocation, self.excluded)
-        status = ExitStatus(end.exit.code, end.exit.signal, True) if step.oom else end.exit
+        status = dataclasses.replace(end.exit, oom_killed=True) if step.oom else end.exit
         cause = None if end.hang is not None or end.stopped_for else step.cause
         judged = engine_cause(cause)
         if judged is not None and judged[0] is EngineCause.LAUNCH_FAILED:

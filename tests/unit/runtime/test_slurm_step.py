@@ -7,6 +7,8 @@ cgroup plugin prints them (the test cluster runs without cgroups).
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,8 @@ class FakeLocal:
 
     def __init__(self, cmd: list[str], tails: list[tuple[int, str]]) -> None:
         self.cmd = cmd
+        self.request_dumps = lambda pids: []
+        self.pid: int | None = None
         self.ran: list[list[str]] = []
         self._tails = tails
 
@@ -174,6 +178,41 @@ def test_an_oom_kill_reported_by_slurm_marks_the_end_oom_killed() -> None:
     step.start()
     end = step.wait(None)
     assert end.exit.oom_killed and end.exit.code == 137 and end.stopped_for is None
+
+
+def test_a_node_failure_that_srun_reports_with_exit_code_0_is_no_success() -> None:
+    cmd = ["srun", "-N1", "--label", "prog"]
+    tail = "0: rank 0 on n1\nsrun: error: Node failure on n1\n"  # srun 22.05 under salloc --no-kill: exit 0
+    step = SrunStep(FakeLocal(cmd, [(0, tail), (0, "0: done\n")]), find_srun(cmd), job_id="7", allocation=N2)
+    step.start()
+    end = step.wait(None)
+    assert not end.exit.succeeded and end.stopped_for == "engine:node_fail:n1" and step.excluded == ["n1"]
+    step.start()
+    assert step.wait(None).exit.succeeded
+
+
+def test_the_users_own_excluded_nodes_are_no_spare_nodes() -> None:
+    cmd = ["srun", "-N1", "-x", "n2", "prog"]
+    step = SrunStep(FakeLocal(cmd, [(1, log("xid_unlabelled.log"))]), find_srun(cmd), job_id="7", allocation=N2,
+                    unusable=["n2"])
+    step.start()
+    end = step.wait(None)
+    assert end.stopped_for is None and step.excluded == [] and "cannot exclude n1" in end.tail
+
+
+def test_a_stack_dump_asks_srun_which_passes_the_signal_on_to_the_ranks() -> None:
+    cmd = ["srun", "prog"]
+    inner = FakeLocal(cmd, [])
+    SrunStep(inner, find_srun(cmd), job_id="7", allocation=N2)
+    assert inner.request_dumps([123]) == []  # no step running: nobody to ask
+    got: list[int] = []
+    old = signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
+    try:
+        inner.pid = os.getpid()  # "srun" here is this process, with a handler for the signal
+        assert inner.request_dumps([inner.pid]) == [inner.pid]
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert got == [signal.SIGUSR1]
 
 
 def test_launch_failures_are_retried_a_bounded_number_of_times_in_a_row() -> None:

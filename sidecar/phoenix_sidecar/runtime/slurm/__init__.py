@@ -44,10 +44,11 @@ def in_allocation(runtime: Runtime, env: Mapping[str, str] = os.environ) -> Runt
         return runtime
     from phoenix_sidecar.runtime.slurm.client import SlurmClient
     from phoenix_sidecar.runtime.slurm.srun import find_srun
-    from phoenix_sidecar.runtime.slurm.step import SrunStep, allocation_nodes
+    from phoenix_sidecar.runtime.slurm.step import SrunStep, allocation_nodes, user_excluded
 
     srun = find_srun(cmd)
     if srun is None:
         return runtime
+    client = SlurmClient()
     return SrunStep(runtime, srun, job_id=env["SLURM_JOB_ID"],  # type: ignore[arg-type]
-                    allocation=allocation_nodes(env, SlurmClient()))
+                    allocation=allocation_nodes(env, client), unusable=user_excluded(srun, client))

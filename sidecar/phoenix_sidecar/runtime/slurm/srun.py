@@ -166,6 +166,11 @@ class StepEnd:
     oom: bool = False
 
 
+def node_failed(tail: str) -> bool:
+    """Did srun report a node failure? (It then exits 0, as if the step had succeeded.)"""
+    return _NODE_FAILURE.search(tail) is not None
+
+
 def judge_step(tail: str, srun: SrunArgs, allocation: Sequence[str], excluded: Sequence[str]) -> StepEnd:
     """Read a failed step's output: where the ranks ran, and whether a node or Slurm is to blame.
 

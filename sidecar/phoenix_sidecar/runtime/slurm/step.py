@@ -9,15 +9,18 @@ with the user's) while the allocation keeps enough nodes for the step. A restart
 the same allocation: seconds, no trip through the queue.
 
 The allocation's nodes are read once (``scontrol show hostnames $SLURM_JOB_NODELIST``) through the
-`SlurmClient`. Launch failures in a row are retried `MAX_LAUNCH_FAILURES` times, after a short
-pause that grows, then count as failures. The excluded nodes show in `target` (the state's
-``job.target`` and the run log's start events) and in the incident's log.
+`SlurmClient`. A stack dump asks srun itself (SIGUSR1, which it passes on to the ranks). Launch
+failures in a row are retried `MAX_LAUNCH_FAILURES` times, after a short pause that grows, then
+count as failures. The excluded nodes show in `target` (the state's ``job.target`` and the run
+log's start events) and in the incident's log.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -25,8 +28,8 @@ from typing import Protocol
 from phoenix_sidecar.errors import RuntimeUnavailable
 from phoenix_sidecar.runtime.base import EngineCause, RunEnd, RunStart, engine_cause
 from phoenix_sidecar.runtime.slurm.client import SlurmClient
-from phoenix_sidecar.runtime.slurm.srun import SrunArgs, judge_step, with_exclude
-from phoenix_watchdog.diagnosis.failure import HangInfo
+from phoenix_sidecar.runtime.slurm.srun import SrunArgs, judge_step, node_failed, with_exclude
+from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 
 log = logging.getLogger(__name__)
 MAX_LAUNCH_FAILURES = 3  # steps in a row that Slurm could not start, before one counts as a failure
@@ -37,9 +40,12 @@ class CommandRuntime(Protocol):
     """The wrapped runtime: a `Runtime` whose command (``cmd``) the next `start` runs."""
 
     cmd: list[str]
+    request_dumps: Callable[[Sequence[int]], list[int]]  # asks the job's processes for a faulthandler dump
 
     @property
     def target(self) -> str: ...
+    @property
+    def pid(self) -> int | None: ...
     def start(self) -> RunStart | None: ...
     def wait(self, timeout: float | None) -> RunEnd | None: ...
     def dump_stack(self) -> str | None: ...
@@ -58,6 +64,16 @@ def allocation_nodes(env: Mapping[str, str], client: SlurmClient) -> list[str]:
         return []
 
 
+def user_excluded(srun: SrunArgs, client: SlurmClient) -> list[str]:
+    """The nodes the user's own ``--exclude`` leaves out (not usable when Phoenix counts spare nodes)."""
+    if not srun.exclude or "/" in srun.exclude:  # a file of node names: Phoenix does not read it
+        return []
+    try:
+        return client.hostnames(srun.exclude)
+    except RuntimeUnavailable:
+        return []
+
+
 class SrunStep:
     """A `Runtime` running ``srun`` steps in the allocation ``job_id`` through ``inner``.
 
@@ -66,20 +82,23 @@ class SrunStep:
         srun: the srun in the command (`srun.find_srun`).
         job_id: the allocation's job id (``SLURM_JOB_ID``).
         allocation: the allocation's nodes.
+        unusable: nodes the step may not use anyway (the user's own ``--exclude``).
         sleep: the pause before a launch retry (a test passes its own).
     """
 
     def __init__(self, inner: CommandRuntime, srun: SrunArgs, *, job_id: str, allocation: Sequence[str],
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 unusable: Sequence[str] = (), sleep: Callable[[float], None] = time.sleep) -> None:
         self._inner = inner
         self._argv = list(inner.cmd)
         self._srun = srun
         self.job_id = job_id
         self.allocation = list(allocation)
+        self._unusable = list(unusable)
         self.excluded: list[str] = []  # nodes Phoenix left out of the steps, in the order it did
         self.steps = 0
         self._launch_failures = 0
         self._sleep = sleep
+        inner.request_dumps = self._forward_dump
 
     @property
     def target(self) -> str:
@@ -106,7 +125,7 @@ class SrunStep:
         return self._judge(self._inner.stop(hang=hang, reason=reason))
 
     def dump_stack(self) -> str | None:
-        return self._inner.dump_stack()  # srun passes SIGUSR1 on to the ranks (faulthandler)
+        return self._inner.dump_stack()  # through `_forward_dump` when it asks for a faulthandler dump
 
     def wakeup(self) -> None:
         self._inner.wakeup()
@@ -114,14 +133,31 @@ class SrunStep:
     def close(self) -> None:
         self._inner.close()
 
+    def _forward_dump(self, pids: Sequence[int]) -> list[int]:
+        """SIGUSR1 to srun, which passes it on to every rank (the ranks print their stacks if they
+        registered faulthandler on it). srun handles signals in a thread of its own, so it does not
+        show as catching the signal, and its ranks are not Phoenix's processes."""
+        pid = self._inner.pid
+        if pid is None:
+            return []
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except OSError:
+            return []
+        return [pid]
+
     # -- judging -------------------------------------------------------------------------------
     def _judge(self, end: RunEnd) -> RunEnd:
         """The inner end with the ranks' nodes, and Slurm's cause when the machine is to blame."""
+        status = end.exit
         if end.exit.succeeded and end.hang is None:
-            self._launch_failures = 0
-            return end
-        step = judge_step(end.tail, self._srun, self.allocation, self.excluded)
-        status = dataclasses.replace(end.exit, oom_killed=True) if step.oom else end.exit
+            if not node_failed(end.tail):
+                self._launch_failures = 0
+                return end
+            status = ExitStatus(code=None)  # srun exits 0 when a node of the step failed: no success
+        step = judge_step(end.tail, self._srun, self.allocation, [*self._unusable, *self.excluded])
+        if step.oom:
+            status = dataclasses.replace(status, oom_killed=True)
         cause = None if end.hang is not None or end.stopped_for else step.cause
         judged = engine_cause(cause)
         if judged is not None and judged[0] is EngineCause.LAUNCH_FAILED:

@@ -3,7 +3,8 @@
 The supervisor talks only to a `Runtime` (start, wait, dump the stack, stop) and reads how each run
 ended as a `RunEnd` (and how one began, a `RunStart`, when the runtime knows: an attach). `create`
 picks and builds the runtime for a supervision mode: a local process group for `phoenix run`
-(``local/``), a Docker container (``docker/``) or a Slurm batch job (``slurm/``) for `phoenix watch`. Each
+(``local/``), a Docker container (``docker/``) or a Slurm batch job (``slurm/``) for `phoenix watch`;
+a local ``srun`` inside a Slurm allocation runs as job steps (``slurm.in_allocation``). Each
 runtime is one folder whose face (its ``__init__``) has a ``create(settings, context)``; a new
 runtime (Slurm, Kubernetes) is one more folder and one more entry in `RUNTIMES`. Output handling
 shared by all runtimes (the bounded tail the diagnosis reads, the fan-out to listeners, the
@@ -69,4 +70,8 @@ def create(settings: Settings, *, mode: str, heartbeat: Heartbeat, record: Outpu
     face = importlib.import_module(f"{__name__}.{runtime_for(settings, mode)}")
     context = RuntimeContext(heartbeat=heartbeat, record=record, echo=echo, handled_until=handled_until,
                              keep_fds=keep_fds, on_start=on_start)
-    return face.create(settings, context)  # type: ignore[no-any-return]
+    runtime: Runtime = face.create(settings, context)
+    if mode == "run":  # `phoenix run -- srun ...` inside a Slurm allocation: each run is a job step
+        from phoenix_sidecar.runtime.slurm import in_allocation
+        runtime = in_allocation(runtime)
+    return runtime

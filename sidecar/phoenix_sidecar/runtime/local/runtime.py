@@ -79,6 +79,9 @@ class LocalRuntime:
         self.keep_fds = tuple(keep_fds)
         self.on_start = on_start
         self.dump_timeout = dump_timeout
+        # Who asks the job for a faulthandler dump (a seam: srun, which forwards SIGUSR1 to its ranks
+        # from a signal thread and so does not show as catching it, is asked by the Slurm step layer).
+        self.request_dumps: Callable[[Sequence[int]], list[int]] = request_faulthandler_dumps
         self._tail = OutputTail()
         through = [_PassThrough({"stdout": stdout_fd, "stderr": stderr_fd})] if passthrough else []
         self._sink = OutputSink(heartbeat, self._tail, [*through, *listeners])
@@ -162,7 +165,7 @@ class LocalRuntime:
             dumps = pyspy_dumps(pids, self.dump_timeout)
             if dumps:
                 return format_dumps(dumps)
-        if self.stack_dump in ("auto", "signal") and request_faulthandler_dumps(pids):
+        if self.stack_dump in ("auto", "signal") and self.request_dumps(pids):
             # The job prints its own stacks to stderr; collect what arrives meanwhile.
             mark = self._tail.mark()
             self._pump_for(min(FAULTHANDLER_WAIT, self.dump_timeout))

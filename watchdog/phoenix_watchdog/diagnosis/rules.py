@@ -84,6 +84,15 @@ BUILTIN: tuple[Rule, ...] = (
           "srun: error: gpu-node-112: task 1: Out Of Memory",
           "Last State: Terminated  Reason: OOMKilled  Exit Code: 137"),
          ("oom_kill", "oom-kill", "Out Of Memory", "OOMKilled"), kind="host_oom"),
+    # The kernel's OOM report often reaches a log without its "Out of memory:" header (dmesg cut,
+    # a journal excerpt): the victim line with its memory sizes, or the reaper that freed it.
+    Rule("kernel_oom_report",
+         r"\bKilled process \d+ \([^)]*\),? total-vm:\d+kB|\boom_reaper: reaped process \d+",
+         Category.HOST_OOM, 85, "kind",
+         ("[812345.118202] Killed process 40211 (pt_main_thread) total-vm:98817724kB, anon-rss:61002240kB, "
+          "file-rss:4096kB, shmem-rss:0kB, UID:1000 pgtables:120840kB oom_score_adj:0",
+          "kernel: oom_reaper: reaped process 40211 (pt_main_thread), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB"),
+         ("total-vm:", "oom_reaper"), kind="host_oom"),
     # XLA's CPU client says "Out of memory allocating N bytes" (host memory); its GPU allocator says
     # "Out of memory while trying to allocate N bytes" (device memory).
     Rule("xla_host_oom", r"RESOURCE_EXHAUSTED: Out of memory allocating \d+ bytes", Category.HOST_OOM, LINE, "kind",

@@ -80,7 +80,16 @@ ILLEGAL_TEXT = re.compile(r"an illegal memory access was encountered|an illegal 
 DEVICE_ASSERT_TEXT = re.compile(r"device-side assert(?:ion)? triggered|\.cu:\d+: .*Assertion `.*` failed")
 NCCL_TIMEOUT_TEXT = re.compile(r"Watchdog caught collective operation timeout|collective operation timeout")
 NCCL_TEXT = re.compile(r"\bnccl[A-Z]\w*Error\b|NCCL error|NCCL WARN|Some NCCL operations have failed"
-                       r"|NCCL communicator was aborted|ProcessGroupNCCL")
+                       r"|NCCL communicator was aborted|ProcessGroupNCCL|NCCL INFO \S+:\d+ -> [1-6]\b")
+# NCCL's result codes (nccl.h), named by number in its unwind chain (``NCCL INFO proxy.cc:698 -> 6``)
+# and by ncclGetErrorString's text in torch's "NCCL error in: ..., unhandled system error".
+# ncclInProgress (7) is not a failure: non-blocking communicators return it routinely.
+NCCL_RESULTS = {1: "ncclUnhandledCudaError", 2: "ncclSystemError", 3: "ncclInternalError",
+                4: "ncclInvalidArgument", 5: "ncclInvalidUsage", 6: "ncclRemoteError"}
+NCCL_UNWIND = re.compile(r"NCCL INFO \S+:\d+ -> (?P<code>[1-6])\b")
+_NCCL_CODE = re.compile(r"\bnccl(?:UnhandledCuda|System|Internal|InvalidArgument|InvalidUsage|Remote)Error\b")
+_NCCL_RESULT_TEXTS = (("unhandled cuda error", 1), ("unhandled system error", 2), ("internal error", 3),
+                      ("invalid argument", 4), ("invalid usage", 5), ("remote process exited", 6))
 PEER_TEXT = re.compile(r"Connection (?:closed|reset) by (?:remote )?peer|remote process exit|ncclRemoteError"
                        r"|remote worker crash|Broken pipe")
 DISTRIBUTED_CONTEXT = re.compile(r"gloo|nccl|NCCL|c10d|ProcessGroup|pair\.cc|TCPStore|rendezvous")
@@ -240,9 +249,16 @@ def dataloader_key(text: str) -> str:
 
 def nccl_key(text: str) -> str:
     """The NCCL result code when named (``ncclRemoteError``), else the kind of transport failure."""
-    m = re.search(r"\bnccl[A-Z]\w*Error\b", text)
+    m = _NCCL_CODE.search(text) or re.search(r"\bnccl[A-Z]\w*Error\b", text)
     if m:
         return m.group(0)
+    if m := NCCL_UNWIND.search(text):
+        return NCCL_RESULTS[int(m["code"])]
+    if "NCCL error" in text:
+        low = text.lower()
+        for words, code in _NCCL_RESULT_TEXTS:
+            if words in low:
+                return NCCL_RESULTS[code]
     if PEER_TEXT.search(text):
         return "peer_closed"
     return "nccl"

@@ -241,7 +241,9 @@ def _nccl_failure(text: str) -> bool:
     """NCCL also logs at WARN level in healthy runs; only failures count."""
     if "NCCL WARN" not in text:
         return True
-    return re.search(r"(?i)fail|error|abort|timeout|closed|reset|refused|unhandled|invalid", text) is not None
+    # A transport's completion error names no error word: a non-zero work status or a vendor code.
+    return re.search(r"(?i)fail|error|abort|timeout|closed|reset|refused|unhandled|invalid"
+                     r"|\bstatus=[1-9]|vendor err \d", text) is not None
 
 
 _NATIVE_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}

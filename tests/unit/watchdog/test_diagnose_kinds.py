@@ -1,0 +1,47 @@
+"""The generic causes of the misses a private check set found (issue #10): one test group per cause.
+
+Corpus logs for each cause live in tests/data/logs/hand_*.log with their cases in
+expected_kinds.yaml; these tests pin the pieces (a key, a line, a root choice) on their own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from phoenix_watchdog.diagnosis.classify import nccl_key
+from phoenix_watchdog.diagnosis.logtext import LogLine
+from phoenix_watchdog.diagnosis.markers import classify_line
+
+
+def line(text: str) -> LogLine:
+    return LogLine(0, text, None)
+
+
+# ---- A2: NCCL failures keyed on their result code ------------------------------------------------
+@pytest.mark.parametrize(("text", "key"), [
+    ("gpu-a03:31877:32010 [5] NCCL INFO transport/net.cc:946 -> 2", "ncclSystemError"),
+    ("n1:88:91 [0] NCCL INFO proxy.cc:1523 -> 6 [Proxy Thread]", "ncclRemoteError"),
+    ("RuntimeError: NCCL error in: ../c10d/ProcessGroupNCCL.cpp:825, unhandled system error, NCCL version 2.7.8",
+     "ncclSystemError"),
+    ("RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1191, internal error, NCCL version 2.10.3", "ncclInternalError"),
+    ("ncclUnhandledCudaError: Call to CUDA function failed.", "ncclUnhandledCudaError"),
+])
+def test_an_nccl_failure_is_keyed_on_its_result_code(text: str, key: str) -> None:
+    assert nccl_key(text) == key
+    f = classify_line(line(text))
+    assert f is not None and f.category == "nccl_error" and f.key == key
+
+
+@pytest.mark.parametrize("text", [
+    "n1:88:91 [0] NCCL INFO proxy.cc:1523 -> 7",            # ncclInProgress: not a failure
+    "n1:88:91 [0] NCCL INFO Channel 03/0 : 5[5] -> 13[5] [send] via NET/IB/3/GDRDMA",
+    "n1:88:91 [0] NCCL WARN NET/IB : Got completion from peer 10.0.0.2<4411> with status=0 opcode=0 len=0",
+])
+def test_healthy_nccl_lines_are_no_evidence(text: str) -> None:
+    assert classify_line(line(text)) is None
+
+
+def test_a_transport_completion_error_without_an_error_word_is_an_nccl_error() -> None:
+    f = classify_line(line("h:1:2 [4] ib_plugin.c:1615 NCCL WARN NET/IB : Got completion from peer 10.1.2.3<5151> "
+                           "with status=12 opcode=0 len=0 vendor err 129 (Recv)"))
+    assert f is not None and f.category == "nccl_error"

@@ -45,3 +45,32 @@ def test_a_transport_completion_error_without_an_error_word_is_an_nccl_error() -
     f = classify_line(line("h:1:2 [4] ib_plugin.c:1615 NCCL WARN NET/IB : Got completion from peer 10.1.2.3<5151> "
                            "with status=12 opcode=0 len=0 vendor err 129 (Recv)"))
     assert f is not None and f.category == "nccl_error"
+
+
+# ---- D7/D8: an NCCL block judged as a whole ------------------------------------------------------
+def _judge(*texts: str) -> list[tuple[str, str]]:
+    from phoenix_watchdog.diagnosis.markers import scan_markers
+    from phoenix_watchdog.diagnosis.nccl import judge_blocks
+    lines = [LogLine(i, t, None) for i, t in enumerate(texts)]
+    return [(f.category, f.key) for f in judge_blocks(scan_markers(lines, set()), lines)]
+
+
+def test_a_checktimeout_frame_makes_the_watchdog_block_a_timeout() -> None:
+    got = _judge("frame #1: c10d::ProcessGroupNCCL::WorkNCCL::checkTimeout(std::optional<long>) + 0x1d2 (0x1 in t.so)",
+                 "Exception raised from ncclCommWatchdog at ../c10d/ProcessGroupNCCL.cpp:1521 (most recent call first):")
+    assert got == [("nccl_timeout", "nccl_timeout")]
+
+
+def test_the_most_specific_code_of_a_block_keys_every_finding_in_it() -> None:
+    got = _judge("[Rank 1] Some NCCL operations have failed or timed out. Due to the asynchronous nature",
+                 "raised the following async exception: NCCL error: unhandled system error, NCCL version 2.21.5",
+                 "NCCL WARN socketProgress: Connection closed by remote peer gpu-c11<51622>",
+                 "ncclRemoteError: A call failed possibly due to a network error or a remote process exiting.")
+    assert set(got) == {("nccl_error", "ncclSystemError")}
+
+
+def test_blocks_far_apart_are_judged_apart() -> None:
+    filler = ["step ok"] * 100
+    got = _judge("ncclInternalError: Internal check failed.", *filler,
+                 "[Rank 0] Some NCCL operations have failed or timed out. Due to the asynchronous nature")
+    assert got == [("nccl_error", "ncclInternalError"), ("nccl_timeout", "nccl_timeout")]

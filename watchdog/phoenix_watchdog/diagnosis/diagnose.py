@@ -27,6 +27,7 @@ from phoenix_watchdog.diagnosis.candidate import Candidate
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.nccl import judge_blocks
 from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
 from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, UNRAISABLE, looks_like_exception, parse_tracebacks
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
@@ -92,7 +93,7 @@ def _ranked_candidates(lines: list[LogLine], exit: ExitStatus | None, workspace:
                        every: bool = False) -> tuple[list[Candidate], Callable[[Candidate], tuple[int, int]]]:
     code_lines: set[int] = set()
     tracebacks = parse_tracebacks(lines, code_lines)
-    markers = scan_markers(lines, code_lines, rules)
+    markers = judge_blocks(scan_markers(lines, code_lines, rules), lines)
     root = find_root_cause(lines)
     candidates = _traceback_candidates(tracebacks, lines, markers, workspace, rules)
     candidates += [Candidate(f) for f in markers]

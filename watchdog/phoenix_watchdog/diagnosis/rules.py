@@ -156,10 +156,14 @@ BUILTIN: tuple[Rule, ...] = (
           "for recv operation to complete",
           "torch.distributed.DistStoreError: wait timeout after 300000ms, keys: /default_pg/0//cpu//3"),
          ("Timed out waiting", "wait timeout after", "] Timed out"), kind="nccl_timeout"),
-    Rule("storage_io_error", r"\[Errno 5\] Input/output error|\bEIO\b", Category.DISK_FULL, DISK, "kind",
+    # EIO's text in any message: C++ writers (torch.save's) raise it as a RuntimeError with no errno.
+    Rule("storage_io_error", r"\[Errno 5\] Input/output error|\bEIO\b|\bfailed with Input/output error"
+         r"|: Input/output error\b", Category.DISK_FULL, DISK, "kind",
          ("OSError: [Errno 5] Input/output error: '/mnt/lustre/ckpt/step_4000/model.safetensors'",
-          "ERROR: writing checkpoint shard 3 failed: EIO"),
-         ("Errno 5", "EIO")),
+          "ERROR: writing checkpoint shard 3 failed: EIO",
+          "RuntimeError: write(): fd 17 failed with Input/output error",
+          "RuntimeError: unable to flush /scratch/ckpt/opt_state_2.bin: Input/output error"),
+         ("Errno 5", "EIO", "Input/output error")),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
           "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "

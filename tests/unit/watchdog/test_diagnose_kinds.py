@@ -74,3 +74,33 @@ def test_blocks_far_apart_are_judged_apart() -> None:
     got = _judge("ncclInternalError: Internal check failed.", *filler,
                  "[Rank 0] Some NCCL operations have failed or timed out. Due to the asynchronous nature")
     assert got == [("nccl_error", "ncclInternalError"), ("nccl_timeout", "nccl_timeout")]
+
+
+# ---- C6: a launcher's wrapper exception ----------------------------------------------------------
+def _launcher_error(message: str, launcher: str):
+    from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
+    frames = (SourceFrame(f"/usr/lib/python3.10/site-packages/{launcher}", 139, "sigkill_handler",
+                          "raise subprocess.CalledProcessError(returncode=last_return_code, cmd=cmd)"),)
+    return PyError("subprocess.CalledProcessError", message, (), frames)
+
+
+@pytest.mark.parametrize(("message", "category"), [
+    ("Command '['/usr/bin/python3', '-u', 'train.py', '--local_rank=", None),  # cut short
+    ("Command '['python', 'train.py']' died with <Signals.SIGKILL: 9>.", "unknown"),
+    ("Command '['python', 'train.py']' died with <Signals.SIGSEGV: 11>.", "segfault"),
+])
+@pytest.mark.parametrize("launcher", ["deepspeed/launcher/launch.py", "torch/distributed/launch.py"])
+def test_a_launchers_called_process_error_is_only_a_consequence(message: str, category: str | None,
+                                                                  launcher: str) -> None:
+    from phoenix_watchdog.diagnosis.classify import classify_error
+    v = classify_error(_launcher_error(message, launcher), "/workspace")
+    assert v.secondary and v.category == category
+
+
+def test_a_called_process_error_raised_in_user_code_still_counts() -> None:
+    from phoenix_watchdog.diagnosis.classify import classify_error
+    from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
+    err = PyError("subprocess.CalledProcessError", "Command '['./prep']' died with <Signals.SIGSEGV: 11>.", (),
+                  (SourceFrame("/workspace/prep.py", 12, "preprocess", "subprocess.run(cmd, check=True)"),))
+    v = classify_error(err, "/workspace")
+    assert not v.secondary and v.category == "segfault"

@@ -177,17 +177,18 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
         # A launcher's report (torchrun, accelerate launch, a wrapper's check=True) that a child
         # failed: the child's own output says why; this says nothing by itself.
         return Verdict(None, t, secondary=True)
+    if t == "CalledProcessError" and _from_launcher(err, workspace, strict):
+        # The same report raised by a launcher's own code (deepspeed's, torch.distributed.launch),
+        # whatever its (often cut) message says: never above the child's own evidence.
+        v = _child_signal(text)
+        return Verdict(v.category, v.key, secondary=True) if v else Verdict(None, t, secondary=True)
     if found := match_line(rules, f"{err.type}: {text}"):
         rule, m = found
         return Verdict(str(rule.category), rule.signature_key(m, normalise(err.message, workspace)), rule=rule)
-    if m := _CHILD_SIGNAL.search(text):
-        # A launcher's report that a child process died of a signal (multiprocessing.spawn,
-        # subprocess check=True): the failure is the signal, as if the job itself had died of it.
-        name = m["name"] or m["name2"]
-        if name == "SIGKILL":
-            return Verdict("unknown", "signal:SIGKILL")
-        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
-            return Verdict("segfault", f"signal:{name}")
+    if v := _child_signal(text):
+        # A report that a child process died of a signal (multiprocessing.spawn, subprocess
+        # check=True): the failure is the signal, as if the job itself had died of it.
+        return v
     if m := HARDWARE_TEXT.search(text):
         return Verdict("gpu_hardware", hardware_key(m.group(0)))
     if DISK_TEXT.search(text):
@@ -223,6 +224,27 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
     if _is_config_error(err, workspace, strict):
         return Verdict("config_error", normalise(err.message, workspace))
     return Verdict("code_bug", normalise(err.message, workspace), vague=True)
+
+
+_LAUNCHER_FILES = re.compile(r"(?:^|/)(?:deepspeed/launcher/|torch/distributed/(?:launch|run)\.py$"
+                             r"|torch/distributed/elastic/|accelerate/commands/|torch/multiprocessing/spawn\.py$)")
+
+
+def _from_launcher(err: PyError, workspace: str | None, strict: bool) -> bool:
+    """Whether ``err`` was raised in a launcher's own code with no user frame on the way."""
+    return bool(err.frames) and not user_frames(err.frames, workspace, strict) and bool(
+        _LAUNCHER_FILES.search(err.frames[-1].file.replace("\\", "/")))
+
+
+def _child_signal(text: str) -> Verdict | None:
+    """What a report that a child died of a signal says (``died with <Signals.SIGSEGV: 11>``)."""
+    if m := _CHILD_SIGNAL.search(text):
+        name = m["name"] or m["name2"]
+        if name == "SIGKILL":
+            return Verdict("unknown", "signal:SIGKILL")
+        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
+            return Verdict("segfault", f"signal:{name}")
+    return None
 
 
 def hardware_key(text: str) -> str:

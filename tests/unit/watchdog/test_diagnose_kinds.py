@@ -104,3 +104,19 @@ def test_a_called_process_error_raised_in_user_code_still_counts() -> None:
                   (SourceFrame("/workspace/prep.py", 12, "preprocess", "subprocess.run(cmd, check=True)"),))
     v = classify_error(err, "/workspace")
     assert not v.secondary and v.category == "segfault"
+
+
+# ---- E10: a missing key called as a method -------------------------------------------------------
+@pytest.mark.parametrize(("type_", "message", "source", "category"), [
+    ("omegaconf.errors.ConfigAttributeError", "Missing key pretty", "print(cfg.pretty())", "code_bug"),
+    ("omegaconf.errors.ConfigAttributeError", "Key 'dump' is not in struct", "text = conf.dump ()", "code_bug"),
+    ("AttributeError", "'Namespace' object has no attribute 'parse'", "opts = args.parse()", "code_bug"),
+    # read, not called: the configuration lacks the value
+    ("omegaconf.errors.ConfigAttributeError", "Key 'lr' is not in struct", "lr = cfg.lr * scale", "config_error"),
+    ("omegaconf.errors.ConfigAttributeError", "Missing key pretty", "show(cfg.pretty)", "config_error"),
+])
+def test_a_missing_key_called_as_a_method_is_a_code_bug(type_: str, message: str, source: str, category: str) -> None:
+    from phoenix_watchdog.diagnosis.classify import classify_error
+    from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
+    err = PyError(type_, message, (), (SourceFrame("/workspace/train.py", 52, "main", source),))
+    assert classify_error(err, "/workspace").category == category

@@ -59,6 +59,7 @@ _CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|termi
 _CONFIG_FILE = re.compile(r"(?i)(?:^|_)(?:args|arguments|config|configuration|options|settings|hparams)\.py$")
 _VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|assert)\w*|_\w*assertion\w*")
 _MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
+_MISSING_KEY = re.compile(r"^Missing key (?P<key>\w+)|^Key '(?P<key2>\w+)' is not in struct|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
 
 HARDWARE_TEXT = re.compile(
@@ -221,6 +222,8 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
     if t in ("FileNotFoundError", "NotADirectoryError", "IsADirectoryError") or (
             t in ("OSError", "IOError", "RuntimeError", "ValueError") and _MISSING_FILE_TEXT.search(text)):
         return Verdict("missing_file", normalise(err.message, workspace))
+    if _calls_missing_method(err, workspace, strict):
+        return Verdict("code_bug", normalise(err.message, workspace), vague=True)
     if _is_config_error(err, workspace, strict):
         return Verdict("config_error", normalise(err.message, workspace))
     return Verdict("code_bug", normalise(err.message, workspace), vague=True)
@@ -319,6 +322,20 @@ def _is_user_module(module: str, err: PyError, workspace: str | None, strict: bo
         if top in parts[:-1] or parts[-1] == f"{top}.py":
             return True
     return False
+
+
+def _calls_missing_method(err: PyError, workspace: str | None, strict: bool) -> bool:
+    """Whether the missing key or attribute is *called* on the failing line (``cfg.pretty()``).
+
+    A config object that lacks a method the code calls is an API the code relies on and the
+    library removed: a code bug, however config-shaped the exception (omegaconf's "Missing key").
+    """
+    m = _MISSING_KEY.search(err.message)
+    if m is None or not err.frames:
+        return False
+    name = m["key"] or m["key2"] or m["attr"]
+    frame = (user_frames(err.frames, workspace, strict) or list(err.frames))[-1]
+    return re.search(rf"\.{re.escape(name)}\s*\(", frame.source) is not None
 
 
 def _validates_config(frame: SourceFrame) -> bool:

@@ -120,3 +120,19 @@ def test_a_missing_key_called_as_a_method_is_a_code_bug(type_: str, message: str
     from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
     err = PyError(type_, message, (), (SourceFrame("/workspace/train.py", 52, "main", source),))
     assert classify_error(err, "/workspace").category == category
+
+
+# ---- B4: an indented bare exception line ---------------------------------------------------------
+def test_an_indented_dotted_exception_line_is_evidence() -> None:
+    from phoenix_watchdog.diagnosis import diagnose
+    d = diagnose("note: see above\n  omegaconf.errors.ConfigKeyError: Key 'epochs' is not in struct\n    full_key: epochs\n")
+    assert d.category == "config_error" and d.exception == "omegaconf.errors.ConfigKeyError"
+
+
+@pytest.mark.parametrize("text", [
+    '  File "/w/train.py", line 3, in setup\n    settings.model: dict = load_model_section()\n',  # source under a frame
+    "    ValueError: an undotted name indented is too weak to read as an exception\n",
+])
+def test_indented_lines_that_are_no_exception_line_are_not_evidence(text: str) -> None:
+    from phoenix_watchdog.diagnosis import diagnose
+    assert diagnose(text).category == "unknown"

@@ -20,6 +20,7 @@ earliest failure wins, because ranks that fail later usually fail *because* the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from phoenix_watchdog.diagnosis import classify as C
@@ -42,6 +43,7 @@ ROOT_RANK_BONUS = 3
 BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
 MAX_BARE_STREAMS = 8
 MAX_EXPLAINED = 12       # evidence lines `explain` lists
+_DOTTED_BARE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+: \S")
 _BARE_ENDINGS = ("Error", "Exception", "Failure", "Fault", "Interrupt", "Exit")
 # Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
@@ -159,6 +161,12 @@ def _bare_exception_candidates(lines: list[LogLine], tracebacks: list[Traceback]
     out: list[Candidate] = []
     for ln in reversed(lines[-BARE_SCAN_LINES:]):
         text = ln.text
+        if text[:1] in (" ", "\t") and ln.pos not in code_lines:
+            # An indented line is evidence only as a dotted exception name (an excerpt quoted with
+            # its traceback's indentation), never as source code under a frame line.
+            text = text.lstrip()
+            if not _DOTTED_BARE.match(text) or ln.pos and lines[ln.pos - 1].text.lstrip().startswith('File "'):
+                continue
         if ln.stream in seen or not text or text[0] in " \t" or ln.pos in code_lines or ": " not in text[:120] \
                 and not text.endswith(_BARE_ENDINGS):
             continue

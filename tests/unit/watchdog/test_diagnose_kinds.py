@@ -136,3 +136,25 @@ def test_an_indented_dotted_exception_line_is_evidence() -> None:
 def test_indented_lines_that_are_no_exception_line_are_not_evidence(text: str) -> None:
     from phoenix_watchdog.diagnosis import diagnose
     assert diagnose(text).category == "unknown"
+
+
+# ---- B5: hard-wrapped messages -------------------------------------------------------------------
+def _scan(*texts: str, stream: str | None = None) -> list[tuple[str, int]]:
+    from phoenix_watchdog.diagnosis.markers import scan_markers
+    lines = [LogLine(i, t, stream) for i, t in enumerate(texts)]
+    return [(f.category, f.pos) for f in scan_markers(lines, set())]
+
+
+def test_a_message_wrapped_mid_sentence_is_read_across_both_lines() -> None:
+    assert _scan("step 3 ok", "E0101 xla.cc:12] Execution failed: RESOURCE_EXHAUSTED: Out of",
+                 "memory while trying to allocate 1073741824 bytes.") == [("cuda_oom", 1)]
+    assert _scan("[Rank 0] Watchdog caught collective", "operation timeout: WorkNCCL(SeqNum=3) ran for 600000 ms",
+                 stream="rank0") == [("nccl_timeout", 0)]
+
+
+@pytest.mark.parametrize("texts", [
+    ("E0101 xla.cc:12] Execution failed: RESOURCE_EXHAUSTED: Out of.", "memory while trying to allocate 1 bytes."),
+    ("E0101 xla.cc:12] Execution failed: RESOURCE_EXHAUSTED: Out of", "Memory while trying to allocate 1 bytes."),
+])
+def test_lines_that_do_not_continue_each_other_are_not_joined(texts: tuple[str, ...]) -> None:
+    assert _scan(*texts) == []

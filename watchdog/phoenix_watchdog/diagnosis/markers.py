@@ -134,9 +134,33 @@ def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] =
             hits.add(i)
     found: list[Finding] = []
     for i in sorted(hits - skip):
-        if (f := classify_line(lines[i], rules)) is not None:
+        f = classify_line(lines[i], rules) or _classify_wrapped(lines, i, rules)
+        if f is not None and not (found and found[-1] == f):  # both halves of a wrapped line hit
             found.append(f)
     return found
+
+
+def _soft_wrapped(lines: list[LogLine], i: int) -> bool:
+    """Whether line ``i`` continues line ``i - 1``: a message hard-wrapped mid-sentence (same writer,
+    the previous line stops without closing punctuation, this one starts with a lower-case word)."""
+    if i <= 0 or i >= len(lines):
+        return False
+    prev, cur = lines[i - 1], lines[i]
+    head = cur.text[:1]
+    tail = prev.text.rstrip()[-1:]
+    return bool(head) and head.islower() and bool(tail) and tail not in ".:;!?)]}>\"'" \
+        and prev.stream == cur.stream and not prev.text.startswith(_NOISE)
+
+
+def _classify_wrapped(lines: list[LogLine], i: int, rules: tuple[Rule, ...]) -> Finding | None:
+    """The finding of a message wrapped across line ``i`` and a neighbour, read as one line."""
+    for a in (i - 1, i):
+        if _soft_wrapped(lines, a + 1):
+            first, second = lines[a], lines[a + 1]
+            joined = LogLine(first.pos, f"{first.text.rstrip()} {second.text.lstrip()}", first.stream)
+            if (f := classify_line(joined, rules)) is not None:
+                return f
+    return None
 
 
 def _has(text: str, needles: tuple[str, ...]) -> bool:

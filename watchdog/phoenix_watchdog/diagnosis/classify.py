@@ -89,7 +89,7 @@ NCCL_RESULTS = {1: "ncclUnhandledCudaError", 2: "ncclSystemError", 3: "ncclInter
                 4: "ncclInvalidArgument", 5: "ncclInvalidUsage", 6: "ncclRemoteError"}
 NCCL_UNWIND = re.compile(r"NCCL INFO \S+:\d+ -> (?P<code>[1-6])\b")
 _NCCL_CODE = re.compile(r"\bnccl(?:UnhandledCuda|System|Internal|InvalidArgument|InvalidUsage|Remote)Error\b")
-_NCCL_RESULT_TEXTS = (("unhandled cuda error", 1), ("unhandled system error", 2), ("internal error", 3),
+NCCL_RESULT_TEXTS = (("unhandled cuda error", 1), ("unhandled system error", 2), ("internal error", 3),
                       ("invalid argument", 4), ("invalid usage", 5), ("remote process exited", 6))
 PEER_TEXT = re.compile(r"Connection (?:closed|reset) by (?:remote )?peer|remote process exit|ncclRemoteError"
                        r"|remote worker crash|Broken pipe")
@@ -281,7 +281,7 @@ def nccl_key(text: str) -> str:
         return NCCL_RESULTS[int(m["code"])]
     if "NCCL error" in text:
         low = text.lower()
-        for words, code in _NCCL_RESULT_TEXTS:
+        for words, code in NCCL_RESULT_TEXTS:
             if words in low:
                 return NCCL_RESULTS[code]
     if PEER_TEXT.search(text):

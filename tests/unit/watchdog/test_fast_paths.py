@@ -35,7 +35,12 @@ def reference_scan(lines: list[LogLine], skip: set[int], rules=BUILTIN) -> list[
     hits = {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and M._TRIGGER.search(ln.text)}
     if user is not None:
         hits |= {i for i, ln in enumerate(lines) if not ln.text.startswith("frame #") and user.search(ln.text)}
-    return [f for i in sorted(hits - skip) if (f := M.classify_line(lines[i], rules)) is not None]
+    found: list[M.Finding] = []
+    for i in sorted(hits - skip):
+        f = M.classify_line(lines[i], rules) or M._classify_wrapped(lines, i, rules)
+        if f is not None and not (found and found[-1] == f):  # both halves of a wrapped message hit
+            found.append(f)
+    return found
 
 
 def as_lines(texts: list[str], streams: list[str | None]) -> list[LogLine]:

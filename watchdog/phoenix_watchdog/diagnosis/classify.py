@@ -59,6 +59,7 @@ _CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|termi
 _CONFIG_FILE = re.compile(r"(?i)(?:^|_)(?:args|arguments|config|configuration|options|settings|hparams)\.py$")
 _VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|assert)\w*|_\w*assertion\w*")
 _MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
+_MISSING_KEY = re.compile(r"^Missing key (?P<key>\w+)|^Key '(?P<key2>\w+)' is not in struct|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
 
 HARDWARE_TEXT = re.compile(
@@ -80,7 +81,16 @@ ILLEGAL_TEXT = re.compile(r"an illegal memory access was encountered|an illegal 
 DEVICE_ASSERT_TEXT = re.compile(r"device-side assert(?:ion)? triggered|\.cu:\d+: .*Assertion `.*` failed")
 NCCL_TIMEOUT_TEXT = re.compile(r"Watchdog caught collective operation timeout|collective operation timeout")
 NCCL_TEXT = re.compile(r"\bnccl[A-Z]\w*Error\b|NCCL error|NCCL WARN|Some NCCL operations have failed"
-                       r"|NCCL communicator was aborted|ProcessGroupNCCL")
+                       r"|NCCL communicator was aborted|ProcessGroupNCCL|NCCL INFO \S+:\d+ -> [1-6]\b")
+# NCCL's result codes (nccl.h), named by number in its unwind chain (``NCCL INFO proxy.cc:698 -> 6``)
+# and by ncclGetErrorString's text in torch's "NCCL error in: ..., unhandled system error".
+# ncclInProgress (7) is not a failure: non-blocking communicators return it routinely.
+NCCL_RESULTS = {1: "ncclUnhandledCudaError", 2: "ncclSystemError", 3: "ncclInternalError",
+                4: "ncclInvalidArgument", 5: "ncclInvalidUsage", 6: "ncclRemoteError"}
+NCCL_UNWIND = re.compile(r"NCCL INFO \S+:\d+ -> (?P<code>[1-6])\b")
+_NCCL_CODE = re.compile(r"\bnccl(?:UnhandledCuda|System|Internal|InvalidArgument|InvalidUsage|Remote)Error\b")
+NCCL_RESULT_TEXTS = (("unhandled cuda error", 1), ("unhandled system error", 2), ("internal error", 3),
+                      ("invalid argument", 4), ("invalid usage", 5), ("remote process exited", 6))
 PEER_TEXT = re.compile(r"Connection (?:closed|reset) by (?:remote )?peer|remote process exit|ncclRemoteError"
                        r"|remote worker crash|Broken pipe")
 DISTRIBUTED_CONTEXT = re.compile(r"gloo|nccl|NCCL|c10d|ProcessGroup|pair\.cc|TCPStore|rendezvous")
@@ -168,17 +178,18 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
         # A launcher's report (torchrun, accelerate launch, a wrapper's check=True) that a child
         # failed: the child's own output says why; this says nothing by itself.
         return Verdict(None, t, secondary=True)
+    if t == "CalledProcessError" and _from_launcher(err, workspace, strict):
+        # The same report raised by a launcher's own code (deepspeed's, torch.distributed.launch),
+        # whatever its (often cut) message says: never above the child's own evidence.
+        v = _child_signal(text)
+        return Verdict(v.category, v.key, secondary=True) if v else Verdict(None, t, secondary=True)
     if found := match_line(rules, f"{err.type}: {text}"):
         rule, m = found
         return Verdict(str(rule.category), rule.signature_key(m, normalise(err.message, workspace)), rule=rule)
-    if m := _CHILD_SIGNAL.search(text):
-        # A launcher's report that a child process died of a signal (multiprocessing.spawn,
-        # subprocess check=True): the failure is the signal, as if the job itself had died of it.
-        name = m["name"] or m["name2"]
-        if name == "SIGKILL":
-            return Verdict("unknown", "signal:SIGKILL")
-        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
-            return Verdict("segfault", f"signal:{name}")
+    if v := _child_signal(text):
+        # A report that a child process died of a signal (multiprocessing.spawn, subprocess
+        # check=True): the failure is the signal, as if the job itself had died of it.
+        return v
     if m := HARDWARE_TEXT.search(text):
         return Verdict("gpu_hardware", hardware_key(m.group(0)))
     if DISK_TEXT.search(text):
@@ -211,9 +222,32 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
     if t in ("FileNotFoundError", "NotADirectoryError", "IsADirectoryError") or (
             t in ("OSError", "IOError", "RuntimeError", "ValueError") and _MISSING_FILE_TEXT.search(text)):
         return Verdict("missing_file", normalise(err.message, workspace))
+    if _calls_missing_method(err, workspace, strict):
+        return Verdict("code_bug", normalise(err.message, workspace), vague=True)
     if _is_config_error(err, workspace, strict):
         return Verdict("config_error", normalise(err.message, workspace))
     return Verdict("code_bug", normalise(err.message, workspace), vague=True)
+
+
+_LAUNCHER_FILES = re.compile(r"(?:^|/)(?:deepspeed/launcher/|torch/distributed/(?:launch|run)\.py$"
+                             r"|torch/distributed/elastic/|accelerate/commands/|torch/multiprocessing/spawn\.py$)")
+
+
+def _from_launcher(err: PyError, workspace: str | None, strict: bool) -> bool:
+    """Whether ``err`` was raised in a launcher's own code with no user frame on the way."""
+    return bool(err.frames) and not user_frames(err.frames, workspace, strict) and bool(
+        _LAUNCHER_FILES.search(err.frames[-1].file.replace("\\", "/")))
+
+
+def _child_signal(text: str) -> Verdict | None:
+    """What a report that a child died of a signal says (``died with <Signals.SIGSEGV: 11>``)."""
+    if m := _CHILD_SIGNAL.search(text):
+        name = m["name"] or m["name2"]
+        if name == "SIGKILL":
+            return Verdict("unknown", "signal:SIGKILL")
+        if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"):
+            return Verdict("segfault", f"signal:{name}")
+    return None
 
 
 def hardware_key(text: str) -> str:
@@ -240,9 +274,16 @@ def dataloader_key(text: str) -> str:
 
 def nccl_key(text: str) -> str:
     """The NCCL result code when named (``ncclRemoteError``), else the kind of transport failure."""
-    m = re.search(r"\bnccl[A-Z]\w*Error\b", text)
+    m = _NCCL_CODE.search(text) or re.search(r"\bnccl[A-Z]\w*Error\b", text)
     if m:
         return m.group(0)
+    if m := NCCL_UNWIND.search(text):
+        return NCCL_RESULTS[int(m["code"])]
+    if "NCCL error" in text:
+        low = text.lower()
+        for words, code in NCCL_RESULT_TEXTS:
+            if words in low:
+                return NCCL_RESULTS[code]
     if PEER_TEXT.search(text):
         return "peer_closed"
     return "nccl"
@@ -281,6 +322,20 @@ def _is_user_module(module: str, err: PyError, workspace: str | None, strict: bo
         if top in parts[:-1] or parts[-1] == f"{top}.py":
             return True
     return False
+
+
+def _calls_missing_method(err: PyError, workspace: str | None, strict: bool) -> bool:
+    """Whether the missing key or attribute is *called* on the failing line (``cfg.pretty()``).
+
+    A config object that lacks a method the code calls is an API the code relies on and the
+    library removed: a code bug, however config-shaped the exception (omegaconf's "Missing key").
+    """
+    m = _MISSING_KEY.search(err.message)
+    if m is None or not err.frames:
+        return False
+    name = m["key"] or m["key2"] or m["attr"]
+    frame = (user_frames(err.frames, workspace, strict) or list(err.frames))[-1]
+    return re.search(rf"\.{re.escape(name)}\s*\(", frame.source) is not None
 
 
 def _validates_config(frame: SourceFrame) -> bool:

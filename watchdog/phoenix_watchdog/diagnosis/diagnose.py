@@ -20,6 +20,7 @@ earliest failure wins, because ranks that fail later usually fail *because* the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from phoenix_watchdog.diagnosis import classify as C
@@ -27,6 +28,7 @@ from phoenix_watchdog.diagnosis.candidate import Candidate
 from phoenix_watchdog.diagnosis.failure import Diagnosis, ExitStatus, HangInfo
 from phoenix_watchdog.diagnosis.launcher import RootCause, find_root_cause
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.nccl import judge_blocks
 from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
 from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, UNRAISABLE, looks_like_exception, parse_tracebacks
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
@@ -41,6 +43,7 @@ ROOT_RANK_BONUS = 3
 BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
 MAX_BARE_STREAMS = 8
 MAX_EXPLAINED = 12       # evidence lines `explain` lists
+_DOTTED_BARE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+: \S")
 _BARE_ENDINGS = ("Error", "Exception", "Failure", "Fault", "Interrupt", "Exit")
 # Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
@@ -92,7 +95,7 @@ def _ranked_candidates(lines: list[LogLine], exit: ExitStatus | None, workspace:
                        every: bool = False) -> tuple[list[Candidate], Callable[[Candidate], tuple[int, int]]]:
     code_lines: set[int] = set()
     tracebacks = parse_tracebacks(lines, code_lines)
-    markers = scan_markers(lines, code_lines, rules)
+    markers = judge_blocks(scan_markers(lines, code_lines, rules), lines)
     root = find_root_cause(lines)
     candidates = _traceback_candidates(tracebacks, lines, markers, workspace, rules)
     candidates += [Candidate(f) for f in markers]
@@ -158,6 +161,12 @@ def _bare_exception_candidates(lines: list[LogLine], tracebacks: list[Traceback]
     out: list[Candidate] = []
     for ln in reversed(lines[-BARE_SCAN_LINES:]):
         text = ln.text
+        if text[:1] in (" ", "\t") and ln.pos not in code_lines:
+            # An indented line is evidence only as a dotted exception name (an excerpt quoted with
+            # its traceback's indentation), never as source code under a frame line.
+            text = text.lstrip()
+            if not _DOTTED_BARE.match(text) or ln.pos and lines[ln.pos - 1].text.lstrip().startswith('File "'):
+                continue
         if ln.stream in seen or not text or text[0] in " \t" or ln.pos in code_lines or ": " not in text[:120] \
                 and not text.endswith(_BARE_ENDINGS):
             continue

@@ -120,7 +120,9 @@ def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] =
             seen[ln.text] = f = classify_line(ln, rules)
         elif (f := seen[ln.text]) is not None:
             f = Finding(f.category, f.strength, f.key, f.line, ln.pos, ln.stream, f.rule, f.action)
-        if f is not None:
+        if f is None:  # a message hard-wrapped onto the next line (depends on the neighbours: not cached)
+            f = _classify_wrapped(lines, i, rules)
+        if f is not None and not (found and found[-1] == f):  # both halves of a wrapped line hit
             found.append(f)
     return found
 
@@ -159,6 +161,29 @@ def _regex_hits(trigger: re.Pattern[str], texts: list[str]) -> set[int]:
         pos = starts[i + 1] if i + 1 < len(starts) else len(joined)  # one look per line is enough
         hits.add(i)
     return hits
+
+
+def _soft_wrapped(lines: list[LogLine], i: int) -> bool:
+    """Whether line ``i`` continues line ``i - 1``: a message hard-wrapped mid-sentence (same writer,
+    the previous line stops without closing punctuation, this one starts with a lower-case word)."""
+    if i <= 0 or i >= len(lines):
+        return False
+    prev, cur = lines[i - 1], lines[i]
+    head = cur.text[:1]
+    tail = prev.text.rstrip()[-1:]
+    return bool(head) and head.islower() and bool(tail) and tail not in ".:;!?)]}>\"'" \
+        and prev.stream == cur.stream and not prev.text.startswith(_NOISE)
+
+
+def _classify_wrapped(lines: list[LogLine], i: int, rules: tuple[Rule, ...]) -> Finding | None:
+    """The finding of a message wrapped across line ``i`` and a neighbour, read as one line."""
+    for a in (i - 1, i):
+        if _soft_wrapped(lines, a + 1):
+            first, second = lines[a], lines[a + 1]
+            joined = LogLine(first.pos, f"{first.text.rstrip()} {second.text.lstrip()}", first.stream)
+            if (f := classify_line(joined, rules)) is not None:
+                return f
+    return None
 
 
 def _has(text: str, needles: tuple[str, ...]) -> bool:
@@ -269,7 +294,9 @@ def _nccl_failure(text: str) -> bool:
     """NCCL also logs at WARN level in healthy runs; only failures count."""
     if "NCCL WARN" not in text:
         return True
-    return re.search(r"(?i)fail|error|abort|timeout|closed|reset|refused|unhandled|invalid", text) is not None
+    # A transport's completion error names no error word: a non-zero work status or a vendor code.
+    return re.search(r"(?i)fail|error|abort|timeout|closed|reset|refused|unhandled|invalid"
+                     r"|\bstatus=[1-9]|vendor err \d", text) is not None
 
 
 _NATIVE_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}

@@ -84,6 +84,15 @@ BUILTIN: tuple[Rule, ...] = (
           "srun: error: gpu-node-112: task 1: Out Of Memory",
           "Last State: Terminated  Reason: OOMKilled  Exit Code: 137"),
          ("oom_kill", "oom-kill", "Out Of Memory", "OOMKilled"), kind="host_oom"),
+    # The kernel's OOM report often reaches a log without its "Out of memory:" header (dmesg cut,
+    # a journal excerpt): the victim line with its memory sizes, or the reaper that freed it.
+    Rule("kernel_oom_report",
+         r"\bKilled process \d+ \([^)]*\),? total-vm:\d+kB|\boom_reaper: reaped process \d+",
+         Category.HOST_OOM, 85, "kind",
+         ("[812345.118202] Killed process 40211 (pt_main_thread) total-vm:98817724kB, anon-rss:61002240kB, "
+          "file-rss:4096kB, shmem-rss:0kB, UID:1000 pgtables:120840kB oom_score_adj:0",
+          "kernel: oom_reaper: reaped process 40211 (pt_main_thread), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB"),
+         ("total-vm:", "oom_reaper"), kind="host_oom"),
     # XLA's CPU client says "Out of memory allocating N bytes" (host memory); its GPU allocator says
     # "Out of memory while trying to allocate N bytes" (device memory).
     Rule("xla_host_oom", r"RESOURCE_EXHAUSTED: Out of memory allocating \d+ bytes", Category.HOST_OOM, LINE, "kind",
@@ -147,10 +156,14 @@ BUILTIN: tuple[Rule, ...] = (
           "for recv operation to complete",
           "torch.distributed.DistStoreError: wait timeout after 300000ms, keys: /default_pg/0//cpu//3"),
          ("Timed out waiting", "wait timeout after", "] Timed out"), kind="nccl_timeout"),
-    Rule("storage_io_error", r"\[Errno 5\] Input/output error|\bEIO\b", Category.DISK_FULL, DISK, "kind",
+    # EIO's text in any message: C++ writers (torch.save's) raise it as a RuntimeError with no errno.
+    Rule("storage_io_error", r"\[Errno 5\] Input/output error|\bEIO\b|\bfailed with Input/output error"
+         r"|: Input/output error\b", Category.DISK_FULL, DISK, "kind",
          ("OSError: [Errno 5] Input/output error: '/mnt/lustre/ckpt/step_4000/model.safetensors'",
-          "ERROR: writing checkpoint shard 3 failed: EIO"),
-         ("Errno 5", "EIO")),
+          "ERROR: writing checkpoint shard 3 failed: EIO",
+          "RuntimeError: write(): fd 17 failed with Input/output error",
+          "RuntimeError: unable to flush /scratch/ckpt/opt_state_2.bin: Input/output error"),
+         ("Errno 5", "EIO", "Input/output error")),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
           "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "

@@ -9,6 +9,7 @@ corpus logs and on logs drawn by hypothesis, and must agree line for line.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from phoenix_watchdog.diagnosis import markers as M
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
 from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
-from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, user_rules
+from phoenix_watchdog.diagnosis.categories import Category
+from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, user_rules
 
 LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 CORPUS = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(LOGS.glob("*.log"))}
@@ -223,3 +225,29 @@ def test_signalled_guard_equals_plain_search(text: str) -> None:
     fast = M._SIGNALLED.match(text) or ("ignal" in text or "exitcode" in text) and M._SIGNALLED.search(text, 1) or None
     plain = M._SIGNALLED.search(text)
     assert (fast and (fast.span(), fast.groupdict())) == (plain and (plain.span(), plain.groupdict()))
+
+
+def shape_mask(text: str, rules=BUILTIN) -> tuple[bool, ...]:
+    folded = text.translate(M._FOLD_DIGITS)
+    return tuple(g is None or g.search(folded) is not None for g in M._shape_guards(rules))
+
+
+USER_RULES = (*user_rules([{"pattern": r"custom failure \d+", "category": "code_bug"}]), *BUILTIN)
+# Every rule with needles, one of them found only by a needle with digits: the rule table's gate is asked of shapes.
+DIGIT_NEEDLE = (Rule("code_42", r"code 42\b", Category.CODE_BUG, needles=("code 42",)), *BUILTIN)
+
+
+@SETTINGS
+@given(text=st.one_of(st.sampled_from(CORPUS_LINES), made_up,
+                      st.sampled_from(["OSError: [Errno 28] No space left on device", "OSError: [Errno 12] Cannot allocate memory",
+                                       "NVRM: Xid (PCI:0000:3b:00): 79, pid=1", "custom failure 7", "IOError: [Errno 28] x", "w: code 42 x", "ECC error encountered 3"])),
+       digits=st.lists(st.integers(0, 9), min_size=1, max_size=6))
+def test_guards_asked_of_the_shape_give_the_plain_classification(text: str, digits: list[int]) -> None:
+    """`scan_markers` asks `classify_line`'s needle guards of a line's digit-folded shape: a shape
+    shared by lines with other digits must never skip a guard one of them needs."""
+    cycle = itertools.cycle(digits)
+    other = re.sub(r"\d", lambda m: str(next(cycle)), text)  # the same shape, other digits
+    for rules in (BUILTIN, USER_RULES, DIGIT_NEEDLE):
+        for t in (text, other):
+            ln = LogLine(3, t, "rank1")
+            assert M.classify_line(ln, rules, shape_mask(text, rules)) == M.classify_line(ln, rules)

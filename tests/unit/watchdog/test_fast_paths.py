@@ -9,6 +9,7 @@ corpus logs and on logs drawn by hypothesis, and must agree line for line.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from pathlib import Path
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from phoenix_watchdog.diagnosis import logtext as T
 from phoenix_watchdog.diagnosis import markers as M
+from phoenix_watchdog.diagnosis import pytrace as P
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.nccl import judge_blocks
 from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
 from phoenix_watchdog.diagnosis.categories import Category
@@ -251,3 +254,72 @@ def test_guards_asked_of_the_shape_give_the_plain_classification(text: str, digi
         for t in (text, other):
             ln = LogLine(3, t, "rank1")
             assert M.classify_line(ln, rules, shape_mask(text, rules)) == M.classify_line(ln, rules)
+
+
+def test_block_rejudging_gives_what_dataclasses_replace_gives() -> None:
+    """`nccl.judge_blocks` builds its re-judged findings without `dataclasses.replace`: the same values."""
+    for name in ("gpu_nccl_timeout_8ranks.log", *(n for n in CORPUS if "nccl" in n)):
+        lines = split_log(CORPUS[name])
+        code: set[int] = set()
+        parse_tracebacks(lines, code)
+        before = M.scan_markers(lines, code)
+        after = judge_blocks(before, lines)
+        assert len(after) == len(before)
+        for old, new in zip(before, after):
+            if new is old:
+                continue
+            expected = dataclasses.replace(old, category=new.category, strength=new.strength, key=new.key,
+                                           rule=f"{old.rule}; NCCL block judged as a whole ({new.key})")
+            assert type(new) is M.Finding and new == expected and hash(new) == hash(expected), name
+
+
+def reference_parse(lines: list[LogLine]) -> tuple[list, set[int]]:
+    """Every line fed to its stream's parser: what `parse_tracebacks`, which skips ordinary lines
+    while a parser is idle, must equal."""
+    done: list = []
+    code: set[int] = set()
+    parsers: dict = {}
+    for ln in lines:
+        if ln.stream not in parsers:
+            parsers[ln.stream] = P._StreamParser(ln.stream, done, code)
+        parsers[ln.stream].feed(ln)
+    for parser in parsers.values():
+        parser.finish()
+    done.sort(key=lambda tb: tb.start)
+    return done, code
+
+
+def fast_parse(lines: list[LogLine]) -> tuple[list, set[int]]:
+    code: set[int] = set()
+    return parse_tracebacks(lines, code), code
+
+
+def test_parse_equals_reference_on_every_corpus_log() -> None:
+    for name, text in CORPUS.items():
+        lines = split_log(text)
+        assert fast_parse(lines) == reference_parse(lines), name
+
+
+tb_lines = st.sampled_from(["Traceback (most recent call last):", '  File "/w/train.py", line 3, in <module>', "    x()",
+                            "ValueError: bad", "RuntimeError: CUDA error", "Exception in thread Thread-1:",
+                            "Exception ignored in: <function f>", "Exception raised from x", P.CAUSE, P.CONTEXT, "",
+                            "  | ValueError: boxed", "  +-+---------------- 1 ----------------", "step 3 | loss 2.0"])
+
+
+@SETTINGS
+@given(base=st.lists(st.one_of(tb_lines, made_up, st.sampled_from(CORPUS_LINES)), max_size=60),
+       streams=st.lists(st.sampled_from([None, "rank0", "rank7"]), min_size=1, max_size=3))
+def test_parse_equals_reference_on_drawn_lines(base: list[str], streams: list[str | None]) -> None:
+    lines = as_lines(base, streams)
+    assert fast_parse(lines) == reference_parse(lines)
+
+
+def test_parse_keeps_thread_announcements_read_while_idle() -> None:
+    texts = ["step 1", "Exception in thread Thread-1:", "Traceback (most recent call last):",
+             '  File "/w/a.py", line 3, in run', "    x()", "ValueError: bad", "step 2",
+             "Exception ignored in: <function f>", "Traceback (most recent call last):",
+             '  File "/w/a.py", line 9, in __del__', "    y()", "KeyError: 'k'"]
+    lines = as_lines(texts, [None])
+    found, _ = fast_parse(lines)
+    assert [tb.thread for tb in found] == ["Thread-1", "<unraisable>"]
+    assert fast_parse(lines) == reference_parse(lines)

@@ -128,7 +128,8 @@ def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] =
             f = Finding(f.category, f.strength, f.key, f.line, ln.pos, ln.stream, f.rule, f.action)
         if f is None:  # a message hard-wrapped onto the next line (depends on the neighbours: not cached)
             f = _classify_wrapped(lines, i, rules)
-        if f is not None and not (found and found[-1] == f):  # both halves of a wrapped line hit
+        # Both halves of a wrapped line hit (equal findings have equal positions: that test is cheap).
+        if f is not None and not (found and found[-1].pos == f.pos and found[-1] == f):
             found.append(f)
     return found
 

@@ -9,6 +9,8 @@ corpus logs and on logs drawn by hypothesis, and must agree line for line.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from pathlib import Path
 
@@ -18,10 +20,13 @@ from hypothesis import strategies as st
 
 from phoenix_watchdog.diagnosis import logtext as T
 from phoenix_watchdog.diagnosis import markers as M
+from phoenix_watchdog.diagnosis import pytrace as P
 from phoenix_watchdog.diagnosis.logtext import LogLine, split_log
+from phoenix_watchdog.diagnosis.nccl import judge_blocks
 from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
-from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, user_rules
+from phoenix_watchdog.diagnosis.categories import Category
+from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, user_rules
 
 LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 CORPUS = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(LOGS.glob("*.log"))}
@@ -223,3 +228,98 @@ def test_signalled_guard_equals_plain_search(text: str) -> None:
     fast = M._SIGNALLED.match(text) or ("ignal" in text or "exitcode" in text) and M._SIGNALLED.search(text, 1) or None
     plain = M._SIGNALLED.search(text)
     assert (fast and (fast.span(), fast.groupdict())) == (plain and (plain.span(), plain.groupdict()))
+
+
+def shape_mask(text: str, rules=BUILTIN) -> tuple[bool, ...]:
+    folded = text.translate(M._FOLD_DIGITS)
+    return tuple(g is None or g.search(folded) is not None for g in M._shape_guards(rules))
+
+
+USER_RULES = (*user_rules([{"pattern": r"custom failure \d+", "category": "code_bug"}]), *BUILTIN)
+# Every rule with needles, one of them found only by a needle with digits: the rule table's gate is asked of shapes.
+DIGIT_NEEDLE = (Rule("code_42", r"code 42\b", Category.CODE_BUG, needles=("code 42",)), *BUILTIN)
+
+
+@SETTINGS
+@given(text=st.one_of(st.sampled_from(CORPUS_LINES), made_up,
+                      st.sampled_from(["OSError: [Errno 28] No space left on device", "OSError: [Errno 12] Cannot allocate memory",
+                                       "NVRM: Xid (PCI:0000:3b:00): 79, pid=1", "custom failure 7", "IOError: [Errno 28] x", "w: code 42 x", "ECC error encountered 3"])),
+       digits=st.lists(st.integers(0, 9), min_size=1, max_size=6))
+def test_guards_asked_of_the_shape_give_the_plain_classification(text: str, digits: list[int]) -> None:
+    """`scan_markers` asks `classify_line`'s needle guards of a line's digit-folded shape: a shape
+    shared by lines with other digits must never skip a guard one of them needs."""
+    cycle = itertools.cycle(digits)
+    other = re.sub(r"\d", lambda m: str(next(cycle)), text)  # the same shape, other digits
+    for rules in (BUILTIN, USER_RULES, DIGIT_NEEDLE):
+        for t in (text, other):
+            ln = LogLine(3, t, "rank1")
+            assert M.classify_line(ln, rules, shape_mask(text, rules)) == M.classify_line(ln, rules)
+
+
+def test_block_rejudging_gives_what_dataclasses_replace_gives() -> None:
+    """`nccl.judge_blocks` builds its re-judged findings without `dataclasses.replace`: the same values."""
+    for name in ("gpu_nccl_timeout_8ranks.log", *(n for n in CORPUS if "nccl" in n)):
+        lines = split_log(CORPUS[name])
+        code: set[int] = set()
+        parse_tracebacks(lines, code)
+        before = M.scan_markers(lines, code)
+        after = judge_blocks(before, lines)
+        assert len(after) == len(before)
+        for old, new in zip(before, after):
+            if new is old:
+                continue
+            expected = dataclasses.replace(old, category=new.category, strength=new.strength, key=new.key,
+                                           rule=f"{old.rule}; NCCL block judged as a whole ({new.key})")
+            assert type(new) is M.Finding and new == expected and hash(new) == hash(expected), name
+
+
+def reference_parse(lines: list[LogLine]) -> tuple[list, set[int]]:
+    """Every line fed to its stream's parser: what `parse_tracebacks`, which skips ordinary lines
+    while a parser is idle, must equal."""
+    done: list = []
+    code: set[int] = set()
+    parsers: dict = {}
+    for ln in lines:
+        if ln.stream not in parsers:
+            parsers[ln.stream] = P._StreamParser(ln.stream, done, code)
+        parsers[ln.stream].feed(ln)
+    for parser in parsers.values():
+        parser.finish()
+    done.sort(key=lambda tb: tb.start)
+    return done, code
+
+
+def fast_parse(lines: list[LogLine]) -> tuple[list, set[int]]:
+    code: set[int] = set()
+    return parse_tracebacks(lines, code), code
+
+
+def test_parse_equals_reference_on_every_corpus_log() -> None:
+    for name, text in CORPUS.items():
+        lines = split_log(text)
+        assert fast_parse(lines) == reference_parse(lines), name
+
+
+tb_lines = st.sampled_from(["Traceback (most recent call last):", '  File "/w/train.py", line 3, in <module>', "    x()",
+                            "ValueError: bad", "RuntimeError: CUDA error", "Exception in thread Thread-1:",
+                            "Exception ignored in: <function f>", "Exception raised from x", P.CAUSE, P.CONTEXT, "",
+                            "  | ValueError: boxed", "  +-+---------------- 1 ----------------", "step 3 | loss 2.0"])
+
+
+@SETTINGS
+@given(base=st.lists(st.one_of(tb_lines, made_up, st.sampled_from(CORPUS_LINES)), max_size=60),
+       streams=st.lists(st.sampled_from([None, "rank0", "rank7"]), min_size=1, max_size=3))
+def test_parse_equals_reference_on_drawn_lines(base: list[str], streams: list[str | None]) -> None:
+    lines = as_lines(base, streams)
+    assert fast_parse(lines) == reference_parse(lines)
+
+
+def test_parse_keeps_thread_announcements_read_while_idle() -> None:
+    texts = ["step 1", "Exception in thread Thread-1:", "Traceback (most recent call last):",
+             '  File "/w/a.py", line 3, in run', "    x()", "ValueError: bad", "step 2",
+             "Exception ignored in: <function f>", "Traceback (most recent call last):",
+             '  File "/w/a.py", line 9, in __del__', "    y()", "KeyError: 'k'"]
+    lines = as_lines(texts, [None])
+    found, _ = fast_parse(lines)
+    assert [tb.thread for tb in found] == ["Thread-1", "<unraisable>"]
+    assert fast_parse(lines) == reference_parse(lines)

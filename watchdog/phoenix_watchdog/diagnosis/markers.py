@@ -108,26 +108,41 @@ def _user_trigger(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
 def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] = BUILTIN) -> list[Finding]:
     """Every line-level finding, in log order. ``skip``: indices of traceback frame/source lines."""
     texts = [ln.text for ln in lines]
-    hits = _trigger_hits(texts)
+    folded = _fold(texts)
+    hits = _trigger_hits(texts, folded)
     if (user := _user_trigger(rules)) is not None:
         hits |= _regex_hits(user, texts)
     found: list[Finding] = []
-    # A storm repeats its lines from rank after rank: each distinct text is classified once.
+    # A storm repeats its lines from rank after rank: each distinct text is classified once, and
+    # the costly needle guards of `classify_line` are asked once per digit-folded shape (`_GUARDS`).
     seen: dict[str, Finding | None] = {}
+    masks: dict[str, tuple[bool, ...]] = {}
+    guards = _shape_guards(rules)
     for i in sorted(hits - skip):
         ln = lines[i]
         if ln.text not in seen:
-            seen[ln.text] = f = classify_line(ln, rules)
+            if (mask := masks.get(folded[i])) is None:
+                mask = masks[folded[i]] = tuple(g is None or g.search(folded[i]) is not None for g in guards)
+            seen[ln.text] = f = classify_line(ln, rules, mask)
         elif (f := seen[ln.text]) is not None:
             f = Finding(f.category, f.strength, f.key, f.line, ln.pos, ln.stream, f.rule, f.action)
         if f is None:  # a message hard-wrapped onto the next line (depends on the neighbours: not cached)
             f = _classify_wrapped(lines, i, rules)
-        if f is not None and not (found and found[-1] == f):  # both halves of a wrapped line hit
+        # Both halves of a wrapped line hit (equal findings have equal positions: that test is cheap).
+        if f is not None and not (found and found[-1].pos == f.pos and found[-1] == f):
             found.append(f)
     return found
 
 
-def _trigger_hits(texts: list[str]) -> set[int]:
+def _fold(texts: list[str]) -> list[str]:
+    """``texts`` with every digit folded to 9 (one C-level pass over them joined)."""
+    folded = "\n".join(texts).translate(_FOLD_DIGITS).split("\n")
+    if len(folded) != len(texts):  # a text with a newline of its own (not one of split_log's lines)
+        folded = [t.translate(_FOLD_DIGITS) for t in texts]
+    return folded
+
+
+def _trigger_hits(texts: list[str], folded: list[str] | None = None) -> set[int]:
     """The indices of the lines a built-in trigger hits (C++ frame lines never count).
 
     Lines that differ only in their digits (progress output, the same report from rank after rank)
@@ -135,9 +150,8 @@ def _trigger_hits(texts: list[str]) -> set[int]:
     lines is a few dozen shapes. No trigger of `_PLAIN` holds a digit, so a shape hits exactly when
     each of its lines does; the few triggers with digits are confirmed on the lines themselves.
     """
-    folded = "\n".join(texts).translate(_FOLD_DIGITS).split("\n")
-    if len(folded) != len(texts):  # a text with a newline of its own (not one of split_log's lines)
-        folded = [t.translate(_FOLD_DIGITS) for t in texts]
+    if folded is None:
+        folded = _fold(texts)
     shapes = {s for s in set(folded) if not s.startswith(_NOISE)}
     hit = {s for s in shapes if _PLAIN.search(s)}
     out = {i for i, s in enumerate(folded) if s in hit}
@@ -204,8 +218,29 @@ _ILLEGAL_NEEDLES = ("illegal", "misaligned", "program counter", "IllegalAddress"
 _NATIVE_NEEDLES = ("Segmentation fault", "Bus error", "Illegal instruction", "Floating point exception", "Signal ")
 
 
-def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | None:
-    """The marker rule one cleaned line matches, if any (the rule table first, then these in order)."""
+# Which guards of `classify_line` `_shape_guards` asks of a digit-folded shape, in this order:
+# the rule table's needles, then each needle tuple above.
+_GUARDS = (_HW_NEEDLES, _OOM_NEEDLES, _DISK_NEEDLES, _ILLEGAL_NEEDLES, _NATIVE_NEEDLES)
+_ALL = (True,) * (1 + len(_GUARDS))
+
+
+@functools.lru_cache(maxsize=8)
+def _shape_guards(rules: tuple[Rule, ...]) -> tuple[re.Pattern[str] | None, ...]:
+    """The guards of `classify_line` with their needles' digits folded, to search a line's folded shape.
+
+    A needle in a line is its folded self in the line's shape, so a guard that misses the shape
+    misses every line of it; one that hits is asked again of the line itself. None: always hits
+    (a rule without needles is tried on every line)."""
+    fold = tuple(dict.fromkeys(n.translate(_FOLD_DIGITS) for r in rules for n in r.needles))
+    gate = None if any(not r.needles for r in rules) or not fold else trie_regex(fold)
+    return (gate, *(trie_regex(tuple(dict.fromkeys(n.translate(_FOLD_DIGITS) for n in g))) for g in _GUARDS))
+
+
+def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN, shape: tuple[bool, ...] = _ALL) -> Finding | None:
+    """The marker rule one cleaned line matches, if any (the rule table first, then these in order).
+
+    ``shape``: which of `_shape_guards` the line's digit-folded shape hits; a guard it misses is
+    not asked of the line (the answer would be no)."""
     text = ln.text
     if text.startswith(_NOISE):
         return None
@@ -214,7 +249,7 @@ def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | N
     def hit(category: str, strength: int, key: str) -> Finding:
         return Finding(category, strength, key, shown, ln.pos, ln.stream, f"built-in line rule ({key})")
 
-    if found := match_line(rules, text):
+    if shape[0] and (found := match_line(rules, text)):
         rule, m = found
         return Finding(str(rule.category), rule.strength, rule.signature_key(m, text), shown, ln.pos, ln.stream,
                        rule.describe(), rule.action)
@@ -226,12 +261,12 @@ def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | N
         if code in _XID_APPLICATION:
             return hit("cuda_illegal_access", C.LINE - 5, f"xid:{code}")
         return hit("gpu_hardware", C.HARDWARE, f"xid:{code}")
-    if _has(text, _HW_NEEDLES) and (m := C.HARDWARE_TEXT.search(text)):
+    if shape[1] and _has(text, _HW_NEEDLES) and (m := C.HARDWARE_TEXT.search(text)):
         return hit("gpu_hardware", C.HARDWARE, C.hardware_key(m.group(0)))
-    oomish = _has(text, _OOM_NEEDLES)
+    oomish = shape[2] and _has(text, _OOM_NEEDLES)
     if oomish and _OOM_KILL.search(text):
         return hit("host_oom", C.HOST_OOM, "host_oom")
-    if _has(text, _DISK_NEEDLES) and C.DISK_TEXT.search(text):
+    if shape[3] and _has(text, _DISK_NEEDLES) and C.DISK_TEXT.search(text):
         return hit("disk_full", C.DISK, "disk_full")
     if ("allocate" in text or "Errno 12" in text) and C.HOST_OOM_TEXT.search(text):
         return hit("host_oom", C.LINE, "host_oom")
@@ -239,7 +274,7 @@ def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | N
         return hit("cuda_oom", C.LINE, "cuda_oom")
     if ("assert" in text or "Assertion" in text) and C.DEVICE_ASSERT_TEXT.search(text):
         return hit("code_bug", C.LINE - 5, "device-side assert")
-    if _has(text, _ILLEGAL_NEEDLES) and (m := C.ILLEGAL_TEXT.search(text)):
+    if shape[4] and _has(text, _ILLEGAL_NEEDLES) and (m := C.ILLEGAL_TEXT.search(text)):
         return hit("cuda_illegal_access", C.LINE, m.group(0).lower())
     if ("DataLoader" in text or "worker" in text or "shared memory" in text) and (m := C.DATALOADER_TEXT.search(text)):
         return hit("dataloader", C.LINE, C.dataloader_key(m.group(0)))
@@ -250,7 +285,7 @@ def classify_line(ln: LogLine, rules: tuple[Rule, ...] = BUILTIN) -> Finding | N
             return hit(*(("nccl_timeout", C.NCCL_TIMEOUT, "nccl_timeout") if m["fn"] == "checkTimeout"
                          else ("nccl_error", C.NCCL, "nccl")))
         return None
-    if _has(text, _NATIVE_NEEDLES) and (m := _NATIVE.search(text)):
+    if shape[5] and _has(text, _NATIVE_NEEDLES) and (m := _NATIVE.search(text)):
         kind = m["fatal"] or m["shell"]
         name = _NATIVE_NAMES[kind] if kind else signal_name(int(m["sig"]))
         return hit("segfault", C.NATIVE_CRASH, f"signal:{name}")

@@ -33,6 +33,7 @@ _THREAD = re.compile(r"^Exception in thread (?P<name>.+?):?\s*$")
 # Python's report of an exception it could not raise (a __del__ or a Cython __dealloc__ at teardown):
 # what follows was survived, like a thread's exception, and never ended the program.
 UNRAISABLE = "Exception ignored"
+_ANNOUNCEMENTS = ("Exception in thread", UNRAISABLE)  # what an idle parser remembers for the next traceback
 # Lines written by a logger or the runtime, never part of an exception message.
 _LOG_RECORD = re.compile(
     r"^(?:[IWEF]\d{4} \d{2}:\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|terminate called|Fatal Python error"
@@ -142,6 +143,14 @@ def parse_tracebacks(lines: Iterable[LogLine], code_lines: set[int] | None = Non
         parser = parsers.get(ln.stream)
         if parser is None:
             parser = parsers[ln.stream] = _StreamParser(ln.stream, done, code)
+        elif parser.current is None and not parser.chain and parser.thread is None:
+            # An idle parser (no chain, so no pending link either) and a line that is no header,
+            # frame, group box or thread announcement, the common case: `feed` would change nothing.
+            text = ln.text
+            head = text[:16]
+            if not ("|" in head or "+" in head or 'File "' in text or "Traceback (" in text
+                    or text.startswith(_ANNOUNCEMENTS)):
+                continue
         parser.feed(ln)
     for parser in parsers.values():
         parser.finish()

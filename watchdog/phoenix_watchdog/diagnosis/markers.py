@@ -127,7 +127,10 @@ def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] =
             seen[ln.text] = f = classify_line(ln, rules, mask)
         elif (f := seen[ln.text]) is not None:
             f = _moved(f, ln.pos, ln.stream)
-        if f is None:  # a message hard-wrapped onto the next line (depends on the neighbours: not cached)
+        # A message hard-wrapped onto the next line (depends on the neighbours: not cached). Only a
+        # line starting lower-case continues its predecessor (`_soft_wrapped`): ask that of this
+        # line and the next before the call, as a storm's repeated unmatched lines mostly fail it.
+        if f is None and (ln.text[:1].islower() or i + 1 < len(lines) and lines[i + 1].text[:1].islower()):
             f = _classify_wrapped(lines, i, rules)
         # Both halves of a wrapped line hit (equal findings have equal positions: that test is cheap).
         if f is not None and not (found and found[-1].pos == f.pos and found[-1] == f):

@@ -10,6 +10,7 @@ corpus logs and on logs drawn by hypothesis, and must agree line for line.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
 from phoenix_watchdog.diagnosis.categories import Category
 from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, user_rules
 
+D = importlib.import_module("phoenix_watchdog.diagnosis.diagnose")  # the package exports the function under this name
 LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
 CORPUS = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(LOGS.glob("*.log"))}
 CORPUS_LINES = sorted({ln.text for text in CORPUS.values() for ln in split_log(text)})
@@ -303,7 +305,10 @@ def test_parse_equals_reference_on_every_corpus_log() -> None:
 tb_lines = st.sampled_from(["Traceback (most recent call last):", '  File "/w/train.py", line 3, in <module>', "    x()",
                             "ValueError: bad", "RuntimeError: CUDA error", "Exception in thread Thread-1:",
                             "Exception ignored in: <function f>", "Exception raised from x", P.CAUSE, P.CONTEXT, "",
-                            "  | ValueError: boxed", "  +-+---------------- 1 ----------------", "step 3 | loss 2.0"])
+                            "  | ValueError: boxed", "  +-+---------------- 1 ----------------", "step 3 | loss 2.0",
+                            # lines a message being read must hand to `feed` (log records) or may take itself
+                            "I0102 03:04 x", "2025-01-02 03:04 done", "٢٠٢٥-01-02 03:04 x", "*****", "h:1:2 [3] NCCL INFO x",
+                            "terminate called", "Fatal Python error: Aborted", "  exitcode  : -15 (pid: 4)", "  ", "Error 3"])
 
 
 @SETTINGS
@@ -323,3 +328,43 @@ def test_parse_keeps_thread_announcements_read_while_idle() -> None:
     found, _ = fast_parse(lines)
     assert [tb.thread for tb in found] == ["Thread-1", "<unraisable>"]
     assert fast_parse(lines) == reference_parse(lines)
+
+
+def test_moved_finding_is_what_dataclasses_replace_gives() -> None:
+    """`scan_markers` rebuilds a repeated line's finding without the dataclass ``__init__``: the same value."""
+    for name in ("gpu_nccl_timeout_8ranks.log", "gpu_xid79_fallen_off_bus.log", *list(CORPUS)[:20]):
+        for f in M.scan_markers(split_log(CORPUS[name]), set()):
+            for pos, stream in ((f.pos + 7, "rank9"), (0, None)):
+                new, expected = M._moved(f, pos, stream), dataclasses.replace(f, pos=pos, stream=stream)
+                assert type(new) is M.Finding and new == expected and hash(new) == hash(expected)
+                assert (new.pos, new.stream, f.pos) == (pos, stream, f.pos) and new.__dict__ == expected.__dict__
+                with pytest.raises(dataclasses.FrozenInstanceError):
+                    new.pos = 1  # type: ignore[misc]
+
+
+@SETTINGS
+@given(text=st.one_of(st.sampled_from(CORPUS_LINES), made_up, tb_lines,
+                      st.lists(st.sampled_from(["a", "b.", "Error", "Exception", "Exit", ":", " ", ": x", "\t", "_", "9",
+                                                "Failure", "Fault", "Interrupt", "rror", "INFO", "٣"]), max_size=8).map("".join)))
+def test_bare_head_prefilter_rejects_only_what_the_regex_rejects(text: str) -> None:
+    """`_bare_exception_candidates` skips a line whose text before its first ':' does not end in an
+    exception-class ending, before the exception regex: exact only if the regex never passes such a line."""
+    for t in (text, text.lstrip()):
+        if not t[:t.find(":") % (len(t) + 1)].endswith(D._BARE_ENDINGS):
+            m = P.looks_like_exception(t)
+            assert m is None or not m["last"].endswith(D._BARE_ENDINGS), t
+
+
+@pytest.mark.parametrize("line", ["I0102 03:04 x", "2025-01-02 03:04 done", "٢٠٢٥-01-02 03:04 x", "*****", "h:1:2 [3] NCCL INFO x",
+                                  "terminate called", "Fatal Python error: Aborted", "Traceback (most recent call last):",
+                                  P.CAUSE, P.CONTEXT, "Exception in thread T:", "Exception ignored in: f", "", "  ",
+                                  '  File "/w/b.py", line 9, in g', "  | boxed", "  + x", "  exitcode  : -15 (pid: 4)", "E"])
+def test_parse_reading_a_message_hands_every_special_line_to_feed(line: str) -> None:
+    """`parse_tracebacks` appends a message's ordinary lines itself: any other line must end or
+    change the message exactly as `feed` would."""
+    texts = ["Traceback (most recent call last):", '  File "/w/a.py", line 3, in f', "    x()", "ValueError: bad",
+             "detail one", line, "detail two", "", "", "step 9"]
+    lines = as_lines(texts, [None])
+    assert fast_parse(lines) == reference_parse(lines)
+    long = texts[:4] + ["detail"] * (P.MAX_DETAIL_LINES + 3) + [line, "after"]
+    assert fast_parse(as_lines(long, [None])) == reference_parse(as_lines(long, [None]))

@@ -161,6 +161,11 @@ def _bare_exception_candidates(lines: list[LogLine], tracebacks: list[Traceback]
     out: list[Candidate] = []
     for ln in reversed(lines[-BARE_SCAN_LINES:]):
         text = ln.text
+        # The exception regex's type name runs up to the first ':' (or the end) and ends with the
+        # last dotted part, so a head not ending in one of `_BARE_ENDINGS` cannot pass: an exact,
+        # cheap test before any other (indentation stripped below leaves a head's ending as it is).
+        if not text[:text.find(":") % (len(text) + 1)].endswith(_BARE_ENDINGS):
+            continue
         if text[:1] in (" ", "\t") and ln.pos not in code_lines:
             # An indented line is evidence only as a dotted exception name (an excerpt quoted with
             # its traceback's indentation), never as source code under a frame line.

@@ -26,6 +26,7 @@ from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, match_line,
 from phoenix_watchdog.diagnosis.signature import normalise
 
 MAX_EVIDENCE_CHARS = 300
+_NEW_OBJECT = object.__new__
 
 # Literal triggers: a line none of them hits cannot match any marker rule below ("INF" is left out:
 # every "[INFO]" line would hit it; an upper-case "INF" loss is rare enough). They are compiled
@@ -125,13 +126,27 @@ def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] =
                 mask = masks[folded[i]] = tuple(g is None or g.search(folded[i]) is not None for g in guards)
             seen[ln.text] = f = classify_line(ln, rules, mask)
         elif (f := seen[ln.text]) is not None:
-            f = Finding(f.category, f.strength, f.key, f.line, ln.pos, ln.stream, f.rule, f.action)
-        if f is None:  # a message hard-wrapped onto the next line (depends on the neighbours: not cached)
+            f = _moved(f, ln.pos, ln.stream)
+        # A message hard-wrapped onto the next line (depends on the neighbours: not cached). Only a
+        # line starting lower-case continues its predecessor (`_soft_wrapped`): ask that of this
+        # line and the next before the call, as a storm's repeated unmatched lines mostly fail it.
+        if f is None and (ln.text[:1].islower() or i + 1 < len(lines) and lines[i + 1].text[:1].islower()):
             f = _classify_wrapped(lines, i, rules)
         # Both halves of a wrapped line hit (equal findings have equal positions: that test is cheap).
         if f is not None and not (found and found[-1].pos == f.pos and found[-1] == f):
             found.append(f)
     return found
+
+
+def _moved(f: Finding, pos: int, stream: str | None) -> Finding:
+    """``f`` at another line: a copy of its fields with ``pos`` and ``stream`` set, built without
+    the frozen dataclass's ``__init__`` (eight guarded ``object.__setattr__`` calls, ~3x the cost)."""
+    g = _NEW_OBJECT(Finding)
+    fields = g.__dict__
+    fields.update(f.__dict__)
+    fields["pos"] = pos
+    fields["stream"] = stream
+    return g
 
 
 def _fold(texts: list[str]) -> list[str]:
@@ -184,9 +199,10 @@ def _soft_wrapped(lines: list[LogLine], i: int) -> bool:
         return False
     prev, cur = lines[i - 1], lines[i]
     head = cur.text[:1]
+    if not head.islower():  # most lines: decided before the previous line is stripped
+        return False
     tail = prev.text.rstrip()[-1:]
-    return bool(head) and head.islower() and bool(tail) and tail not in ".:;!?)]}>\"'" \
-        and prev.stream == cur.stream and not prev.text.startswith(_NOISE)
+    return bool(tail) and tail not in ".:;!?)]}>\"'" and prev.stream == cur.stream and not prev.text.startswith(_NOISE)
 
 
 def _classify_wrapped(lines: list[LogLine], i: int, rules: tuple[Rule, ...]) -> Finding | None:

@@ -39,6 +39,7 @@ _LOG_RECORD = re.compile(
     r"^(?:[IWEF]\d{4} \d{2}:\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|terminate called|Fatal Python error"
     r"|Traceback \(most recent|\*{5,}|\S+:\d+:\d+ \[\d+\] NCCL )"
 )
+_RECORD_FIRST = frozenset("IWEFtT*")  # first characters `_LOG_RECORD` can match but for a digit (\d)
 MAX_FOREIGN = 40          # interleaved lines tolerated inside one traceback
 MAX_DETAIL_LINES = 400    # message lines kept after the exception line (torchrun summaries are long)
 RULE_DETAIL_LINES = 8     # message lines the category rules look at
@@ -150,6 +151,20 @@ def parse_tracebacks(lines: Iterable[LogLine], code_lines: set[int] | None = Non
             head = text[:16]
             if not ("|" in head or "+" in head or 'File "' in text or "Traceback (" in text
                     or text.startswith(_ANNOUNCEMENTS)):
+                continue
+        elif (b := parser.current) is not None and b.exc is not None and len(b.details) < MAX_DETAIL_LINES:
+            # Reading a message (torchrun's summary runs to hundreds of lines): a line that is no
+            # group box, chain separator, frame, header, announcement, blank or possible log record
+            # (`_LOG_RECORD` needs one of these first characters or "] NCCL ") just joins it.
+            text = ln.text
+            head = text[:16]
+            first = text[:1]
+            if not ("|" in head or "+" in head or 'File "' in text or "Traceback (" in text or text == CAUSE
+                    or text == CONTEXT or text.startswith(_ANNOUNCEMENTS) or first in _RECORD_FIRST
+                    or first.isdecimal() or "] NCCL " in text or not text.strip()):
+                b.blank_run = 0
+                b.details.append(text)
+                b.end = ln.pos
                 continue
         parser.feed(ln)
     for parser in parsers.values():

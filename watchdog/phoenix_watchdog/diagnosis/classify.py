@@ -60,6 +60,11 @@ _CONFIG_FILE = re.compile(r"(?i)(?:^|_)(?:args|arguments|config|configuration|op
 _VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|assert)\w*|_\w*assertion\w*")
 _MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
+# An attribute missing on a plain value (``cfg["lr"].item()`` on a float, ``args.epochs.bar`` on an
+# int) is a misspelled method of that value, whatever the line reads it from. (None is left out:
+# ``cfg.model.depth`` on a missing section is the configuration's fault.)
+_VALUE_OBJECT = re.compile(r"^'(?:int|float|str|bool|bytes|complex|list|tuple|set|dict|Tensor|ndarray)' object "
+                           r"has no attribute")
 
 HARDWARE_TEXT = re.compile(
     r"uncorrectable ECC error|ECC error encountered|ECC_UNCORRECTABLE|ECCUncorrectable|double bit ECC"
@@ -311,6 +316,8 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
     if not frames:
         return False
     inner = frames[-1]
+    if err.short_type == "AttributeError" and _VALUE_OBJECT.search(err.message):
+        return False
     if err.short_type in ("KeyError", "AttributeError") and _CONFIG_ACCESS.search(inner.source):
         # Only when the missing name is the one read from the configuration: ``self.model.trian()``
         # on a line that also reads ``cfg.epochs`` is a misspelled method, not a bad config.

@@ -151,6 +151,20 @@ BUILTIN: tuple[Rule, ...] = (
          ("OSError: [Errno 5] Input/output error: '/mnt/lustre/ckpt/step_4000/model.safetensors'",
           "ERROR: writing checkpoint shard 3 failed: EIO"),
          ("Errno 5", "EIO")),
+    # A pool worker that vanished (killed by a signal, most often the OOM killer) without saying why:
+    # not a bug in the code that used the pool.
+    Rule("pool_worker_died",
+         r"process in the process pool was terminated abruptly|child process terminated abruptly"
+         r"|worker process managed by the executor was unexpectedly terminated",
+         Category.UNKNOWN, LINE, "kind",
+         ("concurrent.futures.process.BrokenProcessPool: A process in the process pool was terminated abruptly "
+          "while the future was running or pending.",
+          "concurrent.futures.process.BrokenProcessPool: A child process terminated abruptly, the process pool "
+          "is not usable anymore",
+          "joblib.externals.loky.process_executor.TerminatedWorkerError: A worker process managed by the "
+          "executor was unexpectedly terminated. This could be caused by a segmentation fault while calling "
+          "the function or by an excessive memory usage causing the Operating System to kill the worker."),
+         ("terminated abruptly", "unexpectedly terminated"), kind="worker_killed"),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
           "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "

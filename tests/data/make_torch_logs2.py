@@ -1,0 +1,284 @@
+"""Regenerate the second batch of real PyTorch / NumPy / plain-Python corpus logs (issue #10).
+
+    python tests/data/make_torch_logs2.py            # every run
+    python tests/data/make_torch_logs2.py NAME...    # only these (names from RUNS)
+    PHOENIX_CORPUS_PYTHON=/path/to/python ...        # the interpreter the programs run with
+
+The expectations are in ``logs/expected_torch2.yaml``. Works like ``make_torch_logs.py`` (whose
+workspace, environment and relocation helpers it uses): every run copies ``torch_programs/`` into
+a fresh temporary workspace, runs one program there as a job runs and captures stdout and stderr
+through one pipe. What this one adds:
+
+- launchers: plain ``python``; ``bash -c`` and ``sh -c`` (dash), so the shell reports a kill or a
+  crash in its own words; ``torchrun`` with 1-4 gloo ranks and its options (``--tee``,
+  ``--redirects``, ``--log-dir``, ``--role``: ``targs``);
+- prefixers (``pipe``): a host prefix as pdsh/mpirun print it, srun ``--label``'s ``0: ``,
+  Docker's RFC 3339 timestamps, Kubernetes' CRI format;
+- signals from outside (``signal_at``): once the output shows a line, the job's first process
+  (python or the torchrun agent) gets SIGTERM or SIGINT, as a scheduler's preemption or a Ctrl-C;
+- the workspace path is rewritten to ``/workspace`` or the run's ``root``, the virtualenv's prefix
+  to ``/opt/venv`` and the host name to ``trn-node-01``; a log keeps its last 300 lines (a tail).
+
+The exit status of every run is checked against RUNS.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_torch_logs import CRI_PREFIXER, LOGS, WORKSPACE, free_port, prepare_workspace, relocate  # noqa: E402
+
+PYTHON = os.environ.get("PHOENIX_CORPUS_PYTHON", sys.executable)
+TAIL_LINES = 300
+SIGKILL, SIGSEGV, SIGTERM, SIGINT = signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGINT
+
+HOST = "sed -u 's/^/trn-node-07: /'"
+SRUN = "sed -u 's/^/0: /'"
+DOCKER = (f"{PYTHON} -u -c \"import sys, datetime; [sys.stdout.write(datetime.datetime.now("
+          "datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f000Z ') + ln) for ln in sys.stdin]\"")
+CRI = CRI_PREFIXER.replace(sys.executable, PYTHON, 1)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    program: str
+    args: tuple[str, ...] = ()
+    how: str = "python"          # python | bash | sh | torchrun
+    returncode: int = 1          # what the run must end with (negative: killed by that signal)
+    env: dict[str, str] = field(default_factory=dict)
+    root: str = WORKSPACE        # the path the temporary workspace is rewritten to in the log
+    pipe: str = ""               # a shell filter every output line goes through (a launcher's prefixer)
+    nproc: int = 2               # torchrun ranks
+    targs: tuple[str, ...] = ()  # more torchrun options
+    signal_at: tuple[str, int] | None = None  # (output text, signal): signal the job once it prints that
+    edit: tuple[str, str] | None = None       # (file, text) inserted at the top of a program file first
+
+
+def bugs(name: str, bug: str, *args: str, **kw) -> Run:
+    return Run(name, "train_bugs.py", ("--bug", bug, *args), **kw)
+
+
+def ddp(name: str, mode: str, nproc: int, *args: str, **kw) -> Run:
+    return Run(name, "ddp_fail.py", ("--mode", mode, *args), how="torchrun", nproc=nproc, **kw)
+
+
+def fmt(name: str, fmt_: str, *args: str, **kw) -> Run:
+    return Run(name, "fmt_failures.py", ("--fmt", fmt_, *args), **kw)
+
+
+RUNS: tuple[Run, ...] = (
+    # ---- ordinary code bugs, each at its own place; some seen again through another launcher ----
+    bugs("torch2_attr_cfg", "attr_cfg"),
+    bugs("torch2_attr_cfg_b16", "attr_cfg", "--batch", "16", "--lr", "0.01", root="/scratch/alice/run3"),
+    bugs("torch2_attr_args", "attr_args"),
+    bugs("torch2_attr_args_host", "attr_args", "--epochs", "5", how="bash", pipe=HOST),
+    bugs("torch2_argcount", "argcount"),
+    bugs("torch2_argcount_warn", "argcount", "--warn", "--seed", "3"),
+    bugs("torch2_dtype", "dtype"),
+    bugs("torch2_dtype_cri", "dtype", "--hidden", "64", pipe=CRI),
+    bugs("torch2_dtype_torchrun_tee", "dtype", how="torchrun", targs=("--tee", "3")),
+    bugs("torch2_device", "device"),
+    bugs("torch2_inplace", "inplace"),
+    bugs("torch2_inplace_docker", "inplace", "--batch", "4", pipe=DOCKER),
+    bugs("torch2_nograd", "nograd"),
+    bugs("torch2_backward_twice", "twice"),
+    bugs("torch2_view", "view"),
+    bugs("torch2_view_srun", "view", "--hidden", "48", pipe=SRUN),
+    bugs("torch2_einsum", "einsum"),
+    bugs("torch2_matmul", "matmul"),
+    bugs("torch2_matmul_h128", "matmul", "--hidden", "128", "--batch", "4"),
+    bugs("torch2_matmul_torchrun", "matmul", how="torchrun"),
+    bugs("torch2_recursion", "recursion"),
+    bugs("torch2_assert", "assert"),
+    bugs("torch2_assert_b32", "assert", "--batch", "32", "--fail-step", "5"),
+    bugs("torch2_state_dict", "state_dict"),
+    bugs("torch2_state_dict_h64", "state_dict", "--hidden", "64", root="/mnt/nfs/team/exp7"),
+    bugs("torch2_weights_only", "weights_only"),
+    bugs("torch2_weights_only_edited", "weights_only", edit=("train_bugs.py", "# resume support\n\n\n")),
+    bugs("torch2_missing_tracker", "tracker"),
+    bugs("torch2_missing_tracker_warn", "tracker", "--warn", root="/home/user/proj"),
+    # ---- NumPy preprocessing ----
+    Run("numpy_cast", "np_errors.py", ("--error", "cast")),
+    Run("numpy_cast_rows64", "np_errors.py", ("--error", "cast", "--rows", "64", "--seed", "4"), root="/data/jobs/17"),
+    Run("numpy_singular", "np_errors.py", ("--error", "singular")),
+    Run("numpy_singular_b", "np_errors.py", ("--error", "singular", "--rows", "100", "--seed", "2"), how="bash"),
+    Run("numpy_broadcast", "np_errors.py", ("--error", "broadcast")),
+    Run("numpy_broadcast_rows8", "np_errors.py", ("--error", "broadcast", "--rows", "8"), pipe=SRUN),
+    Run("numpy_alloc", "np_errors.py", ("--error", "alloc")),
+    Run("numpy_alloc_rows3", "np_errors.py", ("--error", "alloc", "--rows", "3"), pipe=DOCKER),
+    Run("numpy_missing", "np_errors.py", ("--error", "missing")),
+    Run("numpy_missing_shard5", "np_errors.py", ("--error", "missing", "--shards", "5"), root="/scratch/bob/feat"),
+    # ---- kills, crashes, children, signals ----
+    Run("torch2_oom_kill_bash", "proc_failures.py", ("--mode", "oom_kill"), how="bash", returncode=137),
+    Run("torch2_oom_kill_tqdm", "proc_failures.py", ("--mode", "oom_kill", "--tqdm"), how="bash", returncode=137),
+    Run("torch2_oom_kill_python", "proc_failures.py", ("--mode", "oom_kill", "--seed", "5"), returncode=-SIGKILL),
+    Run("torch2_segv_bash", "proc_failures.py", ("--mode", "segv"), how="bash", returncode=139),
+    Run("torch2_segv_sh", "proc_failures.py", ("--mode", "segv", "--size", "64"), how="sh", returncode=139),
+    Run("torch2_segv_faulthandler", "proc_failures.py", ("--mode", "segv"), returncode=-SIGSEGV,
+        env={"PYTHONFAULTHANDLER": "1"}),
+    Run("torch2_segv_torchrun", "proc_failures.py", ("--mode", "segv"), how="torchrun", nproc=1),
+    Run("torch2_spawn_raise", "proc_failures.py", ("--mode", "spawn_raise")),
+    Run("torch2_spawn_raise_4", "proc_failures.py", ("--mode", "spawn_raise", "--nprocs", "4", "--size", "16")),
+    Run("torch2_spawn_segv", "proc_failures.py", ("--mode", "spawn_segv")),
+    Run("torch2_subprocess_kill", "proc_failures.py", ("--mode", "sub_kill")),
+    Run("torch2_pool_kill", "proc_failures.py", ("--mode", "pool_kill")),
+    Run("torch2_sigterm", "proc_failures.py", ("--mode", "forever",), returncode=-SIGTERM,
+        signal_at=("step 4", SIGTERM)),
+    Run("torch2_sigint", "proc_failures.py", ("--mode", "forever",), returncode=-SIGINT, signal_at=("step 4", SIGINT)),
+    Run("torch2_sigint_tqdm", "proc_failures.py", ("--mode", "forever", "--tqdm"), returncode=-SIGINT,
+        signal_at=("train:", SIGINT)),
+    Run("torch2_sigterm_torchrun", "proc_failures.py", ("--mode", "forever",), how="torchrun", returncode=1,
+        signal_at=("step 4", SIGTERM)),
+    # ---- torchrun, 2-4 gloo ranks: one rank fails, the others follow ----
+    ddp("ddp_raise_3ranks", "raise", 3, "--fail-rank", "2"),
+    ddp("ddp_raise_4ranks_tee", "raise", 4, targs=("--tee", "3")),
+    ddp("ddp_raise_logdir_tee", "raise", 2, targs=("--log-dir", "logs", "--tee", "3")),
+    ddp("ddp_raise_redirects", "raise", 2, targs=("--log-dir", "logs", "--redirects", "3")),
+    ddp("ddp_raise_role", "raise", 2, "--rows", "16", targs=("--role", "trainer"), root="/mnt/nfs/runs/exp31"),
+    ddp("ddp_raise_host", "raise", 3, "--fail-rank", "0", pipe=HOST),
+    ddp("ddp_linger", "linger", 2, "--timeout", "2", "--linger", "6"),
+    ddp("ddp_linger_3ranks", "linger", 3, "--fail-rank", "0", "--timeout", "2", "--linger", "6"),
+    ddp("ddp_stall_3ranks", "stall", 3, "--timeout", "2", "--stall", "6"),
+    ddp("ddp_stall_4ranks_tee", "stall", 4, "--fail-rank", "2", "--timeout", "2", "--stall", "6", targs=("--tee", "3")),
+    ddp("ddp_kill_3ranks", "kill", 3),
+    ddp("ddp_segv_3ranks", "segv", 3),
+    ddp("ddp_segv_role", "segv", 2, "--fail-rank", "0", targs=("--role", "worker"), pipe=SRUN),
+    ddp("ddp_host_oom", "oom", 2),
+    ddp("ddp_host_oom_3ranks_tee", "oom", 3, "--fail-rank", "2", targs=("--tee", "3")),
+    ddp("ddp_nan", "nan", 2),
+    ddp("ddp_nan_4ranks", "nan", 4, "--fail-rank", "3", "--fail-step", "2"),
+    # ---- DataLoader ----
+    Run("loader_bus", "loader_fail.py", ("--mode", "bus")),
+    Run("loader_bus_4w", "loader_fail.py", ("--mode", "bus", "--workers", "4", "--batch", "8", "--bad", "300")),
+    Run("loader_segv", "loader_fail.py", ("--mode", "segv")),
+    Run("loader_collate", "loader_fail.py", ("--mode", "collate")),
+    Run("loader_collate_b8", "loader_fail.py", ("--mode", "collate", "--batch", "8", "--workers", "1"), pipe=CRI),
+    Run("loader_missing", "loader_fail.py", ("--mode", "missing")),
+    Run("loader_missing_w1", "loader_fail.py", ("--mode", "missing", "--workers", "1", "--bad", "300")),
+    # ---- storage that fails under the write ----
+    Run("save_enospc_np", "save_fail.py", ("--mode", "enospc_np")),
+    Run("save_enospc_json", "save_fail.py", ("--mode", "enospc_json")),
+    Run("save_eio", "save_fail.py", ("--mode", "eio")),
+    Run("save_eio_other", "save_fail.py", ("--mode", "eio", "--hidden", "512"), root="/lustre/proj/ckpt-run"),
+    Run("save_quota", "save_fail.py", ("--mode", "quota")),
+    # ---- one bug, many formats ----
+    fmt("fmt_plain", "plain"),
+    fmt("fmt_logging", "logging"),
+    fmt("fmt_json", "json"),
+    fmt("fmt_reversed", "reversed"),
+    fmt("fmt_teardown", "teardown"),
+    fmt("fmt_warnings", "warnings", "--step", "5"),
+    fmt("fmt_plain_docker", "plain", pipe=DOCKER),
+    fmt("fmt_logging_cri", "logging", "--step", "7", pipe=CRI),
+    fmt("fmt_plain_srun", "plain", pipe=SRUN),
+    fmt("fmt_json_zerodiv", "json", "--bug", "zerodiv"),
+    fmt("fmt_plain_zerodiv", "plain", "--bug", "zerodiv"),
+    fmt("fmt_reversed_zerodiv", "reversed", "--bug", "zerodiv", "--step", "4"),
+    fmt("fmt_teardown_zerodiv", "teardown", "--bug", "zerodiv", how="bash"),
+)
+
+
+def command(run: Run) -> list[str]:
+    py = [PYTHON, run.program, *run.args]
+    if run.how == "torchrun":
+        py = [PYTHON, "-m", "torch.distributed.run", "--nproc-per-node", str(run.nproc), "--master-addr",
+              "127.0.0.1", "--master-port", str(free_port()), *run.targs, run.program, *run.args]
+    line = " ".join(shlex.quote(w) for w in py)
+    if run.pipe:
+        shell = "bash -c " + shlex.quote(line + " && true") if run.how == "bash" else line
+        return ["bash", "-o", "pipefail", "-c", shell + " 2>&1 | " + run.pipe]
+    if run.how in ("python", "torchrun"):
+        return py
+    if run.how in ("bash", "sh"):
+        # `&& true` keeps the shell from exec'ing python, so it waits and reports the signal itself.
+        return [run.how, "-c", line + " && true"]
+    raise ValueError(run.how)
+
+
+def job_env(run: Run) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TORCH", "OMP_"))}
+    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "100", **run.env})
+    return env
+
+
+def _default_signals() -> None:
+    """A job gets the default SIGINT disposition even when this script runs in the background
+    (where the shell sets it to ignored, and Python would then never raise KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_job(run: Run, workspace: Path, timeout: float = 180) -> tuple[str, int]:
+    """Run one program in ``workspace`` (signalling it when the run says so); output and return code."""
+    out_path = workspace.parent / "job.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(command(run), cwd=workspace, env=job_env(run), stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=_default_signals)
+    try:
+        if run.signal_at:
+            text, sig = run.signal_at
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and text.encode() not in out_path.read_bytes() and proc.poll() is None:
+                time.sleep(0.2)
+            time.sleep(0.5)
+            proc.send_signal(sig)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out_path.read_bytes().decode("utf-8", "replace"), proc.returncode
+
+
+def clean(text: str, workspace: Path, root: str) -> str:
+    text = relocate(text, workspace, root).replace(sys.prefix, "/opt/venv")
+    if PYTHON != sys.executable:
+        text = text.replace(str(Path(PYTHON).parent.parent), "/opt/venv")
+    host = socket.gethostname()
+    if len(host) > 2:
+        text = text.replace(host, "trn-node-01")
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-TAIL_LINES:])
+
+
+def generate(run: Run) -> None:
+    with tempfile.TemporaryDirectory(prefix="phoenix-corpus-") as tmp:
+        ws = prepare_workspace(Path(tmp))
+        if run.edit:
+            target = ws / run.edit[0]
+            target.write_text(run.edit[1] + target.read_text())
+        log, rc = run_job(run, ws)
+        if rc != run.returncode:
+            raise SystemExit(f"{run.name}: exited {rc}, expected {run.returncode}:\n{log[-3000:]}")
+        (LOGS / f"{run.name}.log").write_text(clean(log, ws, run.root))
+    print(f"{run.name}: ok (exit {rc})", flush=True)
+
+
+def main(names: list[str]) -> None:
+    unknown = set(names) - {r.name for r in RUNS}
+    if unknown:
+        raise SystemExit(f"unknown runs: {', '.join(sorted(unknown))}")
+    failed = []
+    for run in RUNS:
+        if not names or run.name in names:
+            try:
+                generate(run)
+            except (SystemExit, subprocess.TimeoutExpired) as exc:
+                print(exc, file=sys.stderr, flush=True)
+                failed.append(run.name)
+    if failed:
+        raise SystemExit(f"failed: {' '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -11,9 +11,11 @@ through one pipe. What this one adds:
 
 - launchers: plain ``python``; ``bash -c`` and ``sh -c`` (dash), so the shell reports a kill or a
   crash in its own words; ``torchrun`` with 1-4 gloo ranks and its options (``--tee``,
-  ``--redirects``, ``--log-dir``, ``--role``: ``targs``);
+  ``--redirects``, ``--log-dir``, ``--role``: ``targs``), on a port another process holds
+  (``busy_port``); the deprecated ``python -m torch.distributed.launch``;
 - prefixers (``pipe``): a host prefix as pdsh/mpirun print it, srun ``--label``'s ``0: ``,
-  Docker's RFC 3339 timestamps, Kubernetes' CRI format;
+  Docker's RFC 3339 timestamps, Kubernetes' CRI format, a wrapper that logs every line through
+  Python logging, moreutils' ``ts``;
 - signals from outside (``signal_at``): once the output shows a line, the job's first process
   (python or the torchrun agent) gets SIGTERM or SIGINT, as a scheduler's preemption or a Ctrl-C;
 - the workspace path is rewritten to ``/workspace`` or the run's ``root``, the virtualenv's prefix
@@ -47,6 +49,13 @@ SRUN = "sed -u 's/^/0: /'"
 DOCKER = (f"{PYTHON} -u -c \"import sys, datetime; [sys.stdout.write(datetime.datetime.now("
           "datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f000Z ') + ln) for ln in sys.stdin]\"")
 CRI = CRI_PREFIXER.replace(sys.executable, PYTHON, 1)
+# A wrapper that sends the job's output through Python logging, one record per line.
+LOGGER = (f"{PYTHON} -u -c \"import logging, sys; logging.basicConfig(stream=sys.stdout, level=logging.INFO, "
+          "format='%(asctime)s - %(name)s - %(levelname)s - %(message)s'); log = logging.getLogger('job'); "
+          "[log.info(ln.rstrip(chr(10))) for ln in sys.stdin]\"")
+# moreutils' ts: a syslog-style timestamp on every line.
+TS = (f"{PYTHON} -u -c \"import sys, time; [sys.stdout.write(time.strftime('%b %d %H:%M:%S ') + ln) "
+      "for ln in sys.stdin]\"")
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class Run:
     name: str
     program: str
     args: tuple[str, ...] = ()
-    how: str = "python"          # python | bash | sh | torchrun
+    how: str = "python"          # python | bash | sh | torchrun | launch
     returncode: int = 1          # what the run must end with (negative: killed by that signal)
     env: dict[str, str] = field(default_factory=dict)
     root: str = WORKSPACE        # the path the temporary workspace is rewritten to in the log
@@ -63,14 +72,15 @@ class Run:
     targs: tuple[str, ...] = ()  # more torchrun options
     signal_at: tuple[str, int] | None = None  # (output text, signal): signal the job once it prints that
     edit: tuple[str, str] | None = None       # (file, text) inserted at the top of a program file first
+    busy_port: bool = False      # torchrun's master port is already taken by another process
 
 
 def bugs(name: str, bug: str, *args: str, **kw) -> Run:
     return Run(name, "train_bugs.py", ("--bug", bug, *args), **kw)
 
 
-def ddp(name: str, mode: str, nproc: int, *args: str, **kw) -> Run:
-    return Run(name, "ddp_fail.py", ("--mode", mode, *args), how="torchrun", nproc=nproc, **kw)
+def ddp(name: str, mode: str, nproc: int, *args: str, how_: str = "torchrun", **kw) -> Run:
+    return Run(name, "ddp_fail.py", ("--mode", mode, *args), how=how_, nproc=nproc, **kw)
 
 
 def fmt(name: str, fmt_: str, *args: str, **kw) -> Run:
@@ -186,19 +196,58 @@ RUNS: tuple[Run, ...] = (
     fmt("fmt_plain_zerodiv", "plain", "--bug", "zerodiv"),
     fmt("fmt_reversed_zerodiv", "reversed", "--bug", "zerodiv", "--step", "4"),
     fmt("fmt_teardown_zerodiv", "teardown", "--bug", "zerodiv", how="bash"),
+    # ---- second batch: configuration, numerics, more launchers and prefixers ----
+    Run("config_yaml", "launch_job.py", ("--mode", "yaml")),
+    Run("config_yaml_logger", "launch_job.py", ("--mode", "yaml"), pipe=LOGGER),
+    Run("config_missing_key", "launch_job.py", ("--mode", "missing_key")),
+    Run("config_missing_key_ts", "launch_job.py", ("--mode", "missing_key"), pipe=TS, root="/home/user/exp"),
+    Run("config_validate", "launch_job.py", ("--mode", "validate")),
+    Run("config_validate_b", "launch_job.py", ("--mode", "validate", "--accum", "4", "--micro", "16"), how="bash"),
+    Run("config_env", "launch_job.py", ("--mode", "env")),
+    Run("config_env_srun", "launch_job.py", ("--mode", "env"), pipe=SRUN),
+    Run("config_no_launcher", "launch_job.py", ("--mode", "no_launcher")),
+    Run("config_no_launcher_ddp", "ddp_fail.py", ("--mode", "raise")),
+    Run("config_missing_file", "launch_job.py", ("--mode", "missing_config")),
+    Run("config_missing_file_b", "launch_job.py", ("--mode", "missing_config", "--exp", "exp_small"), pipe=LOGGER),
+    Run("ddp_port_in_use", "ddp_fail.py", ("--mode", "raise"), how="torchrun", busy_port=True),
+    Run("ddp_port_in_use_tee", "ddp_fail.py", ("--mode", "raise"), how="torchrun", nproc=3, targs=("--tee", "3"),
+        busy_port=True),
+    Run("nan_anomaly2", "numerics.py", ("--mode", "anomaly")),
+    Run("nan_anomaly2_seed", "numerics.py", ("--mode", "anomaly", "--seed", "7", "--steps", "6"), pipe=TS),
+    Run("nan_clip", "numerics.py", ("--mode", "clip")),
+    Run("nan_clip_lr", "numerics.py", ("--mode", "clip", "--lr", "0.5", "--steps", "3"), how="torchrun", nproc=1),
+    Run("nan_assert", "numerics.py", ("--mode", "assert")),
+    Run("nan_assert_logger", "numerics.py", ("--mode", "assert", "--seed", "3"), pipe=LOGGER),
+    Run("numpy_warnings_then_bug", "numerics.py", ("--mode", "noise")),
+    Run("numpy_warnings_then_bug_b", "numerics.py", ("--mode", "noise", "--steps", "7"), pipe=DOCKER),
+    bugs("torch2_matmul_launch", "matmul", how="launch", targs=("--use-env",)),
+    # the old launcher passes --local-rank, which these scripts' argparse does not accept
+    bugs("launch_local_rank_arg", "matmul", how="launch"),
+    ddp("launch_local_rank_arg_ddp", "raise", 2, how_="launch"),
+    bugs("torch2_view_logger", "view", pipe=LOGGER),
+    bugs("torch2_einsum_ts", "einsum", pipe=TS),
+    ddp("ddp_raise_launch", "raise", 2, how_="launch", targs=("--use-env",)),
+    ddp("ddp_stall_logger", "stall", 2, "--timeout", "2", "--stall", "6", pipe=LOGGER),
+    Run("loader_missing_logger", "loader_fail.py", ("--mode", "missing"), pipe=LOGGER),
+    Run("loader_bus_ts", "loader_fail.py", ("--mode", "bus", "--workers", "3"), pipe=TS),
+    Run("numpy_cast_logger", "np_errors.py", ("--error", "cast", "--shards", "9"), pipe=LOGGER),
+    Run("save_eio_srun", "save_fail.py", ("--mode", "eio"), pipe=SRUN),
+    Run("torch2_spawn_raise_logger", "proc_failures.py", ("--mode", "spawn_raise"), pipe=LOGGER),
 )
 
 
-def command(run: Run) -> list[str]:
+def command(run: Run, port: int | None = None) -> list[str]:
     py = [PYTHON, run.program, *run.args]
-    if run.how == "torchrun":
-        py = [PYTHON, "-m", "torch.distributed.run", "--nproc-per-node", str(run.nproc), "--master-addr",
-              "127.0.0.1", "--master-port", str(free_port()), *run.targs, run.program, *run.args]
+    if run.how in ("torchrun", "launch"):
+        # torch.distributed.launch: the deprecated launcher many scripts still use.
+        module = "torch.distributed.run" if run.how == "torchrun" else "torch.distributed.launch"
+        py = [PYTHON, "-m", module, "--nproc-per-node", str(run.nproc), "--master-addr",
+              "127.0.0.1", "--master-port", str(port or free_port()), *run.targs, run.program, *run.args]
     line = " ".join(shlex.quote(w) for w in py)
     if run.pipe:
         shell = "bash -c " + shlex.quote(line + " && true") if run.how == "bash" else line
         return ["bash", "-o", "pipefail", "-c", shell + " 2>&1 | " + run.pipe]
-    if run.how in ("python", "torchrun"):
+    if run.how in ("python", "torchrun", "launch"):
         return py
     if run.how in ("bash", "sh"):
         # `&& true` keeps the shell from exec'ing python, so it waits and reports the signal itself.
@@ -221,8 +270,13 @@ def _default_signals() -> None:
 def run_job(run: Run, workspace: Path, timeout: float = 180) -> tuple[str, int]:
     """Run one program in ``workspace`` (signalling it when the run says so); output and return code."""
     out_path = workspace.parent / "job.out"
+    squatter = socket.socket()  # holds the port when the run needs it taken
+    if run.busy_port:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+    port = squatter.getsockname()[1] if run.busy_port else None
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen(command(run), cwd=workspace, env=job_env(run), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command(run, port), cwd=workspace, env=job_env(run), stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=_default_signals)
     try:
         if run.signal_at:
@@ -234,6 +288,7 @@ def run_job(run: Run, workspace: Path, timeout: float = 180) -> tuple[str, int]:
             proc.send_signal(sig)
         proc.wait(timeout=timeout)
     finally:
+        squatter.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

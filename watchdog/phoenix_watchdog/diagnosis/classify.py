@@ -52,7 +52,7 @@ _CONFIG_MODULES = ("yaml.", "omegaconf.", "hydra.", "configparser.", "tomllib.",
 _CONFIG_TYPE = re.compile(r"Config|YAML|Yaml|JSONDecode|TOMLDecode|Interpolation|MissingMandatoryValue"
                           r"|ScannerError|ParserError|ConstructorError|OverrideParse")
 _CONFIG_NAME = re.compile(r"(?i)config|conf\b|cfg|settings|hparam|hyperparam|parse_args|args\b|options|opts\b")
-_CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
+_CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|environ|"
                  r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
 _CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
 _CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|terminated with signal (?P<name2>SIG[A-Z]+)")
@@ -101,6 +101,7 @@ NAN_TEXT = re.compile(
 NAN_LINE_TEXT = re.compile(
     r"(?<![A-Za-z0-9])loss(?:es)?\b['\"]?\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
     r"|returned (?:nan|inf) values|\bnon-finite loss|\bnan loss|became infinite or nan|Minimum loss scale reached", re.I)
+_FINITE_CHECK = re.compile(r"^assert\b.*\b(?:isfinite|isnan|isinf|isneginf|isposinf)\(")
 _MISSING_MODULE = re.compile(r"No module named '(?P<mod>[\w.]+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<mod>[\w.]+)'(?: \((?P<path>[^)]*)\))?")
 _NATIVE_DEP = re.compile(r"cannot open shared object file|undefined symbol|DLL load failed|requires the \w+ library"
@@ -208,6 +209,8 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
         return Verdict("dataloader", "worker_died", vague=True)  # the worker's end of the pipe is gone
     if t == "FloatingPointError" or NAN_TEXT.search(text):
         return Verdict("nan_divergence", normalise(err.message))
+    if t == "AssertionError" and _asserts_finite(err, workspace, strict):
+        return Verdict("nan_divergence", normalise(err.message) or "non-finite")
     if t in _NETWORK or full.startswith(("requests.", "urllib3.", "httpx.")):
         return Verdict("unknown", f"network:{t}", vague=True)  # an outage, not a bug: restart, never patch
     dep = _dependency_verdict(err, workspace, strict)
@@ -288,6 +291,13 @@ def _is_user_module(module: str, err: PyError, workspace: str | None, strict: bo
     return False
 
 
+def _asserts_finite(err: PyError, workspace: str | None, strict: bool) -> bool:
+    """Whether the failed assertion is the job's own check that its numbers are finite
+    (``assert torch.isfinite(loss).all()``, ``assert not math.isnan(loss)``)."""
+    frames = user_frames(err.frames, workspace, strict)
+    return bool(frames) and _FINITE_CHECK.search(frames[-1].source) is not None
+
+
 def _validates_config(frame: SourceFrame) -> bool:
     """Whether the innermost frame is an arguments/config class checking what it was given."""
     name = frame.file.replace("\\", "/").rsplit("/", 1)[-1]
@@ -312,6 +322,8 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
         return True
     if err.short_type in ("ValueError", "AssertionError") and err.frames and _validates_config(err.frames[-1]):
         return True  # a library's own check of its arguments (TrainingArguments, a DeepSpeed config)
+    if err.short_type in ("ValueError", "AssertionError") and err.frames and err.frames[-1].function == "__post_init__":
+        return True  # a dataclass (the usual shape of a training config) rejecting the values it was given
     frames = user_frames(err.frames, workspace, strict)
     if not frames:
         return False

@@ -165,6 +165,13 @@ BUILTIN: tuple[Rule, ...] = (
           "executor was unexpectedly terminated. This could be caused by a segmentation fault while calling "
           "the function or by an excessive memory usage causing the Operating System to kill the worker."),
          ("terminated abruptly", "unexpectedly terminated"), kind="worker_killed"),
+    # A distributed job started without its launcher's environment (plain python instead of torchrun).
+    Rule("distributed_env_missing",
+         r"environment variable \w+ expected, but not set|Error initializing torch\.distributed using env://",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("ValueError: Error initializing torch.distributed using env:// rendezvous: environment variable RANK "
+          "expected, but not set",),
+         ("expected, but not set", "Error initializing torch.distributed")),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
           "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "

@@ -233,6 +233,20 @@ RUNS: tuple[Run, ...] = (
     Run("numpy_cast_logger", "np_errors.py", ("--error", "cast", "--shards", "9"), pipe=LOGGER),
     Run("save_eio_srun", "save_fail.py", ("--mode", "eio"), pipe=SRUN),
     Run("torch2_spawn_raise_logger", "proc_failures.py", ("--mode", "spawn_raise"), pipe=LOGGER),
+    fmt("fmt_rich", "rich"),
+    fmt("fmt_rich_zerodiv", "rich", "--bug", "zerodiv", "--step", "6"),
+    fmt("fmt_loguru", "loguru"),
+    fmt("fmt_loguru_zerodiv", "loguru", "--bug", "zerodiv", pipe=DOCKER),
+    fmt("fmt_thread", "thread"),
+    fmt("fmt_thread_zerodiv", "thread", "--bug", "zerodiv", "--step", "2"),
+    Run("torch2_pool_raise", "proc_failures.py", ("--mode", "pool_raise")),
+    Run("torch2_pool_raise_big", "proc_failures.py", ("--mode", "pool_raise", "--size", "400"), pipe=HOST),
+    Run("torch2_futures_raise", "proc_failures.py", ("--mode", "futures_raise")),
+    Run("torch2_abort", "proc_failures.py", ("--mode", "abort"), returncode=-signal.SIGABRT),
+    Run("torch2_abort_bash", "proc_failures.py", ("--mode", "abort"), how="bash", returncode=128 + signal.SIGABRT),
+    Run("loader_timeout", "loader_fail.py", ("--mode", "slow", "--timeout", "2")),
+    Run("loader_timeout_b", "loader_fail.py", ("--mode", "slow", "--timeout", "3", "--workers", "3", "--bad", "40"),
+        pipe=CRI),
 )
 
 

@@ -4,7 +4,10 @@ plain: the traceback Python prints; logging: a logging.exception record with a
 ``%(asctime)s - %(name)s - %(levelname)s - %(message)s`` prefix, then exit 1; json: a JSON-lines
 logger whose record carries the traceback in its "exception" field; reversed: an excepthook that
 prints frames most recent first; teardown: the real error followed by an ``Exception ignored in``
-traceback from a writer's __del__ at interpreter exit; warnings: deprecation warnings first.
+traceback from a writer's __del__ at interpreter exit; warnings: deprecation warnings first;
+rich: rich's traceback handler draws it in a box; loguru: logger.exception with loguru's backtrace
+and variable annotations, then exit 1; thread: the step runs in a worker thread ("Exception in
+thread"), and the main thread then fails on the missing result.
 --bug picks the bug (a missing key in a batch, a division by an empty count); --step when.
 """
 
@@ -12,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import traceback
 import warnings
 
@@ -70,6 +74,13 @@ def main(a: argparse.Namespace) -> None:
                             format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     if a.fmt == "reversed":
         sys.excepthook = innermost_first
+    if a.fmt == "rich":
+        import rich.traceback
+        rich.traceback.install(width=100)
+    if a.fmt == "loguru":
+        from loguru import logger
+        logger.remove()
+        logger.add(sys.stderr, backtrace=True, diagnose=True)
     if a.fmt == "warnings":
         warnings.warn("`torch.cuda.amp.autocast(args...)` is deprecated. Please use "
                       "`torch.amp.autocast('cuda', args...)` instead.", FutureWarning)
@@ -83,6 +94,18 @@ def main(a: argparse.Namespace) -> None:
         else:
             print(f"step {step} loss {1.0 / step:.4f}", flush=True)
         if step == a.step:
+            if a.fmt == "loguru":
+                try:
+                    run_step(a.bug, step)
+                except Exception:
+                    logger.exception("training step {} failed", step)
+                    sys.exit(1)
+            if a.fmt == "thread":
+                results: list = []
+                worker = threading.Thread(target=lambda: results.append(run_step(a.bug, step)), name="step-runner")
+                worker.start()
+                worker.join()
+                print(f"step {step} result {results[0]}")
             if a.fmt in ("json", "logging"):
                 try:
                     run_step(a.bug, step)

@@ -5,6 +5,9 @@
 --mode spawn_raise / spawn_segv: torch.multiprocessing.spawn, one worker raises / crashes;
 --mode sub_kill:   a preprocessing child started with subprocess.run(check=True) is SIGKILLed;
 --mode pool_kill:  a ProcessPoolExecutor worker is SIGKILLed while it runs a task;
+--mode pool_raise / futures_raise: a multiprocessing.Pool / ProcessPoolExecutor task raises (the
+                   worker's traceback comes back as a RemoteTraceback);
+--mode abort:      a native library aborts (SIGABRT), with faulthandler on;
 --mode forever:    trains until a signal from outside (the generator sends SIGTERM or SIGINT:
                    a scheduler's preemption, a user's Ctrl-C);
 --tqdm:            progress goes through a tqdm bar on stderr, as most training loops do.
@@ -50,6 +53,11 @@ def tokenize_shard(shard: int) -> int:
     return shard * 10
 
 
+def parse_record(line: str) -> tuple[str, int]:
+    text, label = line.rsplit("\t", 1)
+    return text, int(label)
+
+
 def preprocess(shards: int) -> None:
     code = "import os, signal; print('tokenizing', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
     for shard in range(shards):
@@ -71,6 +79,18 @@ def main(a: argparse.Namespace) -> None:
         return
     if a.mode == "sub_kill":
         preprocess(3)
+    rows = [f"sample {i}\t{i % 3}" for i in range(a.size)] + ["corrupted row without a label"]
+    if a.mode == "pool_raise":
+        import multiprocessing
+        with multiprocessing.Pool(2) as pool:
+            print(len(pool.map(parse_record, rows)))
+    if a.mode == "futures_raise":
+        with concurrent.futures.ProcessPoolExecutor(2) as pool:
+            print(len(list(pool.map(parse_record, rows))))
+    if a.mode == "abort":
+        import faulthandler
+        faulthandler.enable()
+        os.abort()
     if a.mode == "pool_kill":
         with concurrent.futures.ProcessPoolExecutor(2) as pool:
             print(sum(pool.map(tokenize_shard, range(a.size))))

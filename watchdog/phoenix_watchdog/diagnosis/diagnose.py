@@ -41,6 +41,7 @@ ROOT_RANK_BONUS = 3
 BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
 MAX_BARE_STREAMS = 8
 MAX_EXPLAINED = 12       # evidence lines `explain` lists
+_MISSING_RESULT = frozenset({"IndexError", "KeyError", "Empty", "StopIteration"})
 _BARE_ENDINGS = ("Error", "Exception", "Failure", "Fault", "Interrupt", "Exit")
 # Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
@@ -130,6 +131,9 @@ def _traceback_candidates(tracebacks: list[Traceback], lines: list[LogLine], mar
     for tb, v in judged:  # in log order, so the last one of each stream stays
         if not v.secondary and tb.thread is None:
             terminal[tb.stream] = tb
+    for stream, tb in list(terminal.items()):
+        if (dead := _dead_thread(tb, verdicts[tb.chain], judged, workspace)) is not None:
+            terminal[stream] = dead
     spans = [(tb.start, tb.end) for tb in tracebacks]
     marker_lines = {f.pos for f in markers}
     out = []
@@ -195,6 +199,22 @@ def _frames_root_last(chain: tuple[PyError, ...], root: PyError) -> tuple[Source
     """All frames of a chain ordered so the innermost frame of the root exception comes last."""
     others = [e for e in reversed(chain) if e is not root]
     return tuple(f for err in (*others, root) for f in err.frames)
+
+
+def _dead_thread(main: Traceback, v: C.ChainVerdict, judged: list[tuple[Traceback, C.ChainVerdict]],
+                 workspace: str | None) -> Traceback | None:
+    """The job's own thread whose exception ("Exception in thread ...") the main thread's error
+    followed, when that error is a lookup of a result that never came (an empty list or queue, a
+    missing key, None): the dead thread never delivered it, so its exception ended the run. None
+    otherwise: an unrelated error of the main thread after a thread died is its own failure."""
+    if v.category != "code_bug" or v.rule is not None or not (
+            v.root.short_type in _MISSING_RESULT or "'NoneType' object" in v.root.message):
+        return None
+    for tb, tv in reversed(judged):
+        if (tb.thread is not None and tb.stream == main.stream and tb.start < main.start and tv.category
+                and not tv.secondary and C.user_frames(tv.root.frames, workspace, strict=False)):
+            return tb
+    return None
 
 
 def _carried_on(tb: Traceback, lines: list[LogLine], spans: list[tuple[int, int]], markers: set[int]) -> bool:

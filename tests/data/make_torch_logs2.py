@@ -247,6 +247,14 @@ RUNS: tuple[Run, ...] = (
     Run("loader_timeout", "loader_fail.py", ("--mode", "slow", "--timeout", "2")),
     Run("loader_timeout_b", "loader_fail.py", ("--mode", "slow", "--timeout", "3", "--workers", "3", "--bad", "40"),
         pipe=CRI),
+    Run("blowup_exit", "blowup.py", ("--end", "exit", "--lr", "0.8"), returncode=2),
+    Run("blowup_exit_dict", "blowup.py", ("--end", "exit", "--lr", "0.9", "--style", "dict"), returncode=2),
+    Run("blowup_exit_kv", "blowup.py", ("--end", "exit", "--lr", "0.8", "--style", "kv", "--seed", "1"), returncode=2,
+        pipe=DOCKER),
+    Run("blowup_raise", "blowup.py", ("--end", "raise", "--lr", "0.8")),
+    Run("blowup_raise_kv", "blowup.py", ("--end", "raise", "--lr", "1.0", "--style", "kv"), pipe=HOST),
+    Run("blowup_overflow", "blowup.py", ("--end", "overflow", "--lr", "0.8")),
+    Run("blowup_overflow_dict", "blowup.py", ("--end", "overflow", "--lr", "1.0", "--style", "dict", "--seed", "2")),
 )
 
 

@@ -192,6 +192,24 @@ BUILTIN: tuple[Rule, ...] = (
           "Exception: Current loss scale already at minimum - cannot decrease scale anymore. Exiting run.",
           "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding."),
          ("scale already", "decrease", "Minimum loss scale")),
+    # Divergence said in words, or a float that overflowed on its way from a loss (exp(loss) for a
+    # perplexity, int() of an infinite value): the loss blew up, whatever exception carries it.
+    Rule("divergence_words",
+         r"(?i)\b(?:training|train|loss|model|optimi[sz]ation|gradients?)\b[^\n]{0,40}?"
+         r"\b(?:diverged|diverging|exploded|exploding|blew up|blown up)\b",
+         Category.NAN_DIVERGENCE, LINE, "message",
+         ("RuntimeError: training diverged at step 1840",
+          "ValueError: loss exploded (4.2e+13) at epoch 3",
+          "Exception: Loss is exploding, stopping training"),
+         ("iverg", "xplod", "blew up", "blown up")),
+    Rule("float_overflow",
+         r"OverflowError: math range error|cannot convert float (?:infinity|NaN) to integer"
+         r"|Numerical result out of range",
+         Category.NAN_DIVERGENCE, LINE, "match",
+         ("OverflowError: math range error",
+          "OverflowError: cannot convert float infinity to integer",
+          "ValueError: cannot convert float NaN to integer"),
+         ("math range error", "cannot convert float", "Numerical result out of range")),
 )
 
 

@@ -73,6 +73,7 @@ class Run:
     signal_at: tuple[str, int] | None = None  # (output text, signal): signal the job once it prints that
     edit: tuple[str, str] | None = None       # (file, text) inserted at the top of a program file first
     busy_port: bool = False      # torchrun's master port is already taken by another process
+    omp: bool = True             # set OMP_NUM_THREADS=1 (without it torchrun prints its banner about it)
 
 
 def bugs(name: str, bug: str, *args: str, **kw) -> Run:
@@ -247,6 +248,12 @@ RUNS: tuple[Run, ...] = (
     Run("loader_timeout", "loader_fail.py", ("--mode", "slow", "--timeout", "2")),
     Run("loader_timeout_b", "loader_fail.py", ("--mode", "slow", "--timeout", "3", "--workers", "3", "--bad", "40"),
         pipe=CRI),
+    bugs("torch2_cuda_on_cpu", "cuda"),
+    bugs("torch2_cuda_on_cpu_torchrun", "cuda", how="torchrun", omp=False),
+    ddp("ddp_raise_omp_banner", "raise", 2, omp=False),
+    ddp("ddp_raise_max_restarts", "raise", 2, targs=("--max-restarts", "1"), omp=False),
+    ddp("ddp_stall_max_restarts", "stall", 2, "--timeout", "2", "--stall", "5", targs=("--max-restarts", "1")),
+    ddp("ddp_raise_rank0_only", "raise", 2, targs=("--local-ranks-filter", "0")),
     Run("blowup_exit", "blowup.py", ("--end", "exit", "--lr", "0.8"), returncode=2),
     Run("blowup_exit_dict", "blowup.py", ("--end", "exit", "--lr", "0.9", "--style", "dict"), returncode=2),
     Run("blowup_exit_kv", "blowup.py", ("--end", "exit", "--lr", "0.8", "--style", "kv", "--seed", "1"), returncode=2,
@@ -280,6 +287,8 @@ def command(run: Run, port: int | None = None) -> list[str]:
 def job_env(run: Run) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TORCH", "OMP_"))}
     env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "100", **run.env})
+    if not run.omp:
+        del env["OMP_NUM_THREADS"]
     return env
 
 

@@ -4,7 +4,8 @@ The bugs are the everyday ones of PyTorch code: misspelled methods on values rea
 wrong argument counts, dtype and device mismatches, autograd misuse (in-place edits, no grad,
 backward twice), view/einsum/matmul shape errors, runaway recursion, a failed assertion, and a
 checkpoint that does not fit the model (renamed layer, a pickled class torch.load refuses), and
-an experiment tracker that is not installed (--bug tracker).
+an experiment tracker that is not installed (--bug tracker), a GPU call on a CPU-only build of
+torch (--bug cuda).
 --warn prints the deprecation warnings a real job shows before its error.
 """
 
@@ -111,6 +112,8 @@ def step_fn(args, model, x, step):
     bug = args.bug
     if bug == "tracker":
         init_tracker("mlp-sweep")
+    elif bug == "cuda":
+        model.cuda()
     elif bug == "attr_cfg":
         make_optimizer(model, build_config(args))
     elif bug == "attr_args":

@@ -37,6 +37,7 @@ from phoenix_watchdog.diagnosis.trends import TREND, divergence_findings
 STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the process carried on
 MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
 HANDLED = 25             # strength of an exception the process survived
+PEER_LOST = C.SECONDARY + 5  # an error that only says a peer went away (see `classify.traceback_strength`)
 ROOT_RANK_BONUS = 3
 BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
 MAX_BARE_STREAMS = 8
@@ -256,9 +257,12 @@ def _root_cause_candidates(root: RootCause | None, workspace: str | None,
         shown = f"{v.root.type}: {v.root.message}"[:MAX_EVIDENCE_CHARS]
         finding = Finding(v.category or "unknown", strength, v.key, shown, root.pos, None, "torchrun root cause: " + _why(v))
         return [Candidate(finding, None, v.root, root.traceback.frames)]
-    if root.signal is None:
-        return []
     shown = f"torchrun root cause: {root.describe()}"
+    if root.signal is None:
+        # The first rank to fail exited without a word here (its output filtered or redirected):
+        # its failure is unknown, and outranks what its peers said about losing it.
+        return [Candidate(Finding("unknown", PEER_LOST + 1, "root_rank_exit", shown, root.pos, None,
+                                  "torchrun root cause: exit code, nothing else"))]
     return [Candidate(Finding(f.category, f.strength, f.key, shown, root.pos, None, "torchrun root cause: exit signal"))
             for f in exit_findings(ExitStatus(signal=root.signal), root.pos)]
 

@@ -4,6 +4,8 @@ raise:   it raises in user code and exits; its peers lose the connection;
 linger:  it raises, logs the traceback and keeps its process alive for --linger seconds (uploading
          logs, a flushing logger) so its peers die of the collective timeout first;
 stall:   it stalls before the collective longer than the group timeout (gloo timeout everywhere);
+barrier: it stalls before a monitored_barrier, which rank 0 reports by rank;
+late:    it joins the process group later than the group timeout (the store gives up waiting);
 kill:    it is SIGKILLed (as the kernel OOM killer would); segv: it crashes in native code;
 oom:     it asks for more host memory than there is; nan: its loss check finds a NaN.
 """
@@ -25,9 +27,11 @@ def check_shard(batch: torch.Tensor, rank: int, step: int) -> None:
     raise ValueError(f"rank {rank}: shard for step {step} has {batch.numel() - 1} rows, expected {batch.numel()}")
 
 
-def sync_grads(grad: torch.Tensor, mode: str, fail: bool, stall: float) -> None:
-    if fail and mode == "stall":
+def sync_grads(grad: torch.Tensor, mode: str, fail: bool, stall: float, timeout: float) -> None:
+    if fail and mode in ("stall", "barrier"):
         time.sleep(stall)  # a slow shard read on this rank
+    if mode == "barrier":
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
     dist.all_reduce(grad)
 
 
@@ -47,12 +51,14 @@ def failing_step(a: argparse.Namespace, batch: torch.Tensor, rank: int, step: in
 
 
 def train(a: argparse.Namespace) -> None:
+    if a.mode == "late" and int(os.environ["RANK"]) == a.fail_rank:
+        time.sleep(a.stall)  # a node that boots slowly
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=a.timeout))
     rank = dist.get_rank()
     for step in range(1, 6):
         batch = torch.ones(a.rows) * (rank + step)
         fail = rank == a.fail_rank and step == a.fail_step
-        if fail and a.mode != "stall":
+        if fail and a.mode not in ("stall", "barrier", "late"):
             try:
                 failing_step(a, batch, rank, step)
             except Exception:
@@ -61,7 +67,7 @@ def train(a: argparse.Namespace) -> None:
                 traceback.print_exc()
                 time.sleep(a.linger)
                 raise SystemExit(1)
-        sync_grads(batch, a.mode, fail, a.stall)
+        sync_grads(batch, a.mode, fail, a.stall, a.timeout)
         print(f"rank {rank} step {step} sum {batch.sum().item():.1f}", flush=True)
     dist.destroy_process_group()
 

@@ -141,12 +141,13 @@ BUILTIN: tuple[Rule, ...] = (
          ("invalid device ordinal", "cudaErrorInvalidDevice", "CUDA_ERROR_INVALID_DEVICE")),
     Rule("gloo_timeout",
          r"Timed out waiting \d+ms for (?:send|recv) operation to complete|\bwait timeout after \d+ms"
-         r"|gloo/transport/\S+\] Timed out",
+         r"|gloo/transport/\S+\] Timed out|failed to pass monitoredBarrier in \d+ ms",
          Category.NCCL_TIMEOUT, NCCL_TIMEOUT, "kind",
          ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 30000ms "
           "for recv operation to complete",
-          "torch.distributed.DistStoreError: wait timeout after 300000ms, keys: /default_pg/0//cpu//3"),
-         ("Timed out waiting", "wait timeout after", "] Timed out"), kind="nccl_timeout"),
+          "torch.distributed.DistStoreError: wait timeout after 300000ms, keys: /default_pg/0//cpu//3",
+          "RuntimeError: [Rank 0]: Rank 1 failed to pass monitoredBarrier in 2000 ms"),
+         ("Timed out waiting", "wait timeout after", "] Timed out", "monitoredBarrier"), kind="nccl_timeout"),
     Rule("storage_io_error", r"\[Errno 5\] Input/output error|\bEIO\b", Category.DISK_FULL, DISK, "kind",
          ("OSError: [Errno 5] Input/output error: '/mnt/lustre/ckpt/step_4000/model.safetensors'",
           "ERROR: writing checkpoint shard 3 failed: EIO"),

@@ -3,7 +3,9 @@
 anomaly: autograd anomaly mode names the backward function that produced NaN;
 clip: clip_grad_norm_(error_if_nonfinite=True) refuses non-finite gradients;
 assert: the loop asserts the loss is finite (a bare AssertionError);
-noise: NumPy's RuntimeWarnings about invalid values, then an unrelated shape bug (not a NaN failure).
+noise: NumPy's RuntimeWarnings about invalid values, then an unrelated shape bug (not a NaN failure);
+policy: a NaN reaches torch.distributions (a policy's mean), which rejects it;
+sample: a NaN reaches torch.multinomial (sampling tokens from the model's probabilities).
 --lr scales the blow-up, --seed and --steps vary the run.
 """
 
@@ -21,6 +23,14 @@ def log_likelihood(x: torch.Tensor) -> torch.Tensor:
 
 def check_finite(loss: torch.Tensor) -> None:
     assert torch.isfinite(loss).all()
+
+
+def action_distribution(mean: torch.Tensor) -> torch.distributions.Normal:
+    return torch.distributions.Normal(mean, torch.ones_like(mean))
+
+
+def sample_tokens(logits: torch.Tensor) -> torch.Tensor:
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1)
 
 
 def stack_features(feats: list) -> np.ndarray:
@@ -49,6 +59,10 @@ def main(a: argparse.Namespace) -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=True)
         elif a.mode == "assert":
             check_finite(loss * 0 * float("inf"))
+        elif a.mode == "policy":
+            action_distribution(model(x) * (loss * 0)).sample()
+        elif a.mode == "sample":
+            sample_tokens(model(x) * loss * 0)
         elif a.mode == "noise":
             feats = [np.log(np.array([-1.0, 1.0])), np.sqrt(np.array([-4.0, 4.0, 9.0]))]
             stack_features(feats)

@@ -203,6 +203,16 @@ BUILTIN: tuple[Rule, ...] = (
           "ValueError: loss exploded (4.2e+13) at epoch 3",
           "Exception: Loss is exploding, stopping training"),
          ("iverg", "xplod", "blew up", "blown up")),
+    # NaN reaching an op that checks its input: sampling, a distribution's parameters, metrics.
+    Rule("nan_input_rejected",
+         r"probability tensor contains either `inf`, `nan` or element < 0|constraint Real\(\), but found invalid values"
+         r"|Input contains NaN|Input (?:X )?contains infinity",
+         Category.NAN_DIVERGENCE, LINE, "match",
+         ("RuntimeError: probability tensor contains either `inf`, `nan` or element < 0",
+          "ValueError: Expected parameter loc (Tensor of shape (8, 4)) of distribution Normal(loc: torch.Size([8, 4]), "
+          "scale: torch.Size([8, 4])) to satisfy the constraint Real(), but found invalid values:",
+          "ValueError: Input contains NaN, infinity or a value too large for dtype('float32')."),
+         ("probability tensor contains", "constraint Real()", "Input contains", "Input X contains")),
     Rule("float_overflow",
          r"OverflowError: math range error|cannot convert float (?:infinity|NaN) to integer"
          r"|Numerical result out of range",

@@ -165,14 +165,14 @@ BUILTIN: tuple[Rule, ...] = (
           "joblib.externals.loky.process_executor.TerminatedWorkerError: A worker process managed by the "
           "executor was unexpectedly terminated. This could be caused by a segmentation fault while calling "
           "the function or by an excessive memory usage causing the Operating System to kill the worker."),
-         ("terminated abruptly", "unexpectedly terminated"), kind="worker_killed"),
+         ("abruptly", "unexpectedly t"), kind="worker_killed"),
     # A distributed job started without its launcher's environment (plain python instead of torchrun).
     Rule("distributed_env_missing",
-         r"environment variable \w+ expected, but not set|Error initializing torch\.distributed using env://",
+         r"environment variable \w+ expected, but not set",
          Category.CONFIG_ERROR, LINE, "message",
          ("ValueError: Error initializing torch.distributed using env:// rendezvous: environment variable RANK "
           "expected, but not set",),
-         ("expected, but not set", "Error initializing torch.distributed")),
+         ("but not set",)),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
           "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "
@@ -197,12 +197,12 @@ BUILTIN: tuple[Rule, ...] = (
     # perplexity, int() of an infinite value): the loss blew up, whatever exception carries it.
     Rule("divergence_words",
          r"(?i)\b(?:training|train|loss|model|optimi[sz]ation|gradients?)\b[^\n]{0,40}?"
-         r"\b(?:diverged|diverging|exploded|exploding|blew up|blown up)\b",
+         r"\b(?:diverged|diverging|exploded|exploding)\b",
          Category.NAN_DIVERGENCE, LINE, "message",
          ("RuntimeError: training diverged at step 1840",
           "ValueError: loss exploded (4.2e+13) at epoch 3",
           "Exception: Loss is exploding, stopping training"),
-         ("iverg", "xplod", "blew up", "blown up")),
+         ("iverg", "xplod")),
     # NaN reaching an op that checks its input: sampling, a distribution's parameters, metrics.
     Rule("nan_input_rejected",
          r"probability tensor contains either `inf`, `nan` or element < 0|constraint Real\(\), but found invalid values"
@@ -212,15 +212,14 @@ BUILTIN: tuple[Rule, ...] = (
           "ValueError: Expected parameter loc (Tensor of shape (8, 4)) of distribution Normal(loc: torch.Size([8, 4]), "
           "scale: torch.Size([8, 4])) to satisfy the constraint Real(), but found invalid values:",
           "ValueError: Input contains NaN, infinity or a value too large for dtype('float32')."),
-         ("probability tensor contains", "constraint Real()", "Input contains", "Input X contains")),
+         ("contains", "constraint Real")),
     Rule("float_overflow",
-         r"OverflowError: math range error|cannot convert float (?:infinity|NaN) to integer"
-         r"|Numerical result out of range",
+         r"OverflowError: math range error|cannot convert float (?:infinity|NaN) to integer",
          Category.NAN_DIVERGENCE, LINE, "match",
          ("OverflowError: math range error",
           "OverflowError: cannot convert float infinity to integer",
           "ValueError: cannot convert float NaN to integer"),
-         ("math range error", "cannot convert float", "Numerical result out of range")),
+         ("range error", "convert float")),
 )
 
 

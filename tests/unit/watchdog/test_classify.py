@@ -222,3 +222,19 @@ def test_ordinary_progress_lines_do_not_reach_the_marker_rules(text: str) -> Non
     # The trigger scan is what keeps long logs cheap: the bulk of a log must not pass it.
     from phoenix_watchdog.diagnosis.markers import _TRIGGER
     assert _TRIGGER.search(text) is None
+
+
+@pytest.mark.parametrize(("type_", "message", "source", "function", "category"), [
+    # a misspelled method of a value read from the config is a code bug, not a config error
+    ("AttributeError", "'float' object has no attribute 'item'", 'lr = cfg["lr"].item()', "main", "code_bug"),
+    ("AttributeError", "'int' object has no attribute 'bar'", "n = args.epochs.bar", "main", "code_bug"),
+    ("AttributeError", "'Namespace' object has no attribute 'warmup'", "w = args.warmup", "main", "config_error"),
+    ("KeyError", "'TRACKER_API_TOKEN'", 'token = os.environ["TRACKER_API_TOKEN"]', "login", "config_error"),
+    ("ValueError", "batch_size (32) must equal grad_accum (3) * micro_batch (8)", "raise ValueError(msg)",
+     "__post_init__", "config_error"),
+    ("AssertionError", "", "assert torch.isfinite(loss).all()", "check", "nan_divergence"),
+    ("AssertionError", "", "assert x.shape[0] == batch", "check", "code_bug"),
+])
+def test_what_the_failing_line_reads_decides(type_: str, message: str, source: str, function: str, category: str) -> None:
+    frames = (SourceFrame("/ws/train.py", 3, function, source),)
+    assert classify_error(err(type_, message, frames=frames), WS).category == category

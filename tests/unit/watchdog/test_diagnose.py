@@ -171,3 +171,10 @@ def test_a_faulthandler_dump_with_launcher_prefixes() -> None:
 def test_a_long_message_leaves_room_for_the_location_in_the_summary() -> None:
     d = diagnose(tb("ValueError: " + "x" * 1000), workspace=WS)
     assert len(d.summary) <= 300 and d.summary.endswith("(at train.py:12 in step)")
+
+
+def test_a_thread_that_died_is_the_root_when_the_main_thread_then_misses_its_result() -> None:
+    log = ("Exception in thread Thread-1 (prefetch):\n" + tb("OSError: shard unreadable", "prefetch")
+           + tb("IndexError: list index out of range", "next_batch"))
+    d = diagnose(log, workspace=WS)
+    assert (d.exception, d.frame.function) == ("OSError", "prefetch")

@@ -169,7 +169,7 @@ def reference_split(text: str) -> list[LogLine]:
     if len(text) > T.MAX_CHARS:
         cut = text.find("\n", len(text) - T.MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-T.MAX_CHARS:]
-    raws = T.strip_ansi(text).split("\n")
+    raws = T.expand_json_tracebacks(T.strip_ansi(text)).split("\n")
     stripped = [reference_strip_known(raw) for raw in raws]
     prefix = find_prefix([line for line, _ in stripped[max(0, len(raws) - SAMPLE_LINES):] if line])
     out: list[LogLine] = []

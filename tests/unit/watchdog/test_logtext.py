@@ -72,3 +72,19 @@ def test_only_the_tail_is_read() -> None:
     assert lines[-1].text == "KeyError: 'tail'"
     assert sum(len(ln.text) + 1 for ln in lines) <= MAX_CHARS
     assert all(ln.text == "x" * 100 for ln in lines[:-1])  # the cut falls on a line boundary
+
+
+def test_a_traceback_in_a_json_record_is_written_out_after_it() -> None:
+    record = ('{"level": "ERROR", "message": "step 3 failed", "exception": "Traceback (most recent call last):\\n'
+              '  File \\"/ws/train.py\\", line 9, in step\\n    return batch[\\"label\\"]\\nKeyError: \'label\'"}')
+    texts = [ln.text for ln in split_log(f'{{"level": "INFO", "message": "step 2"}}\n{record}\n')]
+    assert texts[0] == '{"level": "INFO", "message": "step 2"}'
+    assert texts[-4:] == ["Traceback (most recent call last):", '  File "/ws/train.py", line 9, in step',
+                          '    return batch["label"]', "KeyError: 'label'"]
+
+
+def test_a_learnt_prefix_leaves_the_lines_own_indentation() -> None:
+    body = ["Traceback (most recent call last):", '  File "/ws/train.py", line 9, in step',
+            "    assert torch.isfinite(loss).all()", "AssertionError"]
+    log = "".join(f"2026-12-04 22:46:28,9{i}6 - job - INFO - {ln}\n" for i, ln in enumerate(["step 1"] * 4 + body))
+    assert [ln.text for ln in split_log(log)][-4:] == body

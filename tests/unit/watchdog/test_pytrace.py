@@ -138,7 +138,9 @@ def test_frame_and_source_lines_are_reported() -> None:
 
 def test_exception_line_recognition() -> None:
     for good in ("KeyError: 'x'", "torch.OutOfMemoryError: CUDA out of memory.", "KeyboardInterrupt",
-                 "socket.timeout: timed out", "_queue.Empty", "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: "):
+                 "socket.timeout: timed out", "_queue.Empty", "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ",
+                 "numpy._core._exceptions._UFuncOutputCastingError: Cannot cast ufunc 'multiply' output",
+                 "_pickle.UnpicklingError: Weights only load failed."):
         assert looks_like_exception(good), good
     for bad in ("INFO: starting", "Epoch 3 done", "WARNING:root:hm", "ERROR: Unexpected bus error", "step: 3"):
         assert not looks_like_exception(bad), bad

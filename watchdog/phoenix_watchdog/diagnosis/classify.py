@@ -52,7 +52,7 @@ _CONFIG_MODULES = ("yaml.", "omegaconf.", "hydra.", "configparser.", "tomllib.",
 _CONFIG_TYPE = re.compile(r"Config|YAML|Yaml|JSONDecode|TOMLDecode|Interpolation|MissingMandatoryValue"
                           r"|ScannerError|ParserError|ConstructorError|OverrideParse")
 _CONFIG_NAME = re.compile(r"(?i)config|conf\b|cfg|settings|hparam|hyperparam|parse_args|args\b|options|opts\b")
-_CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|"
+_CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|environ|"
                  r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
 _CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
 _CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|terminated with signal (?P<name2>SIG[A-Z]+)")
@@ -61,6 +61,11 @@ _VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|asse
 _MISSING_NAME = re.compile(r"^['\"](?P<name>[^'\"]+)['\"]$|has no attribute '(?P<attr>\w+)'")
 _MISSING_KEY = re.compile(r"^Missing key (?P<key>\w+)|^Key '(?P<key2>\w+)' is not in struct|has no attribute '(?P<attr>\w+)'")
 _CONFIG_OBJECT = re.compile(r"'(?:Namespace|DictConfig|ListConfig|ConfigDict|EasyDict|AttrDict)' object")
+# An attribute missing on a plain value (``cfg["lr"].item()`` on a float, ``args.epochs.bar`` on an
+# int) is a misspelled method of that value, whatever the line reads it from. (None is left out:
+# ``cfg.model.depth`` on a missing section is the configuration's fault.)
+_VALUE_OBJECT = re.compile(r"^'(?:int|float|str|bool|bytes|complex|list|tuple|set|dict|Tensor|ndarray)' object "
+                           r"has no attribute")
 
 HARDWARE_TEXT = re.compile(
     r"uncorrectable ECC error|ECC error encountered|ECC_UNCORRECTABLE|ECCUncorrectable|double bit ECC"
@@ -106,6 +111,7 @@ NAN_TEXT = re.compile(
 NAN_LINE_TEXT = re.compile(
     r"(?<![A-Za-z0-9])loss(?:es)?\b['\"]?\s*(?:[:=]|is|was|became|becomes|of|value)?\s*(?:-?inf(?:inite)?|nan)\b"
     r"|returned (?:nan|inf) values|\bnon-finite loss|\bnan loss|became infinite or nan|Minimum loss scale reached", re.I)
+_FINITE_CHECK = re.compile(r"^assert\b.*\b(?:isfinite|isnan|isinf|isneginf|isposinf)\(")
 _MISSING_MODULE = re.compile(r"No module named '(?P<mod>[\w.]+)'")
 _CANNOT_IMPORT = re.compile(r"cannot import name '(?P<name>\w+)' from '(?P<mod>[\w.]+)'(?: \((?P<path>[^)]*)\))?")
 _NATIVE_DEP = re.compile(r"cannot open shared object file|undefined symbol|DLL load failed|requires the \w+ library"
@@ -214,6 +220,8 @@ def classify_error(err: PyError, workspace: str | None, strict: bool = True,
         return Verdict("dataloader", "worker_died", vague=True)  # the worker's end of the pipe is gone
     if t == "FloatingPointError" or NAN_TEXT.search(text):
         return Verdict("nan_divergence", normalise(err.message))
+    if t == "AssertionError" and _asserts_finite(err, workspace, strict):
+        return Verdict("nan_divergence", normalise(err.message) or "non-finite")
     if t in _NETWORK or full.startswith(("requests.", "urllib3.", "httpx.")):
         return Verdict("unknown", f"network:{t}", vague=True)  # an outage, not a bug: restart, never patch
     dep = _dependency_verdict(err, workspace, strict)
@@ -336,6 +344,11 @@ def _calls_missing_method(err: PyError, workspace: str | None, strict: bool) -> 
     name = m["key"] or m["key2"] or m["attr"]
     frame = (user_frames(err.frames, workspace, strict) or list(err.frames))[-1]
     return re.search(rf"\.{re.escape(name)}\s*\(", frame.source) is not None
+def _asserts_finite(err: PyError, workspace: str | None, strict: bool) -> bool:
+    """Whether the failed assertion is the job's own check that its numbers are finite
+    (``assert torch.isfinite(loss).all()``, ``assert not math.isnan(loss)``)."""
+    frames = user_frames(err.frames, workspace, strict)
+    return bool(frames) and _FINITE_CHECK.search(frames[-1].source) is not None
 
 
 def _validates_config(frame: SourceFrame) -> bool:
@@ -362,10 +375,14 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
         return True
     if err.short_type in ("ValueError", "AssertionError") and err.frames and _validates_config(err.frames[-1]):
         return True  # a library's own check of its arguments (TrainingArguments, a DeepSpeed config)
+    if err.short_type in ("ValueError", "AssertionError") and err.frames and err.frames[-1].function == "__post_init__":
+        return True  # a dataclass (the usual shape of a training config) rejecting the values it was given
     frames = user_frames(err.frames, workspace, strict)
     if not frames:
         return False
     inner = frames[-1]
+    if err.short_type == "AttributeError" and _VALUE_OBJECT.search(err.message):
+        return False
     if err.short_type in ("KeyError", "AttributeError") and _CONFIG_ACCESS.search(inner.source):
         # Only when the missing name is the one read from the configuration: ``self.model.trian()``
         # on a line that also reads ``cfg.epochs`` is a misspelled method, not a bad config.

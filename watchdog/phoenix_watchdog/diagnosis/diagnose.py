@@ -39,11 +39,13 @@ from phoenix_watchdog.diagnosis.trends import TREND, divergence_findings
 STALE_AFTER_LINES = 40   # ordinary lines after a traceback that mean the process carried on
 MAX_TRACEBACKS_PER_STREAM = 64  # a retry loop that logs the same error thousands of times
 HANDLED = 25             # strength of an exception the process survived
+PEER_LOST = C.SECONDARY + 5  # an error that only says a peer went away (see `classify.traceback_strength`)
 ROOT_RANK_BONUS = 3
 BARE_SCAN_LINES = 3000   # bare exception lines are looked for near the end only
 MAX_BARE_STREAMS = 8
 MAX_EXPLAINED = 12       # evidence lines `explain` lists
 _DOTTED_BARE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+: \S")
+_MISSING_RESULT = frozenset({"IndexError", "KeyError", "Empty", "StopIteration"})
 _BARE_ENDINGS = ("Error", "Exception", "Failure", "Fault", "Interrupt", "Exit")
 # Output that describes a failure rather than a process carrying on: stack dumps, C++ frames.
 _DIAGNOSTIC_PREFIXES = ("Thread 0x", "Current thread", "Extension modules", "Fatal Python error",
@@ -133,6 +135,9 @@ def _traceback_candidates(tracebacks: list[Traceback], lines: list[LogLine], mar
     for tb, v in judged:  # in log order, so the last one of each stream stays
         if not v.secondary and tb.thread is None:
             terminal[tb.stream] = tb
+    for stream, tb in list(terminal.items()):
+        if (dead := _dead_thread(tb, verdicts[tb.chain], judged, workspace)) is not None:
+            terminal[stream] = dead
     spans = [(tb.start, tb.end) for tb in tracebacks]
     marker_lines = {f.pos for f in markers}
     out = []
@@ -211,6 +216,22 @@ def _frames_root_last(chain: tuple[PyError, ...], root: PyError) -> tuple[Source
     return tuple(f for err in (*others, root) for f in err.frames)
 
 
+def _dead_thread(main: Traceback, v: C.ChainVerdict, judged: list[tuple[Traceback, C.ChainVerdict]],
+                 workspace: str | None) -> Traceback | None:
+    """The job's own thread whose exception ("Exception in thread ...") the main thread's error
+    followed, when that error is a lookup of a result that never came (an empty list or queue, a
+    missing key, None): the dead thread never delivered it, so its exception ended the run. None
+    otherwise: an unrelated error of the main thread after a thread died is its own failure."""
+    if v.category != "code_bug" or v.rule is not None or not (
+            v.root.short_type in _MISSING_RESULT or "'NoneType' object" in v.root.message):
+        return None
+    for tb, tv in reversed(judged):
+        if (tb.thread is not None and tb.stream == main.stream and tb.start < main.start and tv.category
+                and not tv.secondary and C.user_frames(tv.root.frames, workspace, strict=False)):
+            return tb
+    return None
+
+
 def _carried_on(tb: Traceback, lines: list[LogLine], spans: list[tuple[int, int]], markers: set[int]) -> bool:
     """Whether the process that printed ``tb`` went on writing ordinary output afterwards.
 
@@ -250,9 +271,12 @@ def _root_cause_candidates(root: RootCause | None, workspace: str | None,
         shown = f"{v.root.type}: {v.root.message}"[:MAX_EVIDENCE_CHARS]
         finding = Finding(v.category or "unknown", strength, v.key, shown, root.pos, None, "torchrun root cause: " + _why(v))
         return [Candidate(finding, None, v.root, root.traceback.frames)]
-    if root.signal is None:
-        return []
     shown = f"torchrun root cause: {root.describe()}"
+    if root.signal is None:
+        # The first rank to fail exited without a word here (its output filtered or redirected):
+        # its failure is unknown, and outranks what its peers said about losing it.
+        return [Candidate(Finding("unknown", PEER_LOST + 1, "root_rank_exit", shown, root.pos, None,
+                                  "torchrun root cause: exit code, nothing else"))]
     return [Candidate(Finding(f.category, f.strength, f.key, shown, root.pos, None, "torchrun root cause: exit signal"))
             for f in exit_findings(ExitStatus(signal=root.signal), root.pos)]
 

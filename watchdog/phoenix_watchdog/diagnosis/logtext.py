@@ -5,13 +5,15 @@ ANSI colours, ``\\r``-overwritten progress bars, Docker timestamps, launcher pre
 (``[rank3]:``, ``[default0]:``, srun's ``0: ``, ``host:2:``, mpirun's ``[1,3]<stderr>:``) and
 glog headers (``[E321 02:07:08.408 ProcessGroupNCCL.cpp:607]``); any other prefix that many lines
 share is learnt from its shape (`prefixes`). Tracebacks that rich draws in a box are redrawn as
-CPython prints them, and messages glued to a progress bar get their own line. `split_log` removes all of that
+CPython prints them, tracebacks kept in a JSON-lines record's field are written out, and messages
+glued to a progress bar get their own line. `split_log` removes all of that
 and keeps which rank wrote each line, so that interleaved tracebacks of several ranks can be read
 apart. It is the first step of `diagnose` and runs on every line, so it does as little as it can.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import NamedTuple
 
@@ -191,6 +193,30 @@ def unbox(line: str) -> str | None:
     return None
 
 
+_JSON_TRACEBACK = "Traceback (most recent call last):\\n"  # as a JSON string holds it: an escaped newline
+
+
+def expand_json_tracebacks(text: str) -> str:
+    """Write out the tracebacks that JSON-lines loggers keep in a field (``"exception": "Traceback
+    ...\\n..."``) as the lines Python printed, right after their record; the rest is unchanged."""
+    if _JSON_TRACEBACK not in text:  # one substring search: the common case costs nothing more
+        return text
+    out = []
+    for line in text.split("\n"):
+        out.append(line)
+        start = line.find("{")
+        if start < 0 or _JSON_TRACEBACK not in line:
+            continue
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out += [ln for v in record.values() if isinstance(v, str) and v.startswith("Traceback (")
+                    for ln in v.split("\n")]
+    return "\n".join(out)
+
+
 def _split_glued(text: str) -> list[str]:
     """Split where a message was written right after a progress bar, with no newline between."""
     parts = []
@@ -226,7 +252,7 @@ def split_log(text: str) -> list[LogLine]:
     if len(text) > MAX_CHARS:
         cut = text.find("\n", len(text) - MAX_CHARS)
         text = text[cut + 1:] if cut >= 0 else text[-MAX_CHARS:]
-    text = strip_ansi(text)
+    text = expand_json_tracebacks(strip_ansi(text))
     raws = text.split("\n")
     # Prefixes no rule here knows are learnt from the shape the tail's lines share (`prefixes`),
     # once the known launcher prefixes are off; those tail lines are read once, here.

@@ -153,7 +153,9 @@ def _token_regex(t: _Token) -> str:
         rx += r"(?::(?!\S))?"
     else:
         rx = _digits_free(t.text)
-    space = r"(?:\ +|\t)" if t.kind in ("level", "sep") or t.wide else r"[\ \t]?"
+    # A separator owns one space: what follows is the line's own indentation (a traceback's source
+    # lines are told from its frame lines by it). A level name may be padded to a width.
+    space = r"(?:\ |\t)" if t.kind == "sep" else r"(?:\ +|\t)" if t.kind == "level" or t.wide else r"[\ \t]?"
     return rx + space
 
 

@@ -125,9 +125,10 @@ def looks_like_exception(text: str) -> re.Match[str] | None:
     m = _EXC.match(text)
     if not m:
         return None
-    last = m["last"]
-    if last[0].isupper():
+    last = m["last"].lstrip("_")  # private classes too: numpy's _UFuncOutputCastingError, _ArrayMemoryError
+    if last[:1].isupper():
         return m if any(c.islower() for c in last) else None  # "INFO: ..." is a logger, not a class
+    last = m["last"]
     return m if "." in m["type"] and last[0] != "_" or m["type"].startswith("_") else None
 
 

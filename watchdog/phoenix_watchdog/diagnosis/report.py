@@ -72,6 +72,13 @@ def build_diagnosis(winner: Candidate | None, context: Candidate | None, crash: 
         else:
             frames = ()
     user = innermost_user(frames, workspace)
+    if user is None and source is not None:
+        # Reported from outside the user's code (a signal handler at interpreter exit, a library
+        # thread): another traceback of the same failure shows where the code was.
+        other = next((c for c in candidates if c.root is not None and c is not source and c.finding.category == category
+                      and innermost_user(c.frames, workspace) is not None), None)
+        if other is not None:
+            frames, user = other.frames, innermost_user(other.frames, workspace)
     parts: list[str | None] = [f.key]
     if category in _TYPED and exception:
         parts.insert(0, exception.rsplit(".", 1)[-1])

@@ -150,12 +150,13 @@ BUILTIN: tuple[Rule, ...] = (
          ("invalid device ordinal", "cudaErrorInvalidDevice", "CUDA_ERROR_INVALID_DEVICE")),
     Rule("gloo_timeout",
          r"Timed out waiting \d+ms for (?:send|recv) operation to complete|\bwait timeout after \d+ms"
-         r"|gloo/transport/\S+\] Timed out",
+         r"|gloo/transport/\S+\] Timed out|failed to pass monitoredBarrier in \d+ ms",
          Category.NCCL_TIMEOUT, NCCL_TIMEOUT, "kind",
          ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 30000ms "
           "for recv operation to complete",
-          "torch.distributed.DistStoreError: wait timeout after 300000ms, keys: /default_pg/0//cpu//3"),
-         ("Timed out waiting", "wait timeout after", "] Timed out"), kind="nccl_timeout"),
+          "torch.distributed.DistStoreError: wait timeout after 300000ms, keys: /default_pg/0//cpu//3",
+          "RuntimeError: [Rank 0]: Rank 1 failed to pass monitoredBarrier in 2000 ms"),
+         ("Timed out waiting", "wait timeout after", "] Timed out", "monitoredBarrier"), kind="nccl_timeout"),
     # EIO's text in any message: C++ writers (torch.save's) raise it as a RuntimeError with no errno.
     Rule("storage_io_error", r"\[Errno 5\] Input/output error|\bEIO\b|\bfailed with Input/output error"
          r"|: Input/output error\b", Category.DISK_FULL, DISK, "kind",
@@ -164,6 +165,27 @@ BUILTIN: tuple[Rule, ...] = (
           "RuntimeError: write(): fd 17 failed with Input/output error",
           "RuntimeError: unable to flush /scratch/ckpt/opt_state_2.bin: Input/output error"),
          ("Errno 5", "EIO", "Input/output error")),
+    # A pool worker that vanished (killed by a signal, most often the OOM killer) without saying why:
+    # not a bug in the code that used the pool.
+    Rule("pool_worker_died",
+         r"process in the process pool was terminated abruptly|child process terminated abruptly"
+         r"|worker process managed by the executor was unexpectedly terminated",
+         Category.UNKNOWN, LINE, "kind",
+         ("concurrent.futures.process.BrokenProcessPool: A process in the process pool was terminated abruptly "
+          "while the future was running or pending.",
+          "concurrent.futures.process.BrokenProcessPool: A child process terminated abruptly, the process pool "
+          "is not usable anymore",
+          "joblib.externals.loky.process_executor.TerminatedWorkerError: A worker process managed by the "
+          "executor was unexpectedly terminated. This could be caused by a segmentation fault while calling "
+          "the function or by an excessive memory usage causing the Operating System to kill the worker."),
+         ("abruptly", "unexpectedly t"), kind="worker_killed"),
+    # A distributed job started without its launcher's environment (plain python instead of torchrun).
+    Rule("distributed_env_missing",
+         r"environment variable \w+ expected, but not set",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("ValueError: Error initializing torch.distributed using env:// rendezvous: environment variable RANK "
+          "expected, but not set",),
+         ("but not set",)),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
           "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "
@@ -184,6 +206,33 @@ BUILTIN: tuple[Rule, ...] = (
           "Exception: Current loss scale already at minimum - cannot decrease scale anymore. Exiting run.",
           "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding."),
          ("scale already", "decrease", "Minimum loss scale")),
+    # Divergence said in words, or a float that overflowed on its way from a loss (exp(loss) for a
+    # perplexity, int() of an infinite value): the loss blew up, whatever exception carries it.
+    Rule("divergence_words",
+         r"(?i)\b(?:training|train|loss|model|optimi[sz]ation|gradients?)\b[^\n]{0,40}?"
+         r"\b(?:diverged|diverging|exploded|exploding)\b",
+         Category.NAN_DIVERGENCE, LINE, "message",
+         ("RuntimeError: training diverged at step 1840",
+          "ValueError: loss exploded (4.2e+13) at epoch 3",
+          "Exception: Loss is exploding, stopping training"),
+         ("iverg", "xplod")),
+    # NaN reaching an op that checks its input: sampling, a distribution's parameters, metrics.
+    Rule("nan_input_rejected",
+         r"probability tensor contains either `inf`, `nan` or element < 0|constraint Real\(\), but found invalid values"
+         r"|Input contains NaN|Input (?:X )?contains infinity",
+         Category.NAN_DIVERGENCE, LINE, "match",
+         ("RuntimeError: probability tensor contains either `inf`, `nan` or element < 0",
+          "ValueError: Expected parameter loc (Tensor of shape (8, 4)) of distribution Normal(loc: torch.Size([8, 4]), "
+          "scale: torch.Size([8, 4])) to satisfy the constraint Real(), but found invalid values:",
+          "ValueError: Input contains NaN, infinity or a value too large for dtype('float32')."),
+         ("contains", "constraint Real")),
+    Rule("float_overflow",
+         r"OverflowError: math range error|cannot convert float (?:infinity|NaN) to integer",
+         Category.NAN_DIVERGENCE, LINE, "match",
+         ("OverflowError: math range error",
+          "OverflowError: cannot convert float infinity to integer",
+          "ValueError: cannot convert float NaN to integer"),
+         ("range error", "convert float")),
 )
 
 

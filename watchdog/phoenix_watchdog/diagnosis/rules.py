@@ -97,6 +97,17 @@ BUILTIN: tuple[Rule, ...] = (
           "2026-01-07 10:12:44.118 E external/xla/xla/service/gpu/gpu_executable.cc:1021] Out of memory while "
           "trying to allocate 4294967296 bytes."),
          ("RESOURCE_EXHAUSTED", "Out of memory while"), kind="cuda_oom"),
+    # TensorFlow's CPU allocators (cpu, mklcpu) running out is host memory, not a GPU's.
+    Rule("tf_host_oom",
+         r"device:CPU:\d+\}*\s*OOM when allocating|OOM when allocating tensor[^\n]*?device:CPU:\d+"
+         r"|Allocator \((?:mklcpu|cpu)\) ran out of memory|by allocator (?:mklcpu|cpu)\b",
+         Category.HOST_OOM, LINE, "kind",
+         ("tensorflow.python.framework.errors_impl.ResourceExhaustedError: {{function_node __wrapped__RandomStandard"
+          "Normal_device_/job:localhost/replica:0/task:0/device:CPU:0}} OOM when allocating tensor with "
+          "shape[4194304,262144] and type float on /job:localhost/replica:0/task:0/device:CPU:0 by allocator mklcpu",
+          "W0000 00:00:1796424303.366542   32311 bfc_allocator.cc:502] Allocator (mklcpu) ran out of memory trying "
+          "to allocate 4.00TiB (rounded to 4398046511104)requested by op RandomStandardNormal"),
+         ("device:CPU", "Allocator (", "by allocator"), kind="host_oom"),
     Rule("tf_oom",
          r"OOM when allocating tensor|ran out of memory trying to allocate|ResourceExhaustedError",
          Category.CUDA_OOM, LINE, "kind",
@@ -151,10 +162,26 @@ BUILTIN: tuple[Rule, ...] = (
          ("OSError: [Errno 5] Input/output error: '/mnt/lustre/ckpt/step_4000/model.safetensors'",
           "ERROR: writing checkpoint shard 3 failed: EIO"),
          ("Errno 5", "EIO")),
+    # Lightning raises its MisconfigurationException also for a hook that returned the wrong thing:
+    # that is the user's step code, not the Trainer's setup.
+    Rule("lightning_step_return",
+         r"when `\w+_step` returns|`\w+_step` (?:must|should) return|`\w+_step` returned",
+         Category.CODE_BUG, LINE, "message",
+         ("lightning.fabric.utilities.exceptions.MisconfigurationException: In automatic_optimization, when "
+          "`training_step` returns a dict, the 'loss' key needs to be present",),
+         ("_step` return",)),
+    Rule("lightning_monitor",
+         r"conditioned on metric `[^`]+` which is not available|could not find the monitored key",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("RuntimeError: Early stopping conditioned on metric `val_loss` which is not available. Pass in or modify "
+          "your `EarlyStopping` callback to use any of the following: `train_loss`",
+          "lightning.fabric.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "
+          "could not find the monitored key in the returned metrics: ['train_loss', 'epoch', 'step']."),
+         ("which is not available", "monitored key")),
     Rule("lightning_misconfiguration", r"MisconfigurationException", Category.CONFIG_ERROR, LINE, "message",
          ("lightning.fabric.utilities.exceptions.MisconfigurationException: No `training_step()` method defined.",
-          "pytorch_lightning.utilities.exceptions.MisconfigurationException: `ModelCheckpoint(monitor='val_acc')` "
-          "could not find the monitored key in the returned metrics"),
+          "pytorch_lightning.utilities.exceptions.MisconfigurationException: You cannot pass `train_dataloader` or "
+          "`val_dataloaders` to `trainer.fit(datamodule=...)`"),
          ("MisconfigurationException",)),
     Rule("deepspeed_config",
          r"Check batch related parameters|train_batch_size is not equal to micro_batch_per_gpu"
@@ -164,6 +191,92 @@ BUILTIN: tuple[Rule, ...] = (
           "* gradient_acc_step * world_size 64 != 4 * 4 * 2",
           "deepspeed.runtime.config.DeepSpeedConfigError: zero stage 3 requires fp16 or bf16 to be enabled"),
          ("Check batch related", "train_batch_size is not", "DeepSpeedConfigError", "deepspeed_config")),
+    # A checkpoint written for another model configuration (hidden size, vocabulary) than the one built.
+    Rule("state_dict_size_mismatch", r"size mismatch for [\w.]+: copying a param with shape",
+         Category.CONFIG_ERROR, LINE, "kind",
+         ("RuntimeError: Error(s) in loading state_dict for BertForSequenceClassification:\n\tsize mismatch for "
+          "bert.embeddings.word_embeddings.weight: copying a param with shape torch.Size([18, 32]) from checkpoint, "
+          "the shape in current model is torch.Size([30, 32]).",),
+         ("size mismatch for",), kind="state_dict_size_mismatch"),
+    # A library's check of an argument value handed to it from the run's configuration.
+    Rule("estimator_parameter",
+         r"The '\w+' parameter of \w+ must be|Unknown (?:objective|metric) function: `|Invalid Parameter format for \w+"
+         r"|is not a valid (?:SchedulerType|IntervalStrategy|OptimizerNames|SaveStrategy)\b"
+         r"|Could not interpret (?:optimizer|loss|metric|activation|initializer|regularizer) identifier",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("sklearn.utils._param_validation.InvalidParameterError: The 'C' parameter of LogisticRegression must be a "
+          "float in the range (0.0, inf]. Got -1.0 instead.",
+          "xgboost.core.XGBoostError: [22:38:09] /__w/xgboost/xgboost/src/objective/objective.cc:27: Unknown "
+          "objective function: `multi:softmaxx`",
+          "ValueError: 'cosine_warmup' is not a valid SchedulerType, please select one of ['linear', 'cosine']",
+          "ValueError: Could not interpret optimizer identifier: adamw8bit"),
+         ("parameter of", "function: `", "Invalid Parameter format", "is not a valid", "Could not interpret")),
+    # Hydra's short report of a bad override or config group: no traceback, only these lines.
+    Rule("hydra_config",
+         r"^(?:hydra\.errors\.\w+: )?(?:Could not override '[\w.]+'|In '[\w/]+': Could not find '[\w/.-]+'"
+         r"|Could not append to config|Could not load '[\w/.-]+')"
+         r"|^(?:hydra\.errors\.)?(?:OverrideParseException|MissingConfigException)\b",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("Could not override 'optim.lrr'.",
+          "In 'config': Could not find 'optim/sgd'",
+          "hydra.errors.ConfigCompositionException: Could not override 'optim.lrr'."),
+         ("Could not", "OverrideParse", "MissingConfig")),
+    # The Hugging Face hub in offline mode (HF_HUB_OFFLINE, local_files_only) without the files cached:
+    # the model is missing from this machine, not the network down.
+    Rule("hub_offline_cache_miss",
+         r"outgoing traffic has been disabled|Cannot find the requested files in the (?:disk|local) cache"
+         r"|offline mode is enabled|OfflineModeIsEnabled",
+         Category.MISSING_FILE, LINE, "kind",
+         ("huggingface_hub.errors.LocalEntryNotFoundError: Cannot find the requested files in the disk cache and "
+          "outgoing traffic has been disabled. To enable hf.co look-ups and downloads online, set "
+          "'local_files_only' to False.",),
+         ("outgoing traffic", "Cannot find the requested files", "offline mode", "OfflineModeIsEnabled"),
+         kind="hub_offline_cache_miss"),
+    # An HTTP client that could not reach its server (the hub, a metrics endpoint): an outage, not a bug.
+    Rule("http_unreachable",
+         r"^(?:requests|urllib3|httpx\d*|httpcore\d*|aiohttp)\.[\w.]*?(?:Connect\w*|\w*Timeout\w*|NetworkError"
+         r"|ConnectionError|NewConnectionError|RemoteProtocolError)\b"
+         r"|An error happened while trying to locate the files? on the Hub",
+         Category.UNKNOWN, LINE, "kind",
+         ("httpx.ConnectError: [Errno 111] Connection refused",
+          "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries "
+          "exceeded", "httpcore2.ConnectError: [Errno 111] Connection refused",
+          "huggingface_hub.errors.LocalEntryNotFoundError: An error happened while trying to locate the file on the "
+          "Hub and we cannot find the requested files in the local cache. Please check your connection and try again"),
+         ("requests.", "urllib3.", "httpx", "httpcore", "aiohttp.", "An error happened while trying to locate"),
+         kind="network:http"),
+    # A native library's own "could not open" report (XGBoost, TensorFlow's file system layer).
+    Rule("native_file_missing",
+         r"(?:Opening|open(?:ing)?|load(?:ing)?|read(?:ing)?) [^\n]{1,300}? failed: No such file or directory"
+         r"|NOT_FOUND: [^\n]*?(?:No such file or directory|not found)|Unsuccessful TensorSliceReader constructor",
+         Category.MISSING_FILE, LINE, "message",
+         ("xgboost.core.XGBoostError: [22:38:22] /__w/xgboost/xgboost/src/common/io.cc:144: Opening "
+          "models/booster.json failed: No such file or directory",
+          "tensorflow.python.framework.errors_impl.NotFoundError: Unsuccessful TensorSliceReader constructor: "
+          "Failed to find any matching files for ckpt/model-120"),
+         ("failed: No such file", "NOT_FOUND", "TensorSliceReader")),
+    # A command-line parser's refusal from a program whose name has spaces ("Accelerate launch command");
+    # `markers` reads the usual one-word form (``train.py: error: ...``).
+    Rule("usage_error",
+         r"^[\w.-]+(?: [\w.-]+){1,6}: error: (?:unrecognized arguments|the following arguments are required|argument \S+"
+         r"|invalid choice|ambiguous option)",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("Accelerate launch command: error: argument --mixed_precision/--mixed-precision: invalid choice: 'fp17' "
+          "(choose from 'no', 'fp16', 'bf16', 'fp8')",
+          "DeepSpeed launcher: error: the following arguments are required: user_script"),
+         (": error: ",)),
+    # An optional package a requested feature needs ("fp8 requires transformer_engine to be installed").
+    Rule("optional_package",
+         r"requires `?[\w.-]+`?(?: or `?[\w.-]+`?)? (?:to be installed|installed)\b"
+         r"|requires the `?[\w.-]+`? (?:library|package)\b[^\n]*(?:not installed|install)",
+         Category.MISSING_DEPENDENCY, LINE, "message",
+         ("ValueError: Using `fp8` precision requires `transformer_engine` or `torchao` to be installed.",
+          "ImportError: DeepSpeed requires the `deepspeed` package, but it is not installed: pip install deepspeed"),
+         ("requires",)),
+    # Keras' TerminateOnNaN callback stops fit on a NaN or infinite loss (the job decides what follows).
+    Rule("keras_terminate_on_nan", r"Batch \d+: Invalid loss, terminating training",
+         Category.NAN_DIVERGENCE, LINE, "kind",
+         ("Batch 1: Invalid loss, terminating training",), ("Invalid loss, terminating",), kind="nan_loss"),
     Rule("loss_scale_minimum",
          r"loss scale already at minimum|cannot decrease (?:loss )?scale anymore|Minimum loss scale reached",
          Category.NAN_DIVERGENCE, LINE, "kind",

@@ -16,7 +16,8 @@ lightning 2.6, transformers 5, accelerate 1.16, jax 0.10).
 
 Each run copies one framework's folder into a fresh temporary workspace, runs a program there the
 way a job runs (plain ``python``, ``accelerate launch --multi_gpu --num_processes 2`` on CPU
-with gloo, ``torchrun``, or through a prefixer ``pipe``), with stdout and stderr in one pipe as a supervisor captures them, and
+with gloo, ``torchrun``, ``deepspeed --num_gpus 2`` with its CPU accelerator, or through a prefixer
+``pipe``), with stdout and stderr in one pipe as a supervisor captures them, and
 writes ``tests/data/logs/<name>.log``. So that committed logs stay comparable between
 regenerations and carry nothing of this machine, the temporary workspace is rewritten to the run's
 ``root`` (default ``/workspace``: other roots are the same job seen from elsewhere), installed
@@ -54,7 +55,7 @@ class Run:
     name: str
     program: str                 # <framework>/<file>: the framework's folder becomes the workspace
     args: tuple[str, ...] = ()
-    how: str = "python"          # python | accelerate | torchrun
+    how: str = "python"          # python | accelerate | torchrun | deepspeed
     returncode: int = 1
     env: dict[str, str] = field(default_factory=dict)
     extra: bool = False          # needs PHOENIX_CORPUS_PYTHON (packages outside the project's venv)
@@ -70,6 +71,10 @@ HOST_PREFIX = "sed -u 's/^/{}: /'".format
 CRI = (f"{sys.executable} -u -c \"import sys, datetime; [sys.stdout.write(datetime.datetime.now("
        "datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + ' stderr F ' + ln) for ln in sys.stdin]\"")
 CONDA = "/opt/conda/lib/python3.11/site-packages"
+SRUN_LABEL = "sed -u 's/^/1: /'"  # srun --label: the task number before every line
+DOCKER_TS = (f"{sys.executable} -u -c \"import sys, datetime; [sys.stdout.write(datetime.datetime.now("
+             "datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ') + ' ' + ln) for ln in sys.stdin]\"")
+
 
 RUNS: tuple[Run, ...] = (
     # ---- PyTorch Lightning 2.6 --------------------------------------------------------------
@@ -226,6 +231,20 @@ RUNS: tuple[Run, ...] = (
         how="torchrun", extra=True),
     Run("deepspeed_rank_shape_w12", "deepspeed/train.py", ("--kind", "rank_shape", "--train-batch", "32", "--width", "12"),
         how="torchrun", extra=True, pipe=HOST_PREFIX("ds-node-1")),
+    Run("deepspeed_launcher_batch_assert", "deepspeed/train.py", ("--kind", "ok", "--train-batch", "40"),
+        how="deepspeed", extra=True),
+    Run("deepspeed_launcher_rank_shape", "deepspeed/train.py", ("--kind", "rank_shape", "--train-batch", "32"),
+        how="deepspeed", extra=True, root="/scratch/ds/run-11"),
+    # ---- the same failures after a repair inserted lines above, or through other prefixers ----
+    Run("jaxr_shape_matmul_edited", "jax/train.py", ("--kind", "shape_matmul"),
+        edit=("train.py", "# jax.config.update('jax_enable_x64', True)\n\n")),
+    Run("lightning_callback_raise_edited", "lightning/fit_fail.py", ("--kind", "callback"),
+        edit=("fit_fail.py", "import os  # repaired: needed by the logger setup\n\n\n")),
+    Run("hf_labels_out_of_range_srun", "hf/trainer_fail.py", ("--kind", "labels", "--seed", "2"), pipe=SRUN_LABEL),
+    Run("xgboost_objective_docker", "sklearn/fit.py", ("--kind", "objective", "--objective", "multi:softmaxx"),
+        extra=True, pipe=DOCKER_TS),
+    Run("tf_check_numerics_srun", "tf/train.py", ("--kind", "nan", "--batch", "32"), extra=True, pipe=SRUN_LABEL),
+    Run("hydra_missing_key_docker", "hydra/app.py", ("train.batch_size=64",), extra=True, pipe=DOCKER_TS),
     # ---- the same fits reported through a logger: structlog, loguru, rich --------------------
     Run("structlog_sklearn_lengths", "sklearn/logged.py", ("--printer", "structlog"), extra=True),
     Run("structlog_plain_sklearn_lengths", "sklearn/logged.py", ("--printer", "structlog_plain", "--n", "200"),
@@ -262,6 +281,9 @@ def command(run: Run) -> list[str]:
         # GPUs starts torchrun, and the program's Accelerator(cpu=True) joins a gloo group.
         cmd = [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--dynamo_backend", "no", "--main_process_port", str(free_port()), *run.launcher, program, *run.args]
+    elif run.how == "deepspeed":  # DeepSpeed's own launcher, next to the interpreter
+        cmd = [str(Path(python).parent / "deepspeed"), "--num_gpus", "2", "--master_port", str(free_port()),
+               program, *run.args]
     elif run.how == "torchrun":
         cmd = [python, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
                "--master-port", str(free_port()), program, *run.args]

@@ -202,15 +202,19 @@ BUILTIN: tuple[Rule, ...] = (
     Rule("estimator_parameter",
          r"The '\w+' parameter of \w+ must be|Unknown (?:objective|metric) function: `|Invalid Parameter format for \w+"
          r"|is not a valid (?:SchedulerType|IntervalStrategy|OptimizerNames|SaveStrategy)\b"
-         r"|Could not interpret (?:optimizer|loss|metric|activation|initializer|regularizer) identifier",
+         r"|Could not interpret (?:optimizer|loss|metric|activation|initializer|regularizer) identifier"
+         r"|\bis invalid\. (?:Allowed|Supported|Valid) (?:\w+ )?values\b",
          Category.CONFIG_ERROR, LINE, "message",
          ("sklearn.utils._param_validation.InvalidParameterError: The 'C' parameter of LogisticRegression must be a "
           "float in the range (0.0, inf]. Got -1.0 instead.",
           "xgboost.core.XGBoostError: [22:38:09] /__w/xgboost/xgboost/src/objective/objective.cc:27: Unknown "
           "objective function: `multi:softmaxx`",
           "ValueError: 'cosine_warmup' is not a valid SchedulerType, please select one of ['linear', 'cosine']",
-          "ValueError: Could not interpret optimizer identifier: adamw8bit"),
-         ("parameter of", "function: `", "Invalid Parameter format", "is not a valid", "Could not interpret")),
+          "ValueError: Could not interpret optimizer identifier: adamw8bit",
+          "ValueError: Precision 'bf17-mixed' is invalid. Allowed precision values: ('16-true', '16-mixed', "
+          "'bf16-true', 'bf16-mixed', '32-true', '64-true')"),
+         ("parameter of", "function: `", "Invalid Parameter format", "is not a valid", "Could not interpret",
+          "is invalid. ")),
     # Hydra's short report of a bad override or config group: no traceback, only these lines.
     Rule("hydra_config",
          r"^(?:hydra\.errors\.\w+: )?(?:Could not override '[\w.]+'|In '[\w/]+': Could not find '[\w/.-]+'"
@@ -245,16 +249,20 @@ BUILTIN: tuple[Rule, ...] = (
           "Hub and we cannot find the requested files in the local cache. Please check your connection and try again"),
          ("requests.", "urllib3.", "httpx", "httpcore", "aiohttp.", "An error happened while trying to locate"),
          kind="network:http"),
-    # A native library's own "could not open" report (XGBoost, TensorFlow's file system layer).
+    # A library's own "could not find the file" report (XGBoost, TensorFlow's file system layer,
+    # transformers loading a local model directory without its weights).
     Rule("native_file_missing",
          r"(?:Opening|open(?:ing)?|load(?:ing)?|read(?:ing)?) [^\n]{1,300}? failed: No such file or directory"
-         r"|NOT_FOUND: [^\n]*?(?:No such file or directory|not found)|Unsuccessful TensorSliceReader constructor",
+         r"|NOT_FOUND: [^\n]*?(?:No such file or directory|not found)|Unsuccessful TensorSliceReader constructor"
+         r"|\bno file named [\w.]+(?:,? or [\w.]+)*,? found in directory",
          Category.MISSING_FILE, LINE, "message",
          ("xgboost.core.XGBoostError: [22:38:22] /__w/xgboost/xgboost/src/common/io.cc:144: Opening "
           "models/booster.json failed: No such file or directory",
           "tensorflow.python.framework.errors_impl.NotFoundError: Unsuccessful TensorSliceReader constructor: "
-          "Failed to find any matching files for ckpt/model-120"),
-         ("failed: No such file", "NOT_FOUND", "TensorSliceReader")),
+          "Failed to find any matching files for ckpt/model-120",
+          "OSError: Error no file named model.safetensors, or pytorch_model.bin, found in directory "
+          "checkpoints/run-3/final."),
+         ("failed: No such file", "NOT_FOUND", "TensorSliceReader", "no file named")),
     # A command-line parser's refusal from a program whose name has spaces ("Accelerate launch command");
     # `markers` reads the usual one-word form (``train.py: error: ...``).
     Rule("usage_error",

@@ -1,6 +1,6 @@
 """Hugging Face jobs that fail while setting up: TrainingArguments values from the run config that
-transformers refuses, a checkpoint that does not fit the model config, a model the hub cannot
-give (offline, or the endpoint refuses the connection)."""
+transformers refuses, a checkpoint that does not fit the model config, a local model directory
+without its files, a model the hub cannot give (offline, or the endpoint refuses the connection)."""
 
 import argparse
 import os
@@ -49,6 +49,10 @@ def main() -> None:
         os.makedirs("ckpt", exist_ok=True)
         torch.save(model(hidden=32, vocab=18).state_dict(), "ckpt/finetuned.pt")
         load_finetuned("ckpt/finetuned.pt", args.hidden, args.vocab)
+    elif args.kind == "local_dir":
+        model().config.save_pretrained("checkpoints/run-3/final")  # the run died before it wrote its weights
+        encoder = AutoModel.from_pretrained("checkpoints/run-3/final")
+        print(encoder.config)
     elif args.kind == "hub":
         encoder = AutoModel.from_pretrained(args.model)
         print(encoder.config)

@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--kind", required=True)
     ap.add_argument("--resume", default="checkpoints/last.ckpt")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--precision", default="bf17-mixed")
     args = ap.parse_args()
     print(f"lightning {L.__version__}: {args.kind}", flush=True)
     if args.kind == "no_optimizer":
@@ -58,6 +59,8 @@ def main() -> None:
     elif args.kind == "monitor":
         stop = EarlyStopping(monitor="val_loss", patience=3, strict=True)
         trainer(max_epochs=args.epochs, callbacks=[stop]).fit(Regressor(), loader())
+    elif args.kind == "precision":
+        trainer(max_epochs=args.epochs, precision=args.precision).fit(Regressor(), loader())
     elif args.kind == "resume":
         trainer(max_epochs=args.epochs).fit(Regressor(), loader(), ckpt_path=args.resume)
     elif args.kind == "datamodule":

@@ -55,7 +55,7 @@ class Run:
     name: str
     program: str                 # <framework>/<file>: the framework's folder becomes the workspace
     args: tuple[str, ...] = ()
-    how: str = "python"          # python | accelerate | torchrun | deepspeed
+    how: str = "python"          # python | bash (reports a signal) | accelerate | torchrun | deepspeed
     returncode: int = 1
     env: dict[str, str] = field(default_factory=dict)
     extra: bool = False          # needs PHOENIX_CORPUS_PYTHON (packages outside the project's venv)
@@ -245,6 +245,9 @@ RUNS: tuple[Run, ...] = (
         extra=True, pipe=DOCKER_TS),
     Run("tf_check_numerics_srun", "tf/train.py", ("--kind", "nan", "--batch", "32"), extra=True, pipe=SRUN_LABEL),
     Run("hydra_missing_key_docker", "hydra/app.py", ("train.batch_size=64",), extra=True, pipe=DOCKER_TS),
+    Run("hf_killed_mid_epoch", "hf/trainer_fail.py", ("--kind", "killed"), how="bash", returncode=137),
+    Run("hf_killed_mid_epoch_n64", "hf/trainer_fail.py", ("--kind", "killed", "--n", "64"), how="bash",
+        returncode=137, root="/scratch/ft-k"),
     Run("hf_local_dir_empty", "hf/setup_fail.py", ("--kind", "local_dir")),
     Run("hf_local_dir_empty_again", "hf/setup_fail.py", ("--kind", "local_dir"), root="/scratch/u4/ft-9", site=CONDA),
     Run("lightning_precision", "lightning/fit_fail.py", ("--kind", "precision")),
@@ -283,7 +286,7 @@ def free_port() -> int:
 def command(run: Run) -> list[str]:
     python = extra_python() if run.extra else sys.executable
     program = Path(run.program).name
-    if run.how == "python":
+    if run.how in ("python", "bash"):
         cmd = [python, program, *run.args]
     elif run.how == "accelerate":
         # `--cpu` would run one process (accelerate's simple launcher); `--multi_gpu` on a machine without
@@ -300,6 +303,9 @@ def command(run: Run) -> list[str]:
         raise ValueError(run.how)
     if run.pipe:
         return ["bash", "-o", "pipefail", "-c", " ".join(shlex.quote(w) for w in cmd) + " 2>&1 | " + run.pipe]
+    if run.how == "bash":
+        # `&& true` keeps bash from exec'ing python, so bash waits and reports the signal itself.
+        return ["bash", "-c", " ".join(shlex.quote(w) for w in cmd) + " && true"]
     return cmd
 
 

@@ -1,11 +1,14 @@
 """Hugging Face Trainer jobs that fail: a dataset without the model's columns, labels outside the
-classifier's range, a tokenizer asked to pad without a pad token, a loss that turns NaN."""
+classifier's range, a tokenizer asked to pad without a pad token, a loss that turns NaN, a SIGKILL
+in the middle of the progress bar."""
 
 import argparse
+import os
+import signal
 
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tiny import model, sentences, tokenizer
 
@@ -50,6 +53,14 @@ def main() -> None:
     elif args.kind == "no_pad":
         train = encode(texts, [i % 2 for i in range(args.n)], pad=False)
         Trainer(model=model(), args=targs, train_dataset=train).train()
+    elif args.kind == "killed":
+        # The kernel's OOM killer (or a scheduler) ends the job mid-epoch: SIGKILL, no Python report.
+        class Killer(TrainerCallback):
+            def on_step_end(self, targs, state, control, **kw):
+                if state.global_step == 3:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        train = encode(texts, [i % 2 for i in range(args.n)])
+        Trainer(model=model(), args=targs, train_dataset=train, callbacks=[Killer()]).train()
     elif args.kind == "nan":
         with torch.autograd.detect_anomaly():
             train = encode(texts, [i % 2 for i in range(args.n)])

@@ -235,6 +235,11 @@ RUNS: tuple[Run, ...] = (
         how="deepspeed", extra=True),
     Run("deepspeed_launcher_rank_shape", "deepspeed/train.py", ("--kind", "rank_shape", "--train-batch", "32"),
         how="deepspeed", extra=True, root="/scratch/ds/run-11"),
+    Run("deepspeed_fp16_cpu", "deepspeed/train.py", ("--kind", "fp16"), how="deepspeed", extra=True),
+    Run("deepspeed_fp16_cpu_torchrun", "deepspeed/train.py", ("--kind", "fp16", "--width", "16"), how="torchrun",
+        extra=True, root="/scratch/ds/run-12"),
+    Run("deepspeed_launcher_rank_kill", "deepspeed/train.py", ("--kind", "rank_kill"), how="deepspeed", extra=True,
+        returncode=247),
     # ---- the same failures after a repair inserted lines above, or through other prefixers ----
     Run("jaxr_shape_matmul_edited", "jax/train.py", ("--kind", "shape_matmul"),
         edit=("train.py", "# jax.config.update('jax_enable_x64', True)\n\n")),

@@ -29,7 +29,7 @@ from phoenix_watchdog.diagnosis.signature import normalise
 
 KEYS = ("kind", "match", "message")
 # Strengths (see `classify`): the same scale as the built-in rules.
-HARDWARE, DISK, LINE, NCCL_TIMEOUT, USER = 90, 80, 60, 42, 75
+HARDWARE, DISK, LINE, NCCL_TIMEOUT, USER, NATIVE_CRASH, KILLED = 90, 80, 60, 42, 75, 50, 30
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,24 @@ BUILTIN: tuple[Rule, ...] = (
           "OSError: Error no file named model.safetensors, or pytorch_model.bin, found in directory "
           "checkpoints/run-3/final."),
          ("failed: No such file", "NOT_FOUND", "TensorSliceReader", "no file named")),
+    # The DeepSpeed launcher's report of a rank that died of a signal: the kill (or crash) is the
+    # failure; the survivors' "connection reset by peer" is its consequence.
+    Rule("launcher_rank_killed", r"exits with return code = -9\b", Category.UNKNOWN, KILLED, "kind",
+         ("[2026-12-04 23:08:48,357] [ERROR] [launch.py:259:sigkill_handler] ['/usr/bin/python3', '-u', "
+          "'train.py', '--local_rank=1'] exits with return code = -9",),
+         ("return code = -9",), kind="signal:SIGKILL"),
+    Rule("launcher_rank_segfault", r"exits with return code = -11\b", Category.SEGFAULT, NATIVE_CRASH, "kind",
+         ("[ERROR] [launch.py:259:sigkill_handler] ['/usr/bin/python3', '-u', 'train.py', '--local_rank=3'] "
+          "exits with return code = -11",),
+         ("return code = -11",), kind="signal:SIGSEGV"),
+    # A precision the configuration asks for that this device does not have (fp16 on a CPU accelerator).
+    Rule("precision_unsupported",
+         r"\b(?:Type )?(?:fp16|bf16|float16|bfloat16|half|fp8)\b[^\n]{0,20}? (?:is )?not supported on (?:your|this) "
+         r"(?:device|accelerator|hardware|GPU)",
+         Category.CONFIG_ERROR, LINE, "message",
+         ("ValueError: Type fp16 is not supported on your device.",
+          "RuntimeError: bf16 is not supported on this GPU"),
+         ("not supported on",)),
     # A command-line parser's refusal from a program whose name has spaces ("Accelerate launch command");
     # `markers` reads the usual one-word form (``train.py: error: ...``).
     Rule("usage_error",

@@ -1,9 +1,12 @@
 """A DeepSpeed (CPU accelerator, gloo) job under torchrun or the deepspeed launcher that fails:
 batch sizes that do not multiply out (DeepSpeed's config assertion), a ZeRO stage that does not
-exist (its config validation), a forward pass that breaks on one rank."""
+exist (its config validation), fp16 asked of a device without it, a forward pass that breaks on one
+rank, one rank killed by SIGKILL."""
 
 import argparse
 import json
+import os
+import signal
 
 import deepspeed
 import torch
@@ -38,6 +41,8 @@ def main() -> None:
     ap.add_argument("--local_rank", type=int, default=0)
     args = ap.parse_args()
     config = json.loads(DS_CONFIG % {"train_batch": args.train_batch, "micro": args.micro, "stage": args.stage})
+    if args.kind == "fp16":
+        config["fp16"] = {"enabled": True, "initial_scale_power": 16}
     deepspeed.init_distributed(dist_backend="gloo")
     rank = torch.distributed.get_rank()
     model = Net(args.width)
@@ -48,6 +53,8 @@ def main() -> None:
         x = torch.randn(args.micro, args.width)
         if args.kind == "rank_shape" and rank == 1 and step == 2:
             x = torch.randn(args.micro, args.width + 3)
+        if args.kind == "rank_kill" and rank == 1 and step == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
         loss = engine(x).pow(2).mean()
         engine.backward(loss)
         engine.step()

@@ -290,7 +290,7 @@ BUILTIN: tuple[Rule, ...] = (
          ("Accelerate launch command: error: argument --mixed_precision/--mixed-precision: invalid choice: 'fp17' "
           "(choose from 'no', 'fp16', 'bf16', 'fp8')",
           "DeepSpeed launcher: error: the following arguments are required: user_script"),
-         (": error: ",)),
+         ("error: unrecognized", "error: the following", "error: argument", "error: invalid", "error: ambiguous")),
     # An optional package a requested feature needs ("fp8 requires transformer_engine to be installed").
     Rule("optional_package",
          r"requires `?[\w.-]+`?(?: or `?[\w.-]+`?)? (?:to be installed|installed)\b"
@@ -298,7 +298,7 @@ BUILTIN: tuple[Rule, ...] = (
          Category.MISSING_DEPENDENCY, LINE, "message",
          ("ValueError: Using `fp8` precision requires `transformer_engine` or `torchao` to be installed.",
           "ImportError: DeepSpeed requires the `deepspeed` package, but it is not installed: pip install deepspeed"),
-         ("requires",)),
+         ("install",)),
     # Keras' TerminateOnNaN callback stops fit on a NaN or infinite loss (the job decides what follows).
     Rule("keras_terminate_on_nan", r"Batch \d+: Invalid loss, terminating training",
          Category.NAN_DIVERGENCE, LINE, "kind",

@@ -27,7 +27,8 @@ from phoenix_watchdog.diagnosis.nccl import judge_blocks
 from phoenix_watchdog.diagnosis.prefixes import SAMPLE_LINES, find_prefix
 from phoenix_watchdog.diagnosis.pytrace import parse_tracebacks
 from phoenix_watchdog.diagnosis.categories import Category
-from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, user_rules
+from phoenix_watchdog.diagnosis.rulebook import BUILTIN, NEEDLES
+from phoenix_watchdog.diagnosis.rules import Rule, user_rules
 
 D = importlib.import_module("phoenix_watchdog.diagnosis.diagnose")  # the package exports the function under this name
 LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"

@@ -16,7 +16,8 @@ from phoenix_sidecar.errors import ConfigError
 from phoenix_watchdog.diagnosis import ExitStatus, diagnose, explain, user_rules
 from phoenix_watchdog.diagnosis.logtext import LogLine
 from phoenix_watchdog.diagnosis.markers import classify_line
-from phoenix_watchdog.diagnosis.rules import BUILTIN, match_line
+from phoenix_watchdog.diagnosis.rulebook import BUILTIN
+from phoenix_watchdog.diagnosis.rules import match_line
 
 EXAMPLES = [(rule, ex) for rule in BUILTIN for ex in rule.examples]
 

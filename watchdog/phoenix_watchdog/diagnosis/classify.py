@@ -28,7 +28,8 @@ import re
 from dataclasses import dataclass
 
 from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame
-from phoenix_watchdog.diagnosis.rules import BUILTIN, Rule, match_line
+from phoenix_watchdog.diagnosis.rulebook import BUILTIN
+from phoenix_watchdog.diagnosis.rules import Rule, match_line
 from phoenix_watchdog.diagnosis.signature import normalise
 from phoenix_watchdog.diagnosis.usercode import is_user_path, under
 
@@ -53,8 +54,9 @@ _CONFIG_TYPE = re.compile(r"Config|YAML|Yaml|JSONDecode|TOMLDecode|Interpolation
                           r"|ScannerError|ParserError|ConstructorError|OverrideParse")
 _CONFIG_NAME = re.compile(r"(?i)config|conf\b|cfg|settings|hparam|hyperparam|parse_args|args\b|options|opts\b")
 _CONFIG_OWNER = (r"\b(?:cfg|config|conf|configs|hparams|hps|hp|args|opt|opts|options|settings|environ|"
-                 r"params|cfg_\w+|\w+_cfg|\w+_config)\b")
+                 r"cfg_\w+|\w+_cfg|\w+_config)\b")  # not `params`: in JAX/Flax/torch code it is the model's weights
 _CONFIG_ACCESS = re.compile(_CONFIG_OWNER + r"\s*(?:\[|\.get\(|\.\w)")
+_CONFIG_SPLAT = re.compile(r"\*\*\s*" + _CONFIG_OWNER)  # a call that passes the configuration on: f(**cfg)
 _CHILD_SIGNAL = re.compile(r"died with <Signals\.(?P<name>SIG[A-Z]+): \d+>|terminated with signal (?P<name2>SIG[A-Z]+)")
 _CONFIG_FILE = re.compile(r"(?i)(?:^|_)(?:args|arguments|config|configuration|options|settings|hparams)\.py$")
 _VALIDATOR = re.compile(r"__post_init__|__init__|_?(?:validate|check|verify|assert)\w*|_\w*assertion\w*")
@@ -383,6 +385,8 @@ def _is_config_error(err: PyError, workspace: str | None, strict: bool) -> bool:
     inner = frames[-1]
     if err.short_type == "AttributeError" and _VALUE_OBJECT.search(err.message):
         return False
+    if err.short_type == "TypeError" and "unexpected keyword argument" in err.message and _CONFIG_SPLAT.search(inner.source):
+        return True  # the configuration holds a key the callee does not take (renamed or removed in a new version)
     if err.short_type in ("KeyError", "AttributeError") and _CONFIG_ACCESS.search(inner.source):
         # Only when the missing name is the one read from the configuration: ``self.model.trian()``
         # on a line that also reads ``cfg.epochs`` is a misspelled method, not a bad config.

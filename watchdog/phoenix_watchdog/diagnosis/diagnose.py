@@ -32,7 +32,8 @@ from phoenix_watchdog.diagnosis.nccl import judge_blocks
 from phoenix_watchdog.diagnosis.markers import MAX_EVIDENCE_CHARS, Finding, exit_findings, scan_markers
 from phoenix_watchdog.diagnosis.pytrace import PyError, SourceFrame, Traceback, UNRAISABLE, looks_like_exception, parse_tracebacks
 from phoenix_watchdog.diagnosis.report import build_diagnosis, hang_diagnosis
-from phoenix_watchdog.diagnosis.rules import BUILTIN, Rule
+from phoenix_watchdog.diagnosis.rulebook import BUILTIN
+from phoenix_watchdog.diagnosis.rules import Rule
 from phoenix_watchdog.diagnosis.stackparse import crashed_thread, parse_stacks
 from phoenix_watchdog.diagnosis.trends import TREND, divergence_findings
 

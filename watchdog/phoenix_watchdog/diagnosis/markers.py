@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from phoenix_watchdog.diagnosis import classify as C
 from phoenix_watchdog.diagnosis.failure import ExitStatus, signal_name
 from phoenix_watchdog.diagnosis.logtext import LogLine
-from phoenix_watchdog.diagnosis.rules import BUILTIN, NEEDLES, Rule, match_line, trie_regex
+from phoenix_watchdog.diagnosis.rulebook import BUILTIN, NEEDLES
+from phoenix_watchdog.diagnosis.rules import Rule, match_line, trie_regex
 from phoenix_watchdog.diagnosis.signature import normalise
 
 MAX_EVIDENCE_CHARS = 300

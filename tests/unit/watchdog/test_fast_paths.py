@@ -369,3 +369,59 @@ def test_parse_reading_a_message_hands_every_special_line_to_feed(line: str) -> 
     assert fast_parse(lines) == reference_parse(lines)
     long = texts[:4] + ["detail"] * (P.MAX_DETAIL_LINES + 3) + [line, "after"]
     assert fast_parse(as_lines(long, [None])) == reference_parse(as_lines(long, [None]))
+
+
+# --- classify_line's answer reused across a digit-quiet shape (`digits`) ---
+
+from phoenix_watchdog.diagnosis import classify as C  # noqa: E402
+from phoenix_watchdog.diagnosis import digits as G  # noqa: E402
+
+# Every regex `classify_line` asks, and whether it treats all digits alike; those that do not are
+# each behind a word of `digits.DIGIT_WORDS` (the module docstring says which).
+LINE_REGEXES = {M._XID: True, C.HARDWARE_TEXT: True, M._OOM_KILL: True, C.DISK_TEXT: False, C.HOST_OOM_TEXT: False,
+                C.CUDA_OOM_TEXT: True, C.DEVICE_ASSERT_TEXT: True, C.ILLEGAL_TEXT: True, C.DATALOADER_TEXT: True,
+                M._RAISED_FROM: True, M._NATIVE: False, M._ABORT: True, M._DIST_ABORT: True, C.NCCL_TEXT: False,
+                C._NCCL_CODE: True, C._NCCL_ANY_CODE: True, C.NCCL_UNWIND: False, C.PEER_TEXT: True,
+                C.NAN_LINE_TEXT: True, M._ARGPARSE: True, M._KILLED: True, M._SIGNALLED: True}
+
+
+def test_digit_blindness_of_every_regex_classify_line_asks() -> None:
+    assert {rx.pattern: G.digit_blind(rx) for rx in LINE_REGEXES} == {rx.pattern: b for rx, b in LINE_REGEXES.items()}
+    assert not G.digit_blind(r"\bstatus=[1-9]|vendor err \d")  # `_nccl_failure`: behind "status="
+    for pattern, blind in ((r"\d+[\d.]+\w*[^)]\S.", True), (r"(?<![A-Za-z0-9])x{2,40}", True), (r"[0-9a-f]+", True),
+                           (r"Errno 28", False), (r"[1-6]", False), (r"(\d)\1", False), (r"[^0]", False), (r"(", False)):
+        assert G.digit_blind(pattern) is blind, pattern
+
+
+def test_quiet_gate_holds_the_needles_of_digit_reading_rules() -> None:
+    gate = G.quiet_gate(DIGIT_NEEDLE)
+    assert gate.search("w: code 99 x") and gate.search("[Errno 99]") and not gate.search("Watchdog caught collective")
+    assert G.quiet_gate((*user_rules([{"pattern": r"code 4[0-5]", "category": "code_bug"}]), *BUILTIN)) is None
+
+
+MESSAGE_KEYED = (Rule("msg", r"widget \w+ failed", Category.CODE_BUG, key="message", needles=("widget",)), *BUILTIN)
+redigit_texts = st.lists(st.one_of(made_up, st.sampled_from(CORPUS_LINES),
+                                   st.sampled_from(["widget 3 failed at step 12", "NVRM: Xid (PCI:0000:3b:00): 43, pid=1",
+                                                    "Signal 15 (SIGTERM) received", "exitcode: -9", "w: code 42 x",
+                                                    "NCCL INFO proxy.cc:12 -> 6", "NCCL WARN status=3 x",
+                                                    "loss 1 is nan", "p: error: argument --lr 3"])), max_size=30)
+
+
+@SETTINGS
+@given(base=redigit_texts, digits=st.lists(st.integers(0, 9), min_size=1, max_size=6),
+       rules=st.sampled_from([BUILTIN, USER_RULES, DIGIT_NEEDLE, MESSAGE_KEYED]))
+def test_scan_reusing_shapes_equals_reference(base: list[str], digits: list[int], rules) -> None:
+    """Lines of one shape with other digits: the reused answer is each line's own."""
+    cycle = itertools.cycle(digits)
+    others = [re.sub(r"\d", lambda m: str(next(cycle)), t) for t in base]
+    lines = as_lines([t for pair in zip(base, others) for t in pair], [None, "rank1"])
+    assert M.scan_markers(lines, set(), rules) == reference_scan(lines, set(), rules)
+
+
+def test_scan_reusing_shapes_equals_reference_on_a_storm() -> None:
+    storm = CORPUS["gpu_nccl_timeout_8ranks.log"]
+    text = "".join(storm.replace("[rank", f"[rank{k}").replace("Rank ", f"Rank {k}") for k in range(6))
+    lines = split_log(text)
+    code: set[int] = set()
+    parse_tracebacks(lines, code)
+    assert M.scan_markers(lines, code) == reference_scan(lines, code)

@@ -96,6 +96,7 @@ NCCL_RESULTS = {1: "ncclUnhandledCudaError", 2: "ncclSystemError", 3: "ncclInter
                 4: "ncclInvalidArgument", 5: "ncclInvalidUsage", 6: "ncclRemoteError"}
 NCCL_UNWIND = re.compile(r"NCCL INFO \S+:\d+ -> (?P<code>[1-6])\b")
 _NCCL_CODE = re.compile(r"\bnccl(?:UnhandledCuda|System|Internal|InvalidArgument|InvalidUsage|Remote)Error\b")
+_NCCL_ANY_CODE = re.compile(r"\bnccl[A-Z]\w*Error\b")  # compiled once: nccl_key runs per storm line
 NCCL_RESULT_TEXTS = (("unhandled cuda error", 1), ("unhandled system error", 2), ("internal error", 3),
                       ("invalid argument", 4), ("invalid usage", 5), ("remote process exited", 6))
 PEER_TEXT = re.compile(r"Connection (?:closed|reset) by (?:remote )?peer|remote process exit|ncclRemoteError"
@@ -284,7 +285,7 @@ def dataloader_key(text: str) -> str:
 
 def nccl_key(text: str) -> str:
     """The NCCL result code when named (``ncclRemoteError``), else the kind of transport failure."""
-    m = _NCCL_CODE.search(text) or re.search(r"\bnccl[A-Z]\w*Error\b", text)
+    m = _NCCL_CODE.search(text) or _NCCL_ANY_CODE.search(text)
     if m:
         return m.group(0)
     if m := NCCL_UNWIND.search(text):

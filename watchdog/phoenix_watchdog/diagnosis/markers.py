@@ -20,6 +20,7 @@ import signal
 from dataclasses import dataclass
 
 from phoenix_watchdog.diagnosis import classify as C
+from phoenix_watchdog.diagnosis.digits import quiet_gate, text_keyed
 from phoenix_watchdog.diagnosis.failure import ExitStatus, signal_name
 from phoenix_watchdog.diagnosis.logtext import LogLine
 from phoenix_watchdog.diagnosis.rulebook import BUILTIN, NEEDLES
@@ -120,12 +121,20 @@ def scan_markers(lines: list[LogLine], skip: set[int], rules: tuple[Rule, ...] =
     seen: dict[str, Finding | None] = {}
     masks: dict[str, tuple[bool, ...]] = {}
     guards = _shape_guards(rules)
+    # A digit-quiet shape's lines all get its first line's answer, each with its own text (`digits`).
+    quiet, keyed, shaped = quiet_gate(rules), text_keyed(rules), {}
     for i in sorted(hits - skip):
         ln = lines[i]
         if ln.text not in seen:
-            if (mask := masks.get(folded[i])) is None:
-                mask = masks[folded[i]] = tuple(g is None or g.search(folded[i]) is not None for g in guards)
-            seen[ln.text] = f = classify_line(ln, rules, mask)
+            if (shape := folded[i]) in shaped:
+                f = shaped[shape] and _relined(shaped[shape], ln)
+            else:
+                if (mask := masks.get(shape)) is None:
+                    mask = masks[shape] = tuple(g is None or g.search(shape) is not None for g in guards)
+                f = classify_line(ln, rules, mask)
+                if quiet is not None and quiet.search(shape) is None and _shape_keyed(f, keyed):
+                    shaped[shape] = f
+            seen[ln.text] = f
         elif (f := seen[ln.text]) is not None:
             f = _moved(f, ln.pos, ln.stream)
         # A message hard-wrapped onto the next line (depends on the neighbours: not cached). Only a
@@ -148,6 +157,20 @@ def _moved(f: Finding, pos: int, stream: str | None) -> Finding:
     fields["pos"] = pos
     fields["stream"] = stream
     return g
+
+
+def _relined(f: Finding, ln: LogLine) -> Finding:
+    """``f`` (another line's finding of the same digit-quiet shape) for ``ln``: its own text and place."""
+    g = _moved(f, ln.pos, ln.stream)
+    g.__dict__["line"] = ln.text.strip()[:MAX_EVIDENCE_CHARS]
+    return g
+
+
+def _shape_keyed(f: Finding | None, text_keyed: frozenset[str]) -> bool:
+    """Whether ``f``'s key is the same for every line of its digit-quiet shape: not read from the
+    text through `normalise` (which keeps some digits), and holding no digit of the line's own."""
+    return f is None or (f.category not in ("nan_divergence", "config_error") and f.rule not in text_keyed
+                         and not any(c.isdigit() for c in f.key))
 
 
 def _fold(texts: list[str]) -> list[str]:

@@ -1,6 +1,7 @@
 """slurm: the runtime of `phoenix watch --slurm-job`, supervising a batch job through the Slurm scheduler.
 
-It reads the job with the Slurm commands, follows its output files on the shared file system,
+It reads the job through ``slurmrestd`` when ``slurm_rest_url`` is set, else with the Slurm
+commands (`api.connect`), follows its output files on the shared file system,
 and acts through the scheduler (requeue, exclude or drain a node, signal the steps). It may import
 `phoenix_sidecar.runtime.base` and `output`, the settings schema, `errors` and the watchdog (file
 tails, the diagnosis's marker scan); nothing imports it but the runtime face's `create`.
@@ -8,6 +9,7 @@ tails, the diagnosis's marker scan); nothing imports it but the runtime face's `
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from phoenix_sidecar.runtime.base import RuntimeContext
@@ -23,9 +25,11 @@ __all__ = ["create"]
 def create(settings: Settings, context: RuntimeContext) -> SlurmRuntime:
     """The runtime of `phoenix watch --slurm-job`: the job named by ``slurm_job``, its output from its
     output files on the shared file system to the run log (and Phoenix's own stdout with ``echo``)."""
+    from phoenix_sidecar.runtime.slurm.api import connect
     from phoenix_sidecar.runtime.slurm.runtime import SlurmRuntime
 
     listeners = [context.record] if context.record else []
     if context.echo:
         listeners.append(echo)
-    return SlurmRuntime(settings, context.heartbeat, listeners=listeners, handled_until=context.handled_until)
+    return SlurmRuntime(settings, context.heartbeat, listeners=listeners, handled_until=context.handled_until,
+                        client=connect(settings, os.environ))

@@ -149,6 +149,13 @@ class SlurmClient:
             raise RuntimeUnavailable(f"Slurm knows no job {job_id}")
         return job_from_fields(parse_fields(out[0]))
 
+    def ping(self) -> str:
+        """``scontrol ping``'s answer (``Slurmctld(primary) at host is UP``), or `RuntimeUnavailable`."""
+        out = self._call("scontrol", "ping").strip()
+        if "DOWN" in out:
+            raise RuntimeUnavailable(f"scontrol ping: {out.splitlines()[0]}")
+        return out.splitlines()[0] if out else "no answer"
+
     def hostnames(self, hostlist: str) -> list[str]:
         """``n[1-2]`` -> ``["n1", "n2"]``."""
         if not hostlist:

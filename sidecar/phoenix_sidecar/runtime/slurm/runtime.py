@@ -33,6 +33,7 @@ from phoenix_sidecar.errors import RuntimeUnavailable
 from phoenix_sidecar.runtime.base import EngineCause, OutputListener, RunEnd, engine_cause, engine_end
 from phoenix_sidecar.runtime.output import wait_quiet
 from phoenix_sidecar.runtime.slurm import ends
+from phoenix_sidecar.runtime.slurm.api import SlurmApi
 from phoenix_sidecar.runtime.slurm.client import JobInfo, SlurmClient
 from phoenix_sidecar.runtime.slurm.output import JobOutput
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
@@ -65,18 +66,18 @@ class SlurmRuntime:
             ``slurm_timeout_is_failure``, ``dump_signal``, ``stack_dump_timeout_seconds``.
         heartbeat: fed by the job's output files; paused while the job is queued.
         listeners: receive every block of the job's output (run log, console).
-        client: the Slurm commands (a test may pass its own).
+        client: how Slurm is asked (`api.connect`: slurmrestd or the commands; a test may pass its own).
         handled_until: wall time up to which Phoenix already dealt with this job (the state's last
             update): a failure found at the first start after that was never handled, and is the first
             run's end instead of being requeued silently.
     """
 
     def __init__(self, settings: Settings, heartbeat: Heartbeat, *, listeners: Sequence[OutputListener] = (),
-                 client: SlurmClient | None = None, handled_until: float | None = None,
+                 client: SlurmApi | None = None, handled_until: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._heartbeat = heartbeat
-        self._client = client or SlurmClient()
+        self._client: SlurmApi = client or SlurmClient()
         self._handled_until = handled_until
         self._clock = clock
         self._output = JobOutput(heartbeat, listeners, task_pattern=settings.slurm_task_output)

@@ -49,6 +49,25 @@ def test_rank_1_code_bug_is_repaired_and_requeued_reading_slurm_through_rest(
     assert "training finished" in (ws / f"slurm-{job}.out").read_text()
     log = slurm.rest_log()
     assert f"GET /slurm/{REST_API}/jobs" in log and f"GET /slurm/{REST_API}/job/{job}" in log  # found and read by REST
+    status = run_phoenix(["status", "-w", str(ws)], cwd=ws, env=rest_env(slurm, rest_url))
+    assert f"slurm:      job {job} COMPLETED on n1,n2; 1 requeue by Phoenix" in status.stdout.decode(), status.stdout
+
+
+def test_doctor_checks_slurm_through_rest(slurm: SlurmCluster, rest_url: str, tmp_path: Path) -> None:
+    ws = workspace(tmp_path, "ws")
+    job = submit(slurm, ws, "doctorjob", steps=200, step_seconds=0.5)
+    result = run_phoenix(["doctor", "--skip", "gpu", "--skip", "llm", "--json", "-w", str(ws)], cwd=ws,
+                         env={**rest_env(slurm, rest_url), "PHOENIX_SLURM_JOB": "doctorjob"})
+    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
+    for name in ("slurm commands", "slurm conf", "slurm controller", "slurm rest", "slurm job", "slurm drain"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert f"job {job} (doctorjob)" in checks["slurm job"]["detail"]
+    assert checks["slurm lock"]["status"] in ("ok", "warn")  # the test's workspace is on a local file system
+    down = run_phoenix(["doctor", "--skip", "gpu", "--skip", "llm", "--json", "-w", str(ws)], cwd=ws,
+                       env={**rest_env(slurm, f"unix:{tmp_path}/none.sock"), "PHOENIX_SLURM_JOB": "doctorjob"})
+    assert down.returncode == 1
+    rest = {c["check"]: c for c in json.loads(down.stdout)["checks"]}["slurm rest"]
+    assert rest["status"] == "fail" and f"unix:{tmp_path}/none.sock does not answer" in rest["detail"]
 
 
 def test_preemption_read_through_rest_is_not_a_failure(slurm: SlurmCluster, rest_url: str, tmp_path: Path) -> None:

@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from phoenix_sidecar.config.schema import Settings
     from phoenix_sidecar.runtime.slurm.runtime import SlurmRuntime
 
-__all__ = ["create"]
+__all__ = ["create", "doctor_checks"]
+
+
+def doctor_checks(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """`phoenix doctor`'s Slurm checks: (name, ok/warn/fail, what was found, how to fix it) each."""
+    from phoenix_sidecar.runtime.slurm import checks as slurm_checks
+    from phoenix_sidecar.runtime.slurm.api import connect
+
+    found = slurm_checks.checks(settings, os.environ, connect(settings, os.environ))
+    return [(c.name, c.status, c.detail, c.fix) for c in found]
 
 
 def create(settings: Settings, context: RuntimeContext) -> SlurmRuntime:

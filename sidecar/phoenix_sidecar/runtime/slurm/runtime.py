@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import RuntimeUnavailable
-from phoenix_sidecar.runtime.base import EngineCause, OutputListener, RunEnd, engine_cause, engine_end
+from phoenix_sidecar.runtime.base import EngineCause, EngineJob, OutputListener, RunEnd, engine_cause, engine_end
 from phoenix_sidecar.runtime.output import wait_quiet
 from phoenix_sidecar.runtime.slurm import ends
 from phoenix_sidecar.runtime.slurm.api import SlurmApi
-from phoenix_sidecar.runtime.slurm.client import JobInfo, SlurmClient
+from phoenix_sidecar.runtime.slurm.client import JOB_STATES, JobInfo, SlurmClient
 from phoenix_sidecar.runtime.slurm.output import JobOutput
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
@@ -192,6 +192,15 @@ class SlurmRuntime:
                 else:
                     time.sleep(min(1.0, self._settings.slurm_poll_seconds))
         return self._finish(run)
+
+    def engine_job(self) -> EngineJob | None:
+        """The job as last read (any thread may ask: the metrics read it at scrape time)."""
+        info, run = self.last, self._run
+        if info is None:
+            return None
+        nodes = run.nodes if run is not None and run.nodes else ([info.nodes] if info.nodes else [])
+        return EngineJob("slurm", info.job_id, info.state if info.state in JOB_STATES else "OTHER", tuple(nodes),
+                         tuple(self.excluded), self.requeues, info.restarts)
 
     def wakeup(self) -> None:
         with self._cond:

@@ -26,7 +26,7 @@ from phoenix_sidecar.runtime.slurm.api import connect, rest_token
 from phoenix_sidecar.runtime.slurm.client import SlurmClient, job_from_fields, parse_fields
 from phoenix_sidecar.runtime.slurm.rest import SlurmRest, parse_url
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "slurmrest" / "v0.0.38"
+DATA = Path(__file__).resolve().parents[2] / "data" / "slurmrest" / "v0.0.38"
 JOBS = sorted(p.stem for p in DATA.glob("job_*.json") if p.stem != "job_unknown")
 NODES = sorted(p.stem for p in DATA.glob("node_*.json"))
 OPENAPI = {"paths": {"/slurm/v0.0.38/ping": {}, "/slurm/v0.0.38/jobs": {}, "/slurm/v0.0.37/ping": {}}}

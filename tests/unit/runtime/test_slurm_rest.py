@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socketserver
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -159,6 +160,33 @@ def test_the_client_reads_jobs_nodes_and_finds_a_job_by_name(daemon: tuple[str, 
         api.find("nope")
     with pytest.raises(RuntimeUnavailable, match="Slurm knows no job 999999"):
         api.job("999999")
+
+
+def test_once_the_daemon_answered_a_failing_read_goes_through_the_commands(
+        daemon: tuple[str, type[_Handler]], caplog: pytest.LogCaptureFixture) -> None:
+    url, handler = daemon
+    f = fixture("job_signalled")
+    job_id = f["path"].rsplit("/", 1)[1]
+    asked: list[list[str]] = []
+
+    def runner(args, timeout):  # type: ignore[no-untyped-def]
+        asked.append(list(args))
+        return subprocess.CompletedProcess(list(args), 0, f["scontrol"] + "\n", "")
+
+    api = SlurmRest(url, commands=SlurmClient(runner=runner))
+    assert api.job(job_id).exit_signal == 9 and not asked
+    # What a real daemon answered once under load: a Slurm error that is no "no such job".
+    unspecified = {"errors": [{"description": f"Unable to find JobId={job_id}", "error_number": -1,
+                               "error": "Unspecified error"}], "jobs": []}
+    handler.routes = {**handler.routes, f["path"]: (200, json.dumps(unspecified).encode())}
+    assert api.job(job_id).exit_signal == 9
+    assert asked == [["scontrol", "-o", "show", "job", job_id]]
+    assert "reading Slurm through its commands" in caplog.text
+    handler.routes = _routes()
+    assert api.job(job_id).exit_signal == 9 and len(asked) == 1 and "answers again" in caplog.text
+    with pytest.raises(RuntimeUnavailable, match="Slurm knows no job 999999"):  # an answer, not an outage
+        api.job("999999")
+    assert len(asked) == 1
 
 
 def test_the_token_is_sent_and_never_shown(daemon: tuple[str, type[_Handler]]) -> None:

@@ -14,6 +14,11 @@ must be allowed to read the job) or ``http://host:port`` (``rest_auth/jwt``: the
 ``X-SLURM-USER-TOKEN`` with the user in ``X-SLURM-USER-NAME``). The token is never logged, never
 put in an error and not shown by ``repr``. The daemon's API versions are probed on first use from
 ``/openapi``; one Phoenix does not know is refused with the versions it serves.
+
+A daemon that never answered is a configuration error and is named as such. One that answered and
+then fails (restarted, overloaded, a Slurm error in its answer) is read around: the same read goes
+through the commands, with one warning, until the daemon answers again, so a REST outage does not
+stall supervision.
 """
 
 from __future__ import annotations
@@ -25,14 +30,19 @@ import logging
 import re
 import socket
 import urllib.parse
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from phoenix_sidecar.errors import RuntimeUnavailable
 from phoenix_sidecar.runtime.slurm import restjson
 from phoenix_sidecar.runtime.slurm.client import JobInfo, SlurmClient
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class _Answer(RuntimeUnavailable):
+    """Slurm's definite answer through the daemon (no such job): not an outage to read around."""
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -86,6 +96,8 @@ class SlurmRest:
         self._commands = commands or SlurmClient(timeout=timeout)
         self._timeout = timeout
         self._version: str | None = None
+        self._answered = False  # the daemon answered once: a later failure is an outage, not a mistake
+        self._around: str | None = None  # why reads go through the commands now
 
     def __repr__(self) -> str:
         return f"SlurmRest({self.url!r}, token={'<redacted>' if self._token else None})"
@@ -147,6 +159,26 @@ class SlurmRest:
             raise RuntimeUnavailable(f"slurmrestd at {self.url}: GET {path}: HTTP {status}")
         return answer
 
+    def _read(self, rest: Callable[[], _T], commands: Callable[[], _T]) -> _T:
+        """``rest()``; once the daemon has answered, ``commands()`` while it fails."""
+        try:
+            result = rest()
+        except _Answer:
+            self._answered = True
+            raise
+        except RuntimeUnavailable as exc:
+            if not self._answered:
+                raise
+            if self._around is None:
+                self._around = str(exc)
+                log.warning("%s; reading Slurm through its commands until slurmrestd answers again", exc)
+            return commands()
+        self._answered = True
+        if self._around is not None:
+            log.warning("slurmrestd at %s answers again; reading Slurm through it", self.url)
+            self._around = None
+        return result
+
     # -- reading -------------------------------------------------------------------------------
     def ping(self) -> str:
         """``primary UP`` per controller, or `RuntimeUnavailable`."""
@@ -157,20 +189,26 @@ class SlurmRest:
         """The job id of ``ident``: a job id, an array task ``123_4``, or a job name (the newest)."""
         if re.fullmatch(r"\d+(_\d+)?", ident):
             return ident
+        return self._read(lambda: self._find(ident), lambda: self._commands.find(ident))
+
+    def _find(self, ident: str) -> str:
         ids = [int(j["job_id"]) for j in self._get("/jobs").get("jobs", []) if j.get("name") == ident]
         if not ids:
-            raise RuntimeUnavailable(f"no Slurm job named {ident!r} (slurmrestd at {self.url} knows none)")
+            raise _Answer(f"no Slurm job named {ident!r} (slurmrestd at {self.url} knows none)")
         return str(max(ids))
 
     def job(self, job_id: str) -> JobInfo:
+        return self._read(lambda: self._job(job_id), lambda: self._commands.job(job_id))
+
+    def _job(self, job_id: str) -> JobInfo:
         try:
             jobs = self._get(f"/job/{urllib.parse.quote(job_id)}").get("jobs") or []
         except RuntimeUnavailable as exc:
             if "Invalid job id" in str(exc):
-                raise RuntimeUnavailable(f"Slurm knows no job {job_id} (slurmrestd at {self.url})") from exc
+                raise _Answer(f"Slurm knows no job {job_id} (slurmrestd at {self.url})") from exc
             raise
         if not jobs:
-            raise RuntimeUnavailable(f"Slurm knows no job {job_id} (slurmrestd at {self.url})")
+            raise _Answer(f"Slurm knows no job {job_id} (slurmrestd at {self.url})")
         return restjson.job_from_rest(jobs[0])
 
     def node_states(self, nodes: Sequence[str]) -> dict[str, str]:
@@ -178,8 +216,8 @@ class SlurmRest:
         if not nodes:
             return {}
         wanted = set(nodes)
-        return {str(n["name"]): restjson.node_state(n) for n in self._get("/nodes").get("nodes", [])
-                if n.get("name") in wanted}
+        return self._read(lambda: {str(n["name"]): restjson.node_state(n) for n in self._get("/nodes").get("nodes", [])
+                                   if n.get("name") in wanted}, lambda: self._commands.node_states(nodes))
 
     def hostnames(self, hostlist: str) -> list[str]:
         return self._commands.hostnames(hostlist)  # local: no controller involved

@@ -87,7 +87,8 @@ class SlurmRuntime:
         self._run: _Run | None = None
         self.excluded: list[str] = []  # nodes Phoenix excluded from the job
         self._to_exclude: list[str] = []
-        self.requeues = 0  # requeues Phoenix made
+        self.requeues = 0  # requeues Phoenix made (scontrol requeuehold)
+        self._hostnames: tuple[str, list[str]] = ("", [])  # the last run's hostlist, expanded
         self._launch_failures = 0
         self._outage_since: float | None = None
         self.last: JobInfo | None = None  # the latest reading, for status
@@ -181,7 +182,7 @@ class SlurmRuntime:
                           tail=self._output.tail.text(), stopped_for="shutdown")
         run.hang, run.stopped_for = hang, reason
         if run.ended is None:
-            self._client.requeue_hold(self._job_id)
+            self._requeue_hold(self._job_id)
             deadline = self._clock() + max(60.0, self._settings.kill_grace_seconds * 3)
             while run.ended is None:
                 info = self._read()
@@ -195,10 +196,10 @@ class SlurmRuntime:
 
     def engine_job(self) -> EngineJob | None:
         """The job as last read (any thread may ask: the metrics read it at scrape time)."""
-        info, run = self.last, self._run
+        info, (hostlist, expanded) = self.last, self._hostnames
         if info is None:
             return None
-        nodes = run.nodes if run is not None and run.nodes else ([info.nodes] if info.nodes else [])
+        nodes = expanded if hostlist == info.nodes else ([info.nodes] if info.nodes else [])
         return EngineJob("slurm", info.job_id, info.state if info.state in JOB_STATES else "OTHER", tuple(nodes),
                          tuple(self.excluded), self.requeues, info.restarts)
 
@@ -245,6 +246,7 @@ class SlurmRuntime:
     def _begin(self, info: JobInfo) -> None:
         self._run = _Run(info.run_key, info.start_time or time.time(), self._client.hostnames(info.nodes),
                          info.num_tasks)
+        self._hostnames = (info.nodes, self._run.nodes)
         self._heartbeat.resume()
         self._heartbeat.reset()
 
@@ -269,7 +271,7 @@ class SlurmRuntime:
         info = self._settled(info)
         held_by_us = False
         if info.finished:
-            self._client.requeue_hold(job_id)
+            self._requeue_hold(job_id)
             held_by_us = True
         elif self._to_exclude and not info.held:
             self._client.hold(job_id)
@@ -282,6 +284,9 @@ class SlurmRuntime:
         if held_by_us or info.held:
             self._client.release(job_id)
         self._client.start_now(job_id)
+
+    def _requeue_hold(self, job_id: str) -> None:
+        self._client.requeue_hold(job_id)
         self.requeues += 1
 
     def _settled(self, info: JobInfo) -> JobInfo:

@@ -9,6 +9,7 @@ daemon with ``rest_auth/jwt`` that refuses the token (this Debian's controller h
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -41,8 +42,9 @@ def test_rank_1_code_bug_is_repaired_and_requeued_reading_slurm_through_rest(
                           "--set", f"llm_cmd={sys.executable} {standin}"], cwd=ws, env=rest_env(slurm, rest_url),
                          timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
-    first = state(ws)["incidents"][0]
-    assert (first["category"], first["action"]) == ("code_bug", "repair"), first
+    # The code bug's incident (a gloo port taken by another test on this machine can come first).
+    first = next(i for i in state(ws)["incidents"] if i["category"] == "code_bug")
+    assert first["action"] == "repair", first
     assert "NameError" in first["summary"] and "rank 1 on node n2" in first["summary"], first["summary"]
     assert first["repair"]["outcome"] == "promoted"
     assert job_field(slurm, job, "JobState") == "COMPLETED" and int(job_field(slurm, job, "Restarts")) >= 1
@@ -50,7 +52,11 @@ def test_rank_1_code_bug_is_repaired_and_requeued_reading_slurm_through_rest(
     log = slurm.rest_log()
     assert f"GET /slurm/{REST_API}/jobs" in log and f"GET /slurm/{REST_API}/job/{job}" in log  # found and read by REST
     status = run_phoenix(["status", "-w", str(ws)], cwd=ws, env=rest_env(slurm, rest_url))
-    assert f"slurm:      job {job} COMPLETED on n1,n2; 1 requeue by Phoenix" in status.stdout.decode(), status.stdout
+    line = re.search(rf"slurm: +job {job} COMPLETED on n1,n2; (\d+) requeues? by Phoenix, (\d+) restart\(s\) in all",
+                     status.stdout.decode())
+    assert line, status.stdout
+    # Every requeue here is Phoenix's (the repair's, and a launch Slurm may fail right after one).
+    assert int(line[1]) == int(line[2]) == int(job_field(slurm, job, "Restarts")) >= 1
 
 
 def test_doctor_checks_slurm_through_rest(slurm: SlurmCluster, rest_url: str, tmp_path: Path) -> None:

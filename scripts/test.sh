@@ -17,6 +17,7 @@ command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 command -v git >/dev/null || need_apt+=(git)
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
+command -v slurmrestd >/dev/null || [ -x /usr/sbin/slurmrestd ] || need_apt+=(slurmrestd)
 command -v munged >/dev/null || [ -x /usr/sbin/munged ] || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}" >&2

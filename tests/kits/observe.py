@@ -53,6 +53,7 @@ def full_scrape() -> str:
     from phoenix_sidecar import events as ev
     from phoenix_sidecar.observe.observability import Observability
     from phoenix_sidecar.config.schema import Settings
+    from phoenix_sidecar.runtime.base import EngineJob
     from phoenix_watchdog.heartbeat import Heartbeat
 
     nv = load_fakenvml().eight_gpus()
@@ -60,7 +61,8 @@ def full_scrape() -> str:
 
     bus, hb = ev.EventBus(), Heartbeat(60.0, progress=ProgressTracker(warmup_steps=0, timeout_min=1.0))
     obs = Observability(Settings(metrics_addr="", gpu_poll_seconds=0.1, gpu_max_power_ratio=0.95), bus, hb,
-                        target="t", disk_paths=[str(Path(__file__).parent)], nvml=nv)
+                        target="t", disk_paths=[str(Path(__file__).parent)], nvml=nv,
+                        engine_job=lambda: EngineJob("slurm", "7", "RUNNING", ("n1",), ("n2",), 1, 1))
     obs.start()
     try:
         hb.beat("stdout")

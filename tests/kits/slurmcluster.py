@@ -10,13 +10,22 @@ Settings chosen for tests: ``cred_expire=10`` (a requeued job may run again afte
 ``SlurmdTimeout=10`` (a killed ``slurmd`` marks its node DOWN soon), ``KillWait=3``, a low
 partition preempted (REQUEUE, grace 3 s) by a high one, and two fake GPUs per node for GRES.
 
+`start_rest` adds ``slurmrestd`` (the REST API, v0.0.38 on Debian's 22.05): it refuses to run as
+root, so it runs as ``nobody``, which must reach ``slurm.conf`` and the munge socket (the cluster's
+directory and its parents get the search bit, the munge directory too; nothing becomes listable or
+writable). On a unix socket with ``rest_auth/local`` (root, the tests' user, may connect; the daemon
+acts as ``nobody``); on a TCP port with ``rest_auth/jwt`` (this Debian's controller has no
+``auth/jwt``, so every token is refused there: what the refused-token test needs).
+
 As a script (what ``scripts/slurm-env.sh`` runs): ``python tests/kits/slurmcluster.py start DIR``
-prints the ``SLURM_CONF`` to export; ``... stop DIR`` stops it.
+prints the ``SLURM_CONF`` to export (``start-rest DIR`` also starts slurmrestd and prints its
+``PHOENIX_SLURM_REST_URL``); ``... stop DIR`` stops it.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -27,6 +36,7 @@ from pathlib import Path
 
 NODES = ("n1", "n2")
 BINARIES = ("munged", "slurmctld", "slurmd", "scontrol", "sbatch", "squeue")
+REST_API = "v0.0.38"  # the API version the REST daemon is started with (the one Phoenix reads)
 
 
 def missing_binaries() -> list[str]:
@@ -76,6 +86,7 @@ class SlurmCluster:
         self.conf = self.root / "slurm.conf"
         self.munge_socket = self.root / "munge" / "munge.sock"
         self.host = socket.gethostname()
+        self.rests: dict[str, subprocess.Popen[bytes]] = {}  # URL -> slurmrestd
 
     # -- environment ---------------------------------------------------------------------------
     @property
@@ -105,8 +116,60 @@ class SlurmCluster:
         self._wait(lambda: self.idle_nodes() >= set(NODES), timeout, "both nodes idle")
         return self
 
+    def start_rest(self, listen: str | None = None, *, auth: str = "rest_auth/local", timeout: float = 30.0) -> str:
+        """Start ``slurmrestd`` as ``nobody``; returns Phoenix's ``slurm_rest_url`` for it.
+
+        Args:
+            listen: ``unix:PATH`` or ``HOST:PORT``; None: a unix socket ``rest/slurmrestd.sock`` here.
+            auth: ``rest_auth/local`` (unix sockets only) or ``rest_auth/jwt``.
+        """
+        nobody = pwd.getpwnam("nobody")
+        for path in [self.root, *self.root.parents]:  # nobody reads slurm.conf and reaches munge.sock
+            if path.stat().st_uid == os.getuid() and not path.stat().st_mode & 0o001:
+                path.chmod(path.stat().st_mode | 0o001)
+        self.munge_socket.parent.chmod(0o711)
+        if listen is None:
+            sock_dir = self.root / "rest"
+            sock_dir.mkdir(exist_ok=True)
+            os.chown(sock_dir, nobody.pw_uid, nobody.pw_gid)
+            listen = f"unix:{sock_dir / 'slurmrestd.sock'}"
+        log = (self.root / "slurmrestd.log").open("ab")
+        rest = subprocess.Popen([_sbin("slurmrestd"), "-a", auth, "-s", f"openapi/{REST_API}", listen],
+                                     env=self.environ(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+        log.close()
+        url = listen if listen.startswith("unix:") else f"http://{listen}"
+        self.rests[url] = rest
+        if listen.startswith("unix:"):
+            self._wait(lambda: Path(listen[5:]).exists() or rest.poll() is not None, timeout, "slurmrestd")
+        else:
+            host, _, port = listen.rpartition(":")
+            self._wait(lambda: _answers(host, int(port)) or rest.poll() is not None, timeout, "slurmrestd")
+        if rest.poll() is not None:
+            raise RuntimeError(f"slurmrestd exited: {(self.root / 'slurmrestd.log').read_text()[-2000:]}")
+        return url
+
+    def stop_rest(self, url: str | None = None) -> None:
+        """Stop the slurmrestd serving ``url`` (None: every one this cluster started)."""
+        for key in [url] if url else list(self.rests):
+            rest = self.rests.pop(key, None)
+            if rest is not None and rest.poll() is None:
+                rest.terminate()
+                try:
+                    rest.wait(15)
+                except subprocess.TimeoutExpired:
+                    rest.kill()
+                    rest.wait()
+            if key.startswith("unix:") and os.path.exists(key[5:]):
+                os.unlink(key[5:])
+
+    def rest_log(self) -> str:
+        path = self.root / "slurmrestd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def stop(self) -> None:
         """Stop every daemon this cluster started, by its pid file (slurmd first, munged last)."""
+        self.stop_rest()
         for name in [f"slurmd-{n}.pid" for n in NODES] + ["slurmctld.pid", "munge/munged.pid"]:
             self._kill_pidfile(self.root / name, signal.SIGTERM)
 
@@ -254,6 +317,14 @@ PartitionName=high Nodes=n[1-2] MaxTime=INFINITE State=UP PriorityTier=10 Preemp
         raise RuntimeError(f"slurm test cluster: timed out waiting for {what}")
 
 
+def _answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def _kill_tree(pid: int) -> None:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -276,14 +347,19 @@ def _kill_tree(pid: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in ("start", "stop"):
-        print("usage: slurmcluster.py start|stop DIR", file=sys.stderr)
+    if len(argv) != 3 or argv[1] not in ("start", "start-rest", "stop"):
+        print("usage: slurmcluster.py start|start-rest|stop DIR", file=sys.stderr)
         return 2
     cluster = SlurmCluster(Path(argv[2]))
-    if argv[1] == "start":
+    if argv[1].startswith("start"):
         cluster.start()
         print(f"export SLURM_CONF={cluster.conf}")
+        if argv[1] == "start-rest":
+            url = cluster.start_rest()
+            (cluster.root / "slurmrestd.pid").write_text(f"{cluster.rests[url].pid}\n")
+            print(f"export PHOENIX_SLURM_REST_URL={url}")
     else:
+        cluster._kill_pidfile(cluster.root / "slurmrestd.pid", signal.SIGTERM)
         cluster.stop()
     return 0
 

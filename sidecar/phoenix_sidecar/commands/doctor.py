@@ -1,7 +1,8 @@
 """`phoenix doctor`: check what a deployment needs, and say what to fix for each check that fails.
 
 Checks: the Docker daemon answers (socket or proxy), the training container is found and has no
-restart policy of its own, the workspace and the log volume are writable, the workspace lock (free,
+restart policy of its own, Slurm for a Slurm job (commands, SLURM_CONF, `scontrol ping`, slurmrestd,
+the job, the rights to drain, whether flock holds on the workspace's file system), the workspace and the log volume are writable, the workspace lock (free,
 or who holds it), the LLM clients' credentials, git in the workspace, the verification sandbox (bubblewrap), and the GPUs (NVML). Exit
 code 1 when a check fails; warnings do not fail. ``--skip gpu`` (and so on) leaves a check out (a
 CPU-only host: ``--skip gpu``). ``--llm`` asks each configured LLM client a tiny question, so a
@@ -30,7 +31,7 @@ from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.config.schema import Settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
-CHECKS = ("docker", "container", "volumes", "lock", "llm", "git", "sandbox", "gpu")
+CHECKS = ("docker", "container", "slurm", "volumes", "lock", "llm", "git", "sandbox", "gpu")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Result:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("doctor", help="check a deployment (Docker, container, volumes, lock, LLM, git, sandbox, GPUs)",
+    p = subparsers.add_parser("doctor", help="check a deployment (Docker, container, Slurm, volumes, lock, LLM, git, sandbox, GPUs)",
                               description=__doc__.split("\n\n")[0])
     add_config_options(p)
     p.add_argument("--skip", action="append", default=[], choices=CHECKS, metavar="CHECK",
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 def diagnose(settings: Settings, skip: set[str], *, ask_llm: bool = False) -> list[Result]:
     """Every check's result, in order. A check that needs Docker is skipped when Docker does not answer."""
-    checks: list[tuple[str, Callable[[Settings], Result]]] = [
-        ("docker", check_docker), ("container", check_container), ("volumes", check_volumes),
+    checks: list[tuple[str, Callable[[Settings], Result | list[Result]]]] = [
+        ("docker", check_docker), ("container", check_container), ("slurm", check_slurm), ("volumes", check_volumes),
         ("lock", check_lock), ("llm", ask_llms if ask_llm else check_llm), ("git", check_git), ("sandbox", check_sandbox),
         ("gpu", check_gpu)]
     results: list[Result] = []
@@ -85,7 +86,8 @@ def diagnose(settings: Settings, skip: set[str], *, ask_llm: bool = False) -> li
             results.append(Result(name, SKIP, "skipped: Docker does not answer"))
         else:
             try:
-                results.append(check(settings))
+                found = check(settings)
+                results.extend(found if isinstance(found, list) else [found])
             except Exception as exc:  # a check that breaks is a failed check, not a crashed doctor
                 results.append(Result(name, FAIL, f"the check itself failed: {exc}"))
     return results
@@ -145,6 +147,16 @@ def check_container(settings: Settings) -> Result:
                       "mount the workspace at the same path in the trainer and the sidecar, so the paths in its "
                       "tracebacks are files Phoenix can repair")
     return Result("container", OK, detail)
+
+
+def check_slurm(settings: Settings) -> Result | list[Result]:
+    """Slurm, when Phoenix watches a Slurm job (or reads Slurm through slurmrestd): see `runtime.slurm.checks`."""
+    if not settings.slurm_job and not settings.slurm_rest_url:
+        return Result("slurm", SKIP, "no Slurm job configured (--slurm-job)")
+    from phoenix_sidecar.runtime import slurm
+
+    words = {"ok": OK, "warn": WARN, "fail": FAIL}
+    return [Result(name, words[status], detail, fix) for name, status, detail, fix in slurm.doctor_checks(settings)]
 
 
 def check_volumes(settings: Settings) -> Result:

@@ -116,7 +116,7 @@ def live_container(settings: Settings) -> dict[str, Any]:
 def _job(state: SupervisorState) -> dict[str, Any]:
     job = state.job
     return {"target": job.target, "state": job.state, "run": job.run, "started_at": job.started_at,
-            "last_output": job.last_output, "updated_at": job.updated_at}
+            "last_output": job.last_output, "updated_at": job.updated_at, "engine": job.engine}
 
 
 def _incident(state: SupervisorState) -> dict[str, Any] | None:
@@ -204,6 +204,8 @@ def render(report: dict[str, Any]) -> str:
                      + (f", started {_ago(job['started_at'])}" if job.get("started_at") else ""))
         lines.append(f"heartbeat:  last output {_ago(job['last_output'])}" if job.get("last_output")
                      else "heartbeat:  no output seen yet")
+        if job.get("engine"):
+            lines.append(_render_engine(job["engine"]))
     progress = report.get("progress")
     if progress:
         lines.append(_render_progress(progress))
@@ -236,6 +238,15 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"            {sig}: {entry['attempts']} of {budgets['max_retries']} attempts "
                          f"({entry['category']}: {entry['summary']})")
     return "\n".join(lines)
+
+
+def _render_engine(e: dict[str, Any]) -> str:
+    """``slurm:      job 42 RUNNING on n1,n2; 1 requeue by Phoenix, 2 restart(s) in all; excluded n3``."""
+    nodes = ",".join(e.get("nodes") or []) or "no nodes"
+    requeues = e.get("requeues", 0)
+    line = (f"{e.get('engine', 'engine') + ':':<12}job {e.get('job_id', '?')} {e.get('state', '?')} on {nodes}; "
+            f"{requeues} requeue{'' if requeues == 1 else 's'} by Phoenix, {e.get('restarts', 0)} restart(s) in all")
+    return line + (f"; excluded {','.join(e['excluded'])}" if e.get("excluded") else "")
 
 
 def _render_progress(p: dict[str, Any]) -> str:

@@ -139,6 +139,8 @@ class Settings:
     slurm_task_output: str = setting("", STR, "per-task output files, %j job id, %t task (rank), e.g. /shared/ws/out-%j-%t.log; unset: the job's --output", group="slurm")
     slurm_drain: bool = setting(True, BOOL, "drain a node whose output shows a GPU hardware failure (needs Slurm operator rights)", group="slurm")
     slurm_timeout_is_failure: bool = setting(False, BOOL, "a job that hits its time limit failed; off: it checkpointed on --signal and is requeued without spending a budget", group="slurm")
+    slurm_rest_url: str = setting("", STR, "read Slurm through slurmrestd: unix:/path/to/socket or http://host:port (API v0.0.38); unset: the Slurm commands", group="slurm")
+    slurm_rest_token_file: str = setting("", STR, "file holding the JWT for slurmrestd (rest_auth/jwt; what `scontrol token` prints); unset: the SLURM_JWT variable, else none (rest_auth/local)", group="slurm")
 
     # -- metrics and hardware safety -----------------------------------------------------------
     metrics_addr: str = setting(f"127.0.0.1:{DEFAULT_METRICS_PORT}", ADDR, "host:port of /metrics and /healthz; empty turns them off", group="metrics")

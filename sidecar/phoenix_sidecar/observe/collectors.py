@@ -1,9 +1,10 @@
 """Scrape-time collectors: the job's pulse, the volumes' free space and the GPUs, read from cached state.
 
-`HeartbeatCollector`, `DiskCollector` and `GpuCollector` read what the pollers and the runtime
-already keep (the `Heartbeat`, the latest `DiskSnapshot` and `GpuSnapshot`) when Prometheus scrapes,
+`HeartbeatCollector`, `DiskCollector`, `GpuCollector` and `EngineCollector` read what the pollers and the
+runtime already keep (the `Heartbeat`, the latest `DiskSnapshot` and `GpuSnapshot`, the Slurm job as
+last read) when Prometheus scrapes,
 and never do I/O, so a scrape is fast even when the driver is wedged. Label values are bounded:
-stream names, configured volumes, GPU indexes.
+stream names, configured volumes, GPU indexes, the one watched job's id and its state word.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from phoenix_sidecar.runtime.base import EngineJob
 from phoenix_watchdog.heartbeat import Heartbeat
 from phoenix_watchdog.probes.disk import DiskSnapshot
 from phoenix_watchdog.probes.gpu import GpuReading, GpuSnapshot
 from phoenix_watchdog.probes.gpu_poller import SamplerHealth
 from phoenix_watchdog.probes.gpu_xid import XidState
 
-__all__ = ["DiskCollector", "GpuCollector", "HeartbeatCollector", "ProgressCollector"]
+__all__ = ["DiskCollector", "EngineCollector", "GpuCollector", "HeartbeatCollector", "ProgressCollector"]
 
 
 class _ScrapeCollector(Collector):
@@ -92,6 +94,33 @@ class ProgressCollector(_ScrapeCollector):
                                 value=1 if snap.slowdown else 0)
         yield GaugeMetricFamily("phoenix_progress_diverged", "1 once the run's loss turned NaN/inf or blew up",
                                 value=1 if snap.divergence is not None else 0)
+
+
+class EngineCollector(_ScrapeCollector):
+    """The Slurm job as the runtime last read it: absent for the local and Docker runtimes.
+
+    One job per Phoenix, so ``job_id`` is one value; ``state`` is the runtime's bounded state word
+    (`runtime.slurm.client.JOB_STATES`, else OTHER). Node names are never labels: a count.
+    """
+
+    def __init__(self, latest: Callable[[], EngineJob | None]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[Metric]:
+        job = self._latest()
+        if job is None or job.engine != "slurm":
+            return
+        info = GaugeMetricFamily("phoenix_slurm_job_info", "The watched Slurm job and its state (always 1)",
+                                 labels=["job_id", "state"])
+        info.add_metric([job.job_id, job.state], 1)
+        yield info
+        yield GaugeMetricFamily("phoenix_slurm_job_nodes", "Nodes of the job's current (or last) run",
+                                value=len(job.nodes))
+        yield GaugeMetricFamily("phoenix_slurm_job_restarts", "Slurm's restart count of the job (requeues by "
+                                "Phoenix, the scheduler or an operator)", value=job.restarts)
+        yield CounterMetricFamily("phoenix_slurm_requeues", "Requeues of the job made by Phoenix", value=job.requeues)
+        yield GaugeMetricFamily("phoenix_slurm_excluded_nodes", "Nodes Phoenix excluded from the job "
+                                "(hardware failure, node failure)", value=len(job.excluded))
 
 
 class DiskCollector(_ScrapeCollector):

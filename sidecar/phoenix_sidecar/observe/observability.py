@@ -26,7 +26,9 @@ from prometheus_client import CollectorRegistry
 
 from phoenix_sidecar.events import Event, EventBus, StateChanged
 from phoenix_sidecar.supervise.state import JobState
-from phoenix_sidecar.observe.collectors import DiskCollector, GpuCollector, HeartbeatCollector, ProgressCollector
+from phoenix_sidecar.observe.collectors import (DiskCollector, EngineCollector, GpuCollector, HeartbeatCollector,
+                                                ProgressCollector)
+from phoenix_sidecar.runtime.base import EngineJob
 from phoenix_sidecar.observe.metrics import PhoenixMetrics
 from phoenix_sidecar.observe.http import MetricsServer
 from phoenix_sidecar.observe.notify import WebhookNotifier
@@ -64,12 +66,14 @@ class Observability:
         registry: where the metrics live; a fresh one by default (never the global REGISTRY).
         clock: wall-clock seconds, for the supervisor's liveness.
         environ: where the webhook finds the API keys it must never send (``os.environ`` by default).
+        engine_job: the engine's view of the job (a Slurm job), read at scrape time.
     """
 
     def __init__(self, settings: Settings, bus: EventBus, heartbeat: Heartbeat, *, target: str,
                  disk_paths: Sequence[str], nvml: ModuleType | Any | None = None,
                  registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None,
+                 engine_job: Callable[[], EngineJob | None] = lambda: None) -> None:
         self.settings = settings
         self._environ = os.environ if environ is None else environ
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -101,6 +105,7 @@ class Observability:
         self.registry.register(HeartbeatCollector(heartbeat, lambda: self._metrics.run_started_at))
         self.registry.register(DiskCollector(lambda: disk.latest if disk else None))
         self.registry.register(ProgressCollector(heartbeat))
+        self.registry.register(EngineCollector(engine_job))
 
         # The supervisor wakes at least every gpu_poll_seconds; stopping a job (grace, stack dump)
         # is the longest thing it does between two ticks, followed by the LLM triage of the failure

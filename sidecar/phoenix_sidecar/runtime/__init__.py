@@ -22,14 +22,14 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from phoenix_sidecar.runtime.base import OutputListener, RunEnd, RunStart, Runtime, RuntimeContext
+from phoenix_sidecar.runtime.base import EngineJob, OutputListener, RunEnd, RunStart, Runtime, RuntimeContext, engine_job_of
 
 if TYPE_CHECKING:
     from phoenix_sidecar.config.schema import Settings
     from phoenix_watchdog.heartbeat import Heartbeat
 
-__all__ = ["RUNTIMES", "OutputListener", "RunEnd", "RunStart", "Runtime", "RuntimeContext", "create",
-           "runtime_for"]
+__all__ = ["RUNTIMES", "EngineJob", "OutputListener", "RunEnd", "RunStart", "Runtime", "RuntimeContext", "create",
+           "engine_job_of", "runtime_for"]
 
 # Supervision mode -> the runtime folders that serve it, each with the setting that selects it (None:
 # the mode's default). Imported on use: the Docker runtime loads the Docker SDK, which `phoenix run`

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
@@ -162,3 +162,28 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Release what the runtime holds (pipes, connections). The job is not touched."""
         ...
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """What the engine that runs the job says about it (a Slurm job), for state.json, `phoenix status`
+    and the metrics. ``requeues`` are the requeues Phoenix made; ``restarts`` is the engine's own count
+    (requeues by the scheduler too); ``state`` is a word of the engine's bounded vocabulary."""
+
+    engine: str
+    job_id: str
+    state: str
+    nodes: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    requeues: int = 0
+    restarts: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "nodes": list(self.nodes), "excluded": list(self.excluded)}
+
+
+def engine_job_of(runtime: object) -> EngineJob | None:
+    """The engine's view of the job, from a runtime that has one (an ``engine_job()`` method), else None.
+    Optional so that the local and Docker runtimes, which run the job themselves, need nothing."""
+    report = getattr(runtime, "engine_job", None)
+    return report() if callable(report) else None

@@ -21,7 +21,7 @@ from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.observe.gates import SafetyTrip
 from phoenix_sidecar.paths import StatePaths
 from phoenix_sidecar.repair.model import RepairRequest
-from phoenix_sidecar.runtime.base import ENGINE, RunEnd, Runtime, engine_cause
+from phoenix_sidecar.runtime.base import ENGINE, RunEnd, Runtime, engine_cause, engine_job_of
 from phoenix_sidecar.supervise import policy
 from phoenix_sidecar.supervise import progress as prog
 from phoenix_sidecar.supervise.giveup import give_up_summary
@@ -387,4 +387,5 @@ class Supervisor:
 
     def _save(self) -> None:
         self._last_status_save = self.clock.monotonic()
+        self.state.job.engine = job.as_dict() if (job := engine_job_of(self.runtime)) else None
         self.store.save(self.state)

@@ -27,7 +27,7 @@ from phoenix_sidecar.config.loader import LoadedConfig, secret
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import GaveUp, StateError
 from phoenix_sidecar.redact import Redactor
-from phoenix_sidecar.runtime import RunEnd, Runtime
+from phoenix_sidecar.runtime import RunEnd, Runtime, engine_job_of
 from phoenix_sidecar.observe.console import ConsoleReporter, RunLogRecorder
 from phoenix_sidecar.events import EventBus
 from phoenix_sidecar.supervise.lock import WorkspaceLock
@@ -92,7 +92,7 @@ def supervise(loaded: LoadedConfig, *, mode: str, description: str, reset_budget
         stack.callback(runtime.close)
 
         gates = Observability(settings, bus, heartbeat, target=runtime.target,
-                              disk_paths=(str(paths.workspace), *log_dirs))
+                              disk_paths=(str(paths.workspace), *log_dirs), engine_job=lambda: engine_job_of(runtime))
         gates.start()
         stack.callback(gates.stop)
         repair = None

@@ -186,6 +186,7 @@ class JobStatus:
     started_at: float | None = None
     last_output: float | None = None
     updated_at: float = 0.0
+    engine: dict[str, Any] | None = None  # the engine's view of the job (`runtime.base.EngineJob`), for Slurm
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +33,11 @@ def slurm(cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sl
     cluster.revive_nodes()
     cluster.run("scontrol", "update", "nodename=n[1-2]", "state=resume", check=False)
     SlurmCluster._wait(lambda: cluster.idle_nodes() >= set(NODES), 60, "nodes idle after the test")
+
+
+@pytest.fixture(scope="session")
+def rest_url(cluster: SlurmCluster) -> str:
+    """``unix:/...``: slurmrestd (as nobody, rest_auth/local) in front of the test cluster."""
+    if shutil.which("slurmrestd") is None and not Path("/usr/sbin/slurmrestd").exists():
+        pytest.skip("slurmrestd is not installed: scripts/test.sh installs it")
+    return cluster.start_rest()

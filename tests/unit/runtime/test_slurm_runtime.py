@@ -144,3 +144,22 @@ def test_a_job_that_completed_before_phoenix_watched_is_not_run_again(tmp_path: 
     finally:
         rt.close()
     assert end is not None and end.exit.succeeded and slurm.actions == []
+
+
+def test_the_engine_view_counts_only_real_requeues_and_names_the_run_nodes(tmp_path: Path) -> None:
+    rt, slurm = runtime(tmp_path, [{"JobState": "PENDING", "Reason": "Priority", "NodeList": "(null)"}])
+    try:
+        rt.start()  # a queued job is only started now: no requeue
+        assert [a[0] for a in slurm.actions] == ["start_now"]
+        job = rt.engine_job()
+        assert job is not None and (job.state, job.nodes, job.requeues) == ("PENDING", (), 0)
+        slurm.readings[:] = [{}, FAILED]
+        end = rt.wait(None)  # the run starts on n1, n2, and fails
+        assert end is not None and end.exit.code == 1
+        job = rt.engine_job()
+        assert job is not None and job.nodes == ("n1", "n2") and job.engine == "slurm"
+        slurm.readings[:] = [FAILED, {"JobState": "PENDING", "Reason": "job_requeued_in_held_state"}]
+        rt.start()
+        assert rt.engine_job().requeues == 1  # type: ignore[union-attr]
+    finally:
+        rt.close()

@@ -28,6 +28,8 @@ FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_F
                       "BOOT_FAIL", "DEADLINE"})
 SETTLING = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "STOPPED", "SIGNALING",
                       "RESIZING", "CONFIGURING"})
+# Every state word a job may show (the label values of ``phoenix_slurm_job_info``); anything else is OTHER.
+JOB_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", *FINISHED, *SETTLING})
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w/:]*)=")
 
 
@@ -148,6 +150,22 @@ class SlurmClient:
         if not out:
             raise RuntimeUnavailable(f"Slurm knows no job {job_id}")
         return job_from_fields(parse_fields(out[0]))
+
+    def ping(self) -> str:
+        """``scontrol ping``'s answer (``Slurmctld(primary) at host is UP``), or `RuntimeUnavailable`."""
+        out = self._call("scontrol", "ping").strip()
+        if "DOWN" in out:
+            raise RuntimeUnavailable(f"scontrol ping: {out.splitlines()[0]}")
+        return out.splitlines()[0] if out else "no answer"
+
+    def config(self) -> dict[str, str]:
+        """``scontrol show config`` as ``{"SlurmUser": "slurm(64030)", ...}``."""
+        out = {}
+        for line in self._call("scontrol", "show", "config").splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() and " " not in key.strip():
+                out[key.strip()] = value.strip()
+        return out
 
     def hostnames(self, hostlist: str) -> list[str]:
         """``n[1-2]`` -> ``["n1", "n2"]``."""

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 from phoenix_sidecar.config.schema import Settings
 from phoenix_sidecar.errors import RuntimeUnavailable
-from phoenix_sidecar.runtime.base import EngineCause, OutputListener, RunEnd, engine_cause, engine_end
+from phoenix_sidecar.runtime.base import EngineCause, EngineJob, OutputListener, RunEnd, engine_cause, engine_end
 from phoenix_sidecar.runtime.output import wait_quiet
 from phoenix_sidecar.runtime.slurm import ends
-from phoenix_sidecar.runtime.slurm.client import JobInfo, SlurmClient
+from phoenix_sidecar.runtime.slurm.api import SlurmApi
+from phoenix_sidecar.runtime.slurm.client import JOB_STATES, JobInfo, SlurmClient
 from phoenix_sidecar.runtime.slurm.output import JobOutput
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
 from phoenix_watchdog.heartbeat import Heartbeat
@@ -65,18 +66,18 @@ class SlurmRuntime:
             ``slurm_timeout_is_failure``, ``dump_signal``, ``stack_dump_timeout_seconds``.
         heartbeat: fed by the job's output files; paused while the job is queued.
         listeners: receive every block of the job's output (run log, console).
-        client: the Slurm commands (a test may pass its own).
+        client: how Slurm is asked (`api.connect`: slurmrestd or the commands; a test may pass its own).
         handled_until: wall time up to which Phoenix already dealt with this job (the state's last
             update): a failure found at the first start after that was never handled, and is the first
             run's end instead of being requeued silently.
     """
 
     def __init__(self, settings: Settings, heartbeat: Heartbeat, *, listeners: Sequence[OutputListener] = (),
-                 client: SlurmClient | None = None, handled_until: float | None = None,
+                 client: SlurmApi | None = None, handled_until: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._heartbeat = heartbeat
-        self._client = client or SlurmClient()
+        self._client: SlurmApi = client or SlurmClient()
         self._handled_until = handled_until
         self._clock = clock
         self._output = JobOutput(heartbeat, listeners, task_pattern=settings.slurm_task_output)
@@ -86,7 +87,8 @@ class SlurmRuntime:
         self._run: _Run | None = None
         self.excluded: list[str] = []  # nodes Phoenix excluded from the job
         self._to_exclude: list[str] = []
-        self.requeues = 0  # requeues Phoenix made
+        self.requeues = 0  # requeues Phoenix made (scontrol requeuehold)
+        self._hostnames: tuple[str, list[str]] = ("", [])  # the last run's hostlist, expanded
         self._launch_failures = 0
         self._outage_since: float | None = None
         self.last: JobInfo | None = None  # the latest reading, for status
@@ -180,7 +182,7 @@ class SlurmRuntime:
                           tail=self._output.tail.text(), stopped_for="shutdown")
         run.hang, run.stopped_for = hang, reason
         if run.ended is None:
-            self._client.requeue_hold(self._job_id)
+            self._requeue_hold(self._job_id)
             deadline = self._clock() + max(60.0, self._settings.kill_grace_seconds * 3)
             while run.ended is None:
                 info = self._read()
@@ -191,6 +193,15 @@ class SlurmRuntime:
                 else:
                     time.sleep(min(1.0, self._settings.slurm_poll_seconds))
         return self._finish(run)
+
+    def engine_job(self) -> EngineJob | None:
+        """The job as last read (any thread may ask: the metrics read it at scrape time)."""
+        info, (hostlist, expanded) = self.last, self._hostnames
+        if info is None:
+            return None
+        nodes = expanded if hostlist == info.nodes else ([info.nodes] if info.nodes else [])
+        return EngineJob("slurm", info.job_id, info.state if info.state in JOB_STATES else "OTHER", tuple(nodes),
+                         tuple(self.excluded), self.requeues, info.restarts)
 
     def wakeup(self) -> None:
         with self._cond:
@@ -235,6 +246,7 @@ class SlurmRuntime:
     def _begin(self, info: JobInfo) -> None:
         self._run = _Run(info.run_key, info.start_time or time.time(), self._client.hostnames(info.nodes),
                          info.num_tasks)
+        self._hostnames = (info.nodes, self._run.nodes)
         self._heartbeat.resume()
         self._heartbeat.reset()
 
@@ -259,7 +271,7 @@ class SlurmRuntime:
         info = self._settled(info)
         held_by_us = False
         if info.finished:
-            self._client.requeue_hold(job_id)
+            self._requeue_hold(job_id)
             held_by_us = True
         elif self._to_exclude and not info.held:
             self._client.hold(job_id)
@@ -272,6 +284,9 @@ class SlurmRuntime:
         if held_by_us or info.held:
             self._client.release(job_id)
         self._client.start_now(job_id)
+
+    def _requeue_hold(self, job_id: str) -> None:
+        self._client.requeue_hold(job_id)
         self.requeues += 1
 
     def _settled(self, info: JobInfo) -> JobInfo:

@@ -172,6 +172,9 @@ class SlurmCluster:
         self.stop_rest()
         for name in [f"slurmd-{n}.pid" for n in NODES] + ["slurmctld.pid", "munge/munged.pid"]:
             self._kill_pidfile(self.root / name, signal.SIGTERM)
+        # Steps whose slurmd was killed (a node crash) outlive every daemon: end them and their jobs.
+        for pid, _, _ in self._processes():
+            _kill_tree(pid)
 
     def kill_node(self, node: str) -> int:
         """A node crash: SIGKILL its slurmd (and, as a dead machine would, every job process on it)."""
@@ -273,18 +276,31 @@ PartitionName=high Nodes=n[1-2] MaxTime=INFINITE State=UP PriorityTier=10 Preemp
         self._wait(self.munge_socket.exists, 10.0, "munged")
 
     def _stepds_of(self, node: str) -> list[int]:
-        """The pids of ``slurmstepd`` processes that belong to ``node`` (their command line names it)."""
-        pids = []
+        """The ``slurmstepd`` processes of ``node``: the parents of this cluster's job processes there.
+
+        A slurmstepd rewrites its command line (``slurmstepd: [2.0]``), so it is found through its
+        children, whose environment names the cluster (``SLURM_CONF``) and the node (``SLURMD_NODENAME``).
+        """
+        stepds = {pid for pid, env, cmd in self._processes() if cmd.startswith(b"slurmstepd")}
+        return sorted({_ppid(pid) for pid, env, _ in self._processes()
+                       if env.get(b"SLURMD_NODENAME") == node.encode()} & stepds)
+
+    def _processes(self) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        """(pid, environment, command line) of every process of this cluster's jobs and steps (their
+        ``SLURM_CONF`` is this cluster's): what a stopped cluster must not leave behind."""
+        mine = str(self.conf).encode()
+        found = []
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+                env = dict(kv.partition(b"=")[::2] for kv in (entry / "environ").read_bytes().split(b"\0") if kv)
+                cmd = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if cmd and cmd[0].startswith(b"slurmstepd") and str(self.root / "spool" / node).encode() in b" ".join(cmd):
-                pids.append(int(entry.name))
-        return pids
+            if env.get(b"SLURM_CONF") == mine and (cmd.startswith(b"slurmstepd") or b"SLURM_JOB_ID" in env):
+                found.append((int(entry.name), env, cmd))
+        return found
 
     def _kill_pidfile(self, path: Path, sig: signal.Signals) -> None:
         try:
@@ -325,15 +341,18 @@ def _answers(host: str, port: int) -> bool:
     return True
 
 
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _kill_tree(pid: int) -> None:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
+            children.setdefault(_ppid(int(entry.name)), []).append(int(entry.name))
     todo, seen = [pid], []
     while todo:
         p = todo.pop()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -44,16 +45,26 @@ def missing_binaries() -> list[str]:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` consecutive free TCP ports on 127.0.0.1 (Slurm's node port ranges are consecutive)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count > 65000:
-            continue
+    """``count`` consecutive free TCP ports on 127.0.0.1 (Slurm's node port ranges are consecutive).
+
+    Taken below the kernel's ephemeral range: a port from that range can be handed to any outgoing
+    connection (another test's, a gloo peer's) between this check and its use; one below it is
+    only ever taken by an explicit bind.
+    """
+    low = _ephemeral_start()
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10000, max(10001, low - count))
         if all(_port_free(base + i) for i in range(count)):
             return [base + i for i in range(count)]
     raise RuntimeError("no free port range found")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _port_free(port: int) -> bool:

@@ -99,6 +99,8 @@ def test_a_hardware_failure_excludes_its_node_from_the_next_step(slurm: SlurmClu
     assert incident["summary"].startswith(f"hardware:{first_node}")
     assert s["budgets"]["total_restarts"] == 0
     assert f"excluding {first_node}" in s["job"]["target"]
+    engine = s["job"]["engine"]  # what `phoenix status` and the phoenix_slurm_* metrics show
+    assert (engine["job_id"], engine["excluded"], sorted(engine["nodes"])) == (job, [first_node], ["n1", "n2"])
     assert f"excluding {first_node} from the next step" in (ws / incident["details"]).read_text()
 
 

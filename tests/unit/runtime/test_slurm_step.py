@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_sidecar.runtime.base import RunEnd, engine_cause
+from phoenix_sidecar.runtime.base import EngineJob, RunEnd, engine_cause
 from phoenix_sidecar.runtime.slurm import in_allocation
 from phoenix_sidecar.runtime.slurm.srun import SrunArgs, find_srun, judge_step, with_exclude
 from phoenix_sidecar.runtime.slurm.step import LAUNCH_RETRY_PAUSE, MAX_LAUNCH_FAILURES, SrunStep
@@ -170,6 +170,8 @@ def test_the_step_layer_excludes_the_node_for_every_later_step() -> None:
     assert end.stopped_for is None and end.ranks == {"rank0": "n2"}  # a code failure: the policy decides
     step.start()
     assert inner.ran[2] == inner.ran[1] and step.wait(None).exit.succeeded
+    # What state.json, `phoenix status` and the Slurm metrics show of the allocation.
+    assert step.engine_job() == EngineJob("slurm", "7", "RUNNING", nodes=("n1", "n2", "n3"), excluded=("n1",))
 
 
 def test_an_oom_kill_reported_by_slurm_marks_the_end_oom_killed() -> None:

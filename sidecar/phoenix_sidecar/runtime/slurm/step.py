@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from phoenix_sidecar.errors import RuntimeUnavailable
-from phoenix_sidecar.runtime.base import EngineCause, RunEnd, RunStart, engine_cause
+from phoenix_sidecar.runtime.base import EngineCause, EngineJob, RunEnd, RunStart, engine_cause
 from phoenix_sidecar.runtime.slurm.client import SlurmClient
 from phoenix_sidecar.runtime.slurm.srun import SrunArgs, judge_step, node_failed, with_exclude
 from phoenix_watchdog.diagnosis.failure import ExitStatus, HangInfo
@@ -108,6 +108,11 @@ class SrunStep:
             return inner  # what metrics and alerts name, read before the first start: stays the same
         excluding = f", excluding {','.join(self.excluded)}" if self.excluded else ""
         return f"{inner} (srun step in slurm job {self.job_id}{excluding})"
+
+    def engine_job(self) -> EngineJob:
+        """The allocation as `phoenix status` and the metrics show a Slurm job: its id, its nodes and
+        the nodes Phoenix left out of the steps. Steps are restarted, never the job: no requeues."""
+        return EngineJob("slurm", self.job_id, "RUNNING", nodes=tuple(self.allocation), excluded=tuple(self.excluded))
 
     def start(self) -> RunStart | None:
         self._inner.cmd = with_exclude(self._argv, self._srun, self.excluded)

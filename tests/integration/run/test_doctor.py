@@ -90,6 +90,6 @@ def test_doctor_llm_fails_on_a_key_the_server_refuses(tmp_path: Path, server: Se
 def test_without_llm_the_doctor_only_looks_at_the_settings(tmp_path: Path, server: Server) -> None:
     code, report = doctor(tmp_path, server)
     assert code == 0 and llm_check(report)["status"] == "ok" and server.requests == []
-    assert {c["check"] for c in report["checks"]} == {"docker", "container", "volumes", "lock", "llm", "git",
+    assert {c["check"] for c in report["checks"]} == {"docker", "container", "slurm", "volumes", "lock", "llm", "git",
                                                        "sandbox", "gpu"}
     assert all(c["status"] in ("ok", "warn", "fail", "skip") for c in report["checks"])

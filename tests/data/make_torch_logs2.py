@@ -335,7 +335,8 @@ def run_job(run: Run, workspace: Path, timeout: float = 180) -> tuple[str, int]:
 
 
 def clean(text: str, workspace: Path, root: str) -> str:
-    text = relocate(text, workspace, root).replace(sys.prefix, "/opt/venv")
+    # The venv first, then the interpreter it was made from (its standard library: threading.py).
+    text = relocate(text, workspace, root).replace(sys.prefix, "/opt/venv").replace(sys.base_prefix, "/usr/local")
     if PYTHON != sys.executable:
         text = text.replace(str(Path(PYTHON).parent.parent), "/opt/venv")
     host = socket.gethostname()

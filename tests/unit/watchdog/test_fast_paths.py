@@ -425,3 +425,18 @@ def test_scan_reusing_shapes_equals_reference_on_a_storm() -> None:
     code: set[int] = set()
     parse_tracebacks(lines, code)
     assert M.scan_markers(lines, code) == reference_scan(lines, code)
+
+
+def test_without_the_regex_internals_no_regex_is_trusted_and_the_scan_is_unchanged(monkeypatch) -> None:  # noqa: ANN001
+    # `digits` reads CPython's internal regex parser; a Python that moved it must cost speed, never answers.
+    monkeypatch.setattr(G, "P", None)
+    G.quiet_gate.cache_clear()
+    try:
+        assert not G.digit_blind(r"\w+ error")
+        storm = CORPUS["gpu_nccl_timeout_8ranks.log"]
+        lines = split_log("".join(storm.replace("[rank", f"[rank{k}") for k in range(3)))
+        code: set[int] = set()
+        parse_tracebacks(lines, code)
+        assert M.scan_markers(lines, code) == reference_scan(lines, code)
+    finally:
+        G.quiet_gate.cache_clear()

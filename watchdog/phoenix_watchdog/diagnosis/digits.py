@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import functools
 import re
-import re._constants as K  # the parse tree's opcodes (CPython's own regex compiler)
-import re._parser as P
+
+try:  # CPython's own regex compiler: its parse tree and opcodes (internal, so guarded)
+    import re._constants as K
+    import re._parser as P
+except ImportError:  # a Python whose internals moved: no regex is trusted, shapes are never reused
+    K = P = None  # type: ignore[assignment]
 
 from phoenix_watchdog.diagnosis.rules import Rule, trie_regex
 
@@ -36,7 +40,7 @@ _DIGITS = frozenset(range(ord("0"), ord("9") + 1))
 # Words without which no digit-reading test of `markers.classify_line` matches (module docstring).
 DIGIT_WORDS = ("Xid", "ignal", "exitcode", "Errno", "NCCL INFO", "status=")
 # Classes that treat all ten ASCII digits alike (in or out) whatever the flags.
-_BLIND_CATEGORIES = frozenset({K.CATEGORY_DIGIT, K.CATEGORY_NOT_DIGIT, K.CATEGORY_WORD, K.CATEGORY_NOT_WORD,
+_BLIND_CATEGORIES = frozenset() if K is None else frozenset({K.CATEGORY_DIGIT, K.CATEGORY_NOT_DIGIT, K.CATEGORY_WORD, K.CATEGORY_NOT_WORD,
                                K.CATEGORY_SPACE, K.CATEGORY_NOT_SPACE, K.CATEGORY_UNI_DIGIT,
                                K.CATEGORY_UNI_NOT_DIGIT, K.CATEGORY_UNI_WORD, K.CATEGORY_UNI_NOT_WORD,
                                K.CATEGORY_UNI_SPACE, K.CATEGORY_UNI_NOT_SPACE, K.CATEGORY_LOC_WORD,
@@ -46,6 +50,8 @@ _BLIND_CATEGORIES = frozenset({K.CATEGORY_DIGIT, K.CATEGORY_NOT_DIGIT, K.CATEGOR
 
 def digit_blind(pattern: str | re.Pattern[str]) -> bool:
     """Whether a regex treats every ASCII digit alike (see the module docstring)."""
+    if P is None:
+        return False
     if isinstance(pattern, re.Pattern):
         pattern, flags = pattern.pattern, pattern.flags
     else:
